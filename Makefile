@@ -1,0 +1,98 @@
+# Wisp — two commands: `make run` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+
+GO          ?= go
+GOBIN       := $(shell $(GO) env GOPATH)/bin
+GOROOT      := $(shell $(GO) env GOROOT)
+WASM_EXEC   := $(GOROOT)/lib/wasm/wasm_exec.js
+STATICCHECK := $(GOBIN)/staticcheck
+WASMBT      := $(GOBIN)/wasmbrowsertest
+DIST        := server/cmd/wisp-host/dist
+HOST_ADDR   ?= 127.0.0.1:8080
+RELAY_ADDR  ?= 127.0.0.1:5223
+RUN_DIR     := .run
+# Packages whose tests also run as js/wasm in headless Chromium.
+WASM_TEST_PKGS := $(foreach d,crypto server/wire wasm,$(if $(wildcard $(d)/*),./$(d)/...))
+E2E_TIMEOUT ?= 15m
+
+.PHONY: build wasm bundle bins run test tools lint test-native test-wasm test-e2e bench clean
+
+## build: the wasm core, the hashed and precompressed bundle, and bin/*.
+build: bundle bins
+
+wasm:
+	@mkdir -p bin
+	GOOS=js GOARCH=wasm $(GO) build -trimpath -ldflags='-s -w' -o bin/core.wasm ./wasm
+	@# Unhashed copies for `wisp-host -dev`, which serves web/ from disk.
+	cp bin/core.wasm web/core.wasm
+	cp $(WASM_EXEC) web/wasm_exec.js
+
+bundle: wasm
+	$(GO) run ./server/cmd/wisp-bundle -src web -out $(DIST) \
+		-extra core.wasm=bin/core.wasm -extra wasm_exec.js=$(WASM_EXEC) >/dev/null
+	@echo "bundle: $$(ls $(DIST) | wc -l) files in $(DIST); core.wasm $$(stat -c %s bin/core.wasm) bytes," \
+		"gzip $$(stat -c %s $(DIST)/core.*.wasm.gz), brotli $$(stat -c %s $(DIST)/core.*.wasm.br)"
+
+bins: bundle
+	@mkdir -p bin
+	$(GO) build -trimpath -o bin/ ./server/cmd/...
+
+## run: build, start a relay (when built) and the host, print where they are.
+run: build
+	@mkdir -p $(RUN_DIR)/relay
+	@relay_flags=""; relay_pid=""; \
+	trap '[ -n "$$relay_pid" ] && kill $$relay_pid 2>/dev/null; wait' EXIT; \
+	if [ -x bin/wisp-relay ]; then \
+		bin/wisp-relay -listen $(RELAY_ADDR) -data $(RUN_DIR)/relay >$(RUN_DIR)/relay.out 2>$(RUN_DIR)/relay.log & relay_pid=$$!; \
+		for i in $$(seq 1 100); do grep -q '^relay address: ' $(RUN_DIR)/relay.out 2>/dev/null && break; \
+			kill -0 $$relay_pid 2>/dev/null || { cat $(RUN_DIR)/relay.log; exit 1; }; sleep 0.1; done; \
+		addr=$$(grep -m1 '^relay address: ' $(RUN_DIR)/relay.out | cut -d' ' -f3); \
+		[ -n "$$addr" ] || { echo "relay did not start; see $(RUN_DIR)/relay.log"; exit 1; }; \
+		echo "relay: $$addr  (log: $(RUN_DIR)/relay.log)"; relay_flags="-relay $$addr"; \
+	fi; \
+	echo "Open http://$(HOST_ADDR)/ — Ctrl-C stops everything."; \
+	bin/wisp-host -listen $(HOST_ADDR) $$relay_flags
+
+## test: everything — lint, native tests, js/wasm tests in Chromium, browser e2e.
+test: tools lint test-native test-wasm test-e2e
+	@echo "make test: all passed"
+
+tools:
+	@if ! command -v chromium >/dev/null || ! command -v zbarimg >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing chromium and zbar-tools with apt"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium zbar-tools >/dev/null; \
+		else \
+			echo "make test needs Chromium and zbarimg: run 'sudo apt-get install -y chromium zbar-tools'"; exit 1; \
+		fi; \
+	fi
+	@[ -x $(STATICCHECK) ] || $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+	@[ -x $(WASMBT) ] || $(GO) install github.com/agnivade/wasmbrowsertest@v0.11.0
+
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags e2e ./web/e2e/
+	GOOS=js GOARCH=wasm $(GO) vet $(WASM_TEST_PKGS)
+	$(STATICCHECK) ./...
+	$(STATICCHECK) -tags e2e ./web/e2e/
+	GOOS=js GOARCH=wasm $(STATICCHECK) $(WASM_TEST_PKGS)
+
+test-native:
+	$(GO) test -race -timeout 20m ./...
+
+test-wasm:
+	GOOS=js GOARCH=wasm $(GO) test -exec $(WASMBT) -timeout 10m $(WASM_TEST_PKGS)
+
+test-e2e: build
+	WISP_ROOT=$(CURDIR) $(GO) test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) ./web/e2e/
+
+## bench: browser start-up figures (median of 5 loads).
+bench: build
+	WISP_ROOT=$(CURDIR) $(GO) test -tags e2e -run '^$$' -bench . -benchtime 5x ./web/e2e/
+
+clean:
+	rm -rf bin $(RUN_DIR) web/core.wasm web/wasm_exec.js web/e2e/artifacts
+	find $(DIST) -mindepth 1 ! -name .gitkeep -delete

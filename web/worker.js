@@ -1,0 +1,59 @@
+// worker.js — hosts the Go core (core.wasm) in a dedicated Web Worker.
+//
+// Protocol with the page (see rpc.js):
+//   page → worker  {id, method, params}         params: JSON string or ""
+//   worker → page  {type: "result", id, result}  result: JSON string
+//                  {type: "error", id, error: {code, message}}
+//                  {type: "event", name, data}   data: JSON string
+//                  {type: "ready"} once, {type: "fatal", message} when the core cannot run
+//                  {type: "csp", directive, blocked} on a CSP violation inside the worker
+"use strict";
+
+importScripts("./wasm_exec.js");
+
+let core = null;
+
+// CSP violations inside the worker are invisible to the page's console;
+// forward them so the page reports them (and the e2e tests catch them).
+self.addEventListener("securitypolicyviolation", (e) =>
+  self.postMessage({ type: "csp", directive: e.violatedDirective, blocked: e.blockedURI }));
+const queue = [];
+
+function fatal(message) {
+  self.postMessage({ type: "fatal", message });
+  self.close();
+}
+
+function handle(msg) {
+  const { id, method, params } = msg;
+  core.call(method, params).then(
+    (result) => self.postMessage({ type: "result", id, result }),
+    (err) => self.postMessage({
+      type: "error", id,
+      error: { code: err?.code ?? "internal", message: err?.message ?? String(err) },
+    }),
+  );
+}
+
+self.onmessage = (e) => {
+  if (core) handle(e.data);
+  else queue.push(e.data);
+};
+
+async function start() {
+  const go = new Go();
+  const ready = new Promise((resolve) => { self.wispCoreReady = resolve; });
+  const response = await fetch("./core.wasm");
+  if (!response.ok) throw new Error(`core.wasm: HTTP ${response.status}`);
+  const { instance } = await WebAssembly.instantiateStreaming(response, go.importObject);
+  go.run(instance).then(
+    () => fatal("the core stopped unexpectedly"),
+    (err) => fatal(`the core crashed: ${err?.message ?? err}`),
+  );
+  core = await ready;
+  core.setEventSink((name, data) => self.postMessage({ type: "event", name, data }));
+  self.postMessage({ type: "ready" });
+  for (const msg of queue.splice(0)) handle(msg);
+}
+
+start().catch((err) => fatal(`could not load the core: ${err?.message ?? err}`));
