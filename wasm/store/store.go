@@ -1,0 +1,293 @@
+// Package store keeps the Wisp core's local state as small encrypted records
+// over a hackpadfs.FS: IndexedDB in the browser (see OpenIndexedDB), the
+// in-memory or OS file system natively.
+//
+// Every record is one file holding the output of a Sealer (an AEAD keyed
+// from the user's passphrase or a random key; crypto/vault implements it).
+// The record's full name is the associated data, so a record cannot be
+// moved to another name or another profile without failing to open.
+// Nothing decrypted is ever written.
+//
+//	s, err := store.Open(fsys, "profiles/3f9c…", sealer)
+//	err = s.Put("conn/7a1b/msg/00000000000000000042", record)
+//	rec, err := s.Get("conn/7a1b/msg/00000000000000000042")
+//	keys, err := s.List("conn/7a1b/msg") // children, sorted
+//
+// Records are kept small (one per message, chunk or state object) because
+// the IndexedDB file system rewrites a whole file on every write. Put is
+// atomic: it writes a temporary file and renames it over the record, so a
+// crash leaves either the old or the new record, never a torn one. Callers
+// that update several records order their writes so that any prefix of them
+// is a consistent state (see wasm/agent/SPEC.md).
+//
+// What the file system still reveals to someone who can read it: the number
+// of records, their sizes and names. Names are built only from random IDs
+// and counters, never from names, texts or addresses.
+package store
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/hack-pad/hackpadfs"
+)
+
+// Sealer encrypts and authenticates records. name is bound as associated
+// data. crypto/vault's Vault satisfies it.
+type Sealer interface {
+	Seal(name string, plaintext []byte) ([]byte, error)
+	Open(name string, sealed []byte) ([]byte, error)
+}
+
+// Key names a record: one to MaxDepth segments separated by "/", each of 1
+// to 64 characters from [A-Za-z0-9_-].
+type Key string
+
+// Limits.
+const (
+	MaxDepth      = 8
+	maxSegment    = 64
+	MaxRecordSize = 8 << 20 // plaintext bytes per record
+	tmpDir        = ".tmp"
+)
+
+// Sentinel errors.
+var (
+	ErrNotFound = errors.New("store: record not found")
+	ErrBadKey   = errors.New("store: invalid record key")
+	ErrTooLarge = errors.New("store: record too large")
+	// ErrCorrupt means a record exists but does not open: it was altered,
+	// moved, or sealed with another key.
+	ErrCorrupt = errors.New("store: record does not open")
+)
+
+// Valid reports whether k is a well-formed key.
+func (k Key) Valid() bool {
+	if k == "" {
+		return false
+	}
+	segs := strings.Split(string(k), "/")
+	if len(segs) > MaxDepth {
+		return false
+	}
+	for _, s := range segs {
+		if len(s) == 0 || len(s) > maxSegment {
+			return false
+		}
+		for i := 0; i < len(s); i++ {
+			c := s[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Join returns k with segments appended.
+func (k Key) Join(segs ...string) Key {
+	parts := append([]string{string(k)}, segs...)
+	if k == "" {
+		parts = parts[1:]
+	}
+	return Key(strings.Join(parts, "/"))
+}
+
+// Base returns the last segment of k.
+func (k Key) Base() string { return path.Base(string(k)) }
+
+// Store is a set of encrypted records under one directory of a file system.
+// It is safe for concurrent use.
+type Store struct {
+	fs     hackpadfs.FS
+	dir    string
+	sealer Sealer
+	mu     sync.Mutex // serialises writes, so a record's last Put wins
+}
+
+// Open returns the store rooted at dir (created when missing) and removes
+// temporary files left by an interrupted Put.
+func Open(fsys hackpadfs.FS, dir string, sealer Sealer) (*Store, error) {
+	if dir != "." && !Key(dir).Valid() {
+		return nil, fmt.Errorf("%w: directory %q", ErrBadKey, dir)
+	}
+	if sealer == nil {
+		return nil, errors.New("store: nil Sealer")
+	}
+	s := &Store{fs: fsys, dir: dir, sealer: sealer}
+	tmp := path.Join(dir, tmpDir)
+	if err := hackpadfs.RemoveAll(fsys, tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("store: removing temporary files: %w", err)
+	}
+	if err := hackpadfs.MkdirAll(fsys, tmp, 0o700); err != nil {
+		return nil, fmt.Errorf("store: creating %s: %w", dir, err)
+	}
+	return s, nil
+}
+
+// name is the record's full name: its path on the FS and its associated data.
+func (s *Store) name(k Key) string { return path.Join(s.dir, string(k)) }
+
+// Put stores value under k, replacing any previous record, atomically.
+func (s *Store) Put(k Key, value []byte) error {
+	if !k.Valid() {
+		return fmt.Errorf("%w: %q", ErrBadKey, k)
+	}
+	if len(value) > MaxRecordSize {
+		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(value), MaxRecordSize)
+	}
+	name := s.name(k)
+	sealed, err := s.sealer.Seal(name, value)
+	if err != nil {
+		return fmt.Errorf("store: sealing: %w", err)
+	}
+	var rnd [12]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return err
+	}
+	tmp := path.Join(s.dir, tmpDir, hex.EncodeToString(rnd[:]))
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := hackpadfs.MkdirAll(s.fs, path.Dir(name), 0o700); err != nil {
+		return fmt.Errorf("store: put: %w", err)
+	}
+	if err := writeFile(s.fs, tmp, sealed); err != nil {
+		_ = hackpadfs.Remove(s.fs, tmp)
+		return fmt.Errorf("store: put: %w", err)
+	}
+	if err := hackpadfs.Rename(s.fs, tmp, name); err != nil {
+		_ = hackpadfs.Remove(s.fs, tmp)
+		return fmt.Errorf("store: put: %w", err)
+	}
+	return nil
+}
+
+// writeFile writes data to a new file and syncs it when the FS can.
+func writeFile(fsys hackpadfs.FS, name string, data []byte) error {
+	f, err := hackpadfs.OpenFile(fsys, name, hackpadfs.FlagWriteOnly|hackpadfs.FlagCreate|hackpadfs.FlagTruncate, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := hackpadfs.WriteFile(f, data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := hackpadfs.SyncFile(f); err != nil && !errors.Is(err, hackpadfs.ErrNotImplemented) {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// Get returns the record under k: ErrNotFound when there is none,
+// ErrCorrupt when it does not open.
+func (s *Store) Get(k Key) ([]byte, error) {
+	if !k.Valid() {
+		return nil, fmt.Errorf("%w: %q", ErrBadKey, k)
+	}
+	name := s.name(k)
+	sealed, err := hackpadfs.ReadFile(s.fs, name)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s", ErrNotFound, k)
+		}
+		return nil, fmt.Errorf("store: get: %w", err)
+	}
+	value, err := s.sealer.Open(name, sealed)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, k, err)
+	}
+	return value, nil
+}
+
+// Has reports whether a record exists under k, without opening it.
+func (s *Store) Has(k Key) (bool, error) {
+	if !k.Valid() {
+		return false, fmt.Errorf("%w: %q", ErrBadKey, k)
+	}
+	info, err := hackpadfs.Stat(s.fs, s.name(k))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: %w", err)
+	}
+	return !info.IsDir(), nil
+}
+
+// Delete removes the record under k. Deleting a missing record is not an error.
+func (s *Store) Delete(k Key) error {
+	if !k.Valid() {
+		return fmt.Errorf("%w: %q", ErrBadKey, k)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := hackpadfs.Remove(s.fs, s.name(k))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("store: delete: %w", err)
+	}
+	return nil
+}
+
+// DeleteAll removes every record under prefix, and prefix itself.
+func (s *Store) DeleteAll(prefix Key) error {
+	if !prefix.Valid() {
+		return fmt.Errorf("%w: %q", ErrBadKey, prefix)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := hackpadfs.RemoveAll(s.fs, s.name(prefix)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("store: delete all: %w", err)
+	}
+	return nil
+}
+
+// List returns the keys of the records directly under prefix (not in
+// sub-directories), sorted. An empty prefix lists the top level. A missing
+// prefix lists nothing.
+func (s *Store) List(prefix Key) ([]Key, error) {
+	return s.list(prefix, false)
+}
+
+// ListDirs returns the keys of the sub-directories directly under prefix,
+// sorted.
+func (s *Store) ListDirs(prefix Key) ([]Key, error) {
+	return s.list(prefix, true)
+}
+
+func (s *Store) list(prefix Key, dirs bool) ([]Key, error) {
+	if prefix != "" && !prefix.Valid() {
+		return nil, fmt.Errorf("%w: %q", ErrBadKey, prefix)
+	}
+	dir := s.dir
+	if prefix != "" {
+		dir = s.name(prefix)
+	}
+	entries, err := hackpadfs.ReadDir(s.fs, dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: list: %w", err)
+	}
+	var keys []Key
+	for _, e := range entries {
+		if e.IsDir() != dirs || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		k := prefix.Join(e.Name())
+		if k.Valid() {
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+	return keys, nil
+}

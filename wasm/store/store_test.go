@@ -1,0 +1,291 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/hack-pad/hackpadfs"
+)
+
+// walkBytes returns every file's contents under the FS root.
+func walkBytes(t *testing.T, fsys hackpadfs.FS) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	err := hackpadfs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := hackpadfs.ReadFile(fsys, p)
+		out[p] = b
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func testStore(t *testing.T, newFS func(t *testing.T) hackpadfs.FS) {
+	t.Run("roundtrip", func(t *testing.T) {
+		fsys := newFS(t)
+		s, err := Open(fsys, "profile1", newSealer(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := Key("conn/abc/msg/0001")
+		if _, err := s.Get(k); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Get before Put: %v, want ErrNotFound", err)
+		}
+		if ok, err := s.Has(k); ok || err != nil {
+			t.Errorf("Has before Put = %v, %v", ok, err)
+		}
+		for _, v := range [][]byte{[]byte("first"), []byte("second, longer than the first"), {}} {
+			if err := s.Put(k, v); err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.Get(k)
+			if err != nil || !bytes.Equal(got, v) {
+				t.Errorf("Get = %q, %v, want %q", got, err, v)
+			}
+		}
+		if ok, err := s.Has(k); !ok || err != nil {
+			t.Errorf("Has after Put = %v, %v", ok, err)
+		}
+		if err := s.Delete(k); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Delete(k); err != nil {
+			t.Errorf("deleting a missing record: %v", err)
+		}
+		if _, err := s.Get(k); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Get after Delete: %v", err)
+		}
+	})
+
+	t.Run("list", func(t *testing.T) {
+		s, err := Open(newFS(t), "p", newSealer(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []Key{"conn/b/state", "conn/a/state", "conn/a/msg/2", "conn/a/msg/1", "profile"} {
+			if err := s.Put(k, []byte(k)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, tc := range []struct {
+			prefix Key
+			dirs   bool
+			want   []Key
+		}{
+			{"", false, []Key{"profile"}},
+			{"", true, []Key{"conn"}},
+			{"conn", true, []Key{"conn/a", "conn/b"}},
+			{"conn/a", false, []Key{"conn/a/state"}},
+			{"conn/a/msg", false, []Key{"conn/a/msg/1", "conn/a/msg/2"}},
+			{"nothing/here", false, nil},
+		} {
+			list := s.List
+			if tc.dirs {
+				list = s.ListDirs
+			}
+			got, err := list(tc.prefix)
+			if err != nil || !slices.Equal(got, tc.want) {
+				t.Errorf("list(%q, dirs=%v) = %v, %v, want %v", tc.prefix, tc.dirs, got, err, tc.want)
+			}
+		}
+		if err := s.DeleteAll("conn/a"); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.ListDirs("conn"); !slices.Equal(got, []Key{"conn/b"}) {
+			t.Errorf("after DeleteAll: %v", got)
+		}
+		if _, err := s.Get("conn/a/msg/1"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("record survived DeleteAll: %v", err)
+		}
+	})
+
+	t.Run("bad input changes nothing", func(t *testing.T) {
+		fsys := newFS(t)
+		s, err := Open(fsys, "p", newSealer(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := walkBytes(t, fsys)
+		long := strings.Repeat("a", maxSegment+1)
+		deep := Key(strings.Repeat("a/", MaxDepth) + "a")
+		for _, k := range []Key{"", "/a", "a/", "a//b", "../x", ".tmp/x", "a/./b", "é", "a b", Key(long), deep} {
+			if err := s.Put(k, []byte("x")); !errors.Is(err, ErrBadKey) {
+				t.Errorf("Put(%q): %v, want ErrBadKey", k, err)
+			}
+			if _, err := s.Get(k); !errors.Is(err, ErrBadKey) {
+				t.Errorf("Get(%q): %v, want ErrBadKey", k, err)
+			}
+			if err := s.Delete(k); !errors.Is(err, ErrBadKey) {
+				t.Errorf("Delete(%q): %v, want ErrBadKey", k, err)
+			}
+		}
+		if err := s.Put("big", make([]byte, MaxRecordSize+1)); !errors.Is(err, ErrTooLarge) {
+			t.Errorf("oversized Put: %v, want ErrTooLarge", err)
+		}
+		if err := s.Put(Key(strings.Repeat("a", maxSegment)), make([]byte, 10)); err != nil {
+			t.Errorf("a key at the segment limit was refused: %v", err)
+		}
+		if err := s.Delete(Key(strings.Repeat("a", maxSegment))); err != nil {
+			t.Fatal(err)
+		}
+		after := walkBytes(t, fsys)
+		if len(before) != len(after) {
+			t.Errorf("bad input changed the FS: %d files before, %d after", len(before), len(after))
+		}
+		if _, err := Open(fsys, "../escape", newSealer(t)); !errors.Is(err, ErrBadKey) {
+			t.Errorf("Open outside the FS: %v", err)
+		}
+	})
+
+	t.Run("tamper", func(t *testing.T) {
+		fsys := newFS(t)
+		sealer := newSealer(t)
+		s, err := Open(fsys, "p", sealer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Put("a", []byte("alpha")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Put("b", []byte("bravo")); err != nil {
+			t.Fatal(err)
+		}
+		orig, err := hackpadfs.ReadFile(fsys, "p/a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < len(orig)*8; i += 7 {
+			mod := bytes.Clone(orig)
+			mod[i/8] ^= 1 << (i % 8)
+			if err := hackpadfs.WriteFullFile(fsys, "p/a", mod, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Get("a"); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("bit %d flipped: %v, want ErrCorrupt", i, err)
+			}
+		}
+		for _, mod := range [][]byte{nil, orig[:len(orig)-1], append(bytes.Clone(orig), 0)} {
+			if err := hackpadfs.WriteFullFile(fsys, "p/a", mod, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Get("a"); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("%d-byte record: %v, want ErrCorrupt", len(mod), err)
+			}
+		}
+		// A record copied to another name, or into another profile sealed
+		// with the same key, does not open.
+		if err := hackpadfs.WriteFullFile(fsys, "p/b", orig, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Get("b"); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("swapped record: %v, want ErrCorrupt", err)
+		}
+		other, err := Open(fsys, "q", sealer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := hackpadfs.WriteFullFile(fsys, "q/a", orig, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := other.Get("a"); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("record moved across profiles: %v, want ErrCorrupt", err)
+		}
+		// Another key does not open it either.
+		s2, err := Open(fsys, "p", newSealer(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Put("a", []byte("alpha")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s2.Get("a"); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("wrong key: %v, want ErrCorrupt", err)
+		}
+	})
+
+	t.Run("no plaintext at rest", func(t *testing.T) {
+		fsys := newFS(t)
+		s, err := Open(fsys, "p", newSealer(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		secret := []byte("meet me at the old mill at noon, Alice")
+		for i := range 5 {
+			if err := s.Put(Key(fmt.Sprintf("msg/%d", i)), secret); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for name, b := range walkBytes(t, fsys) {
+			if bytes.Contains(b, secret) || bytes.Contains(b, []byte("Alice")) {
+				t.Errorf("%s holds plaintext", name)
+			}
+		}
+	})
+
+	t.Run("interrupted put is cleaned up", func(t *testing.T) {
+		fsys := newFS(t)
+		if _, err := Open(fsys, "p", newSealer(t)); err != nil {
+			t.Fatal(err)
+		}
+		torn := path.Join("p", tmpDir, "0123456789ab")
+		if err := hackpadfs.WriteFullFile(fsys, torn, []byte("half a rec"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s, err := Open(fsys, "p", newSealer(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := hackpadfs.Stat(fsys, torn); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("temporary file survived Open: %v", err)
+		}
+		if keys, _ := s.List(""); len(keys) != 0 {
+			t.Errorf("temporary files listed as records: %v", keys)
+		}
+	})
+
+	t.Run("concurrent", func(t *testing.T) {
+		s, err := Open(newFS(t), "p", newSealer(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for j := range 10 {
+					if err := s.Put(Key(fmt.Sprintf("w%d/r%d", i, j)), []byte{byte(i), byte(j)}); err != nil {
+						t.Error(err)
+					}
+					if err := s.Put("shared", []byte{byte(i)}); err != nil {
+						t.Error(err)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		for i := range 8 {
+			for j := range 10 {
+				got, err := s.Get(Key(fmt.Sprintf("w%d/r%d", i, j)))
+				if err != nil || !bytes.Equal(got, []byte{byte(i), byte(j)}) {
+					t.Errorf("w%d/r%d = %v, %v", i, j, got, err)
+				}
+			}
+		}
+		if got, err := s.Get("shared"); err != nil || len(got) != 1 {
+			t.Errorf("shared = %v, %v", got, err)
+		}
+	})
+}
