@@ -1,0 +1,246 @@
+// Command wisp-bench measures a Wisp relay against a bare WebSocket
+// baseline measured in the same run.
+//
+//	wisp-bench relay (-addr wisp://... | -spawn) -conns 100 -queues 1000 -msgs 10 -size 16000
+//	wisp-bench idle  (-addr wisp://... | -spawn) -conns 10000
+//
+// relay: creates -queues queues over -conns connections (each connection
+// receives on its share of the queues and sends to another connection's
+// share), sends -msgs messages per queue end to end (SEND → OK → MSG →
+// ACK), and reports messages/s, latency from SEND to MSG, and the relay's
+// RSS. The baseline is a plain coder/websocket echo server, in its own
+// process, driven with the same block size, connections and messages in
+// flight.
+//
+// idle: opens -conns connections that each create and subscribe one queue,
+// then stay idle, and reports the relay's memory per connection next to
+// the bare server holding as many idle connections.
+//
+// -spawn starts wisp-relay (found next to this binary, on PATH, or given
+// by -relay-bin) with a temporary data directory. RSS is read from
+// /proc/<pid>/status, so it is only known for spawned processes (Linux).
+// The last line of output is one JSON object with the results. Only
+// loopback addresses are used; every loop is bounded.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/wisp-chat/wisp/server/wire"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	var err error
+	switch os.Args[1] {
+	case "relay":
+		err = runRelay(os.Args[2:])
+	case "idle":
+		err = runIdle(os.Args[2:])
+	case "bare-server":
+		err = runBareServer()
+	default:
+		usage()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "wisp-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: wisp-bench relay|idle [flags]   (wisp-bench relay -h for flags)")
+	os.Exit(2)
+}
+
+// target is the relay under test.
+type target struct {
+	addr    string
+	spawn   bool
+	bin     string
+	process *child
+}
+
+func (t *target) flags(fs *flag.FlagSet) {
+	fs.StringVar(&t.addr, "addr", "", "relay address wisp://<keyhash>@127.0.0.1:port (a relay started separately)")
+	fs.BoolVar(&t.spawn, "spawn", false, "start a relay with a temporary data directory")
+	fs.StringVar(&t.bin, "relay-bin", "", "wisp-relay binary for -spawn (default: next to wisp-bench, then PATH)")
+}
+
+// start spawns the relay if asked and returns its address, which must
+// be a loopback one.
+func (t *target) start() (addr wire.Address, cleanup func(), err error) {
+	cleanup, err = t.spawnRelay()
+	if err != nil {
+		return addr, nil, err
+	}
+	if addr, err = wire.ParseAddress(t.addr); err == nil && !addr.IsLoopback() {
+		err = errors.New("wisp-bench only talks to loopback relays")
+	}
+	if err != nil {
+		cleanup()
+		return addr, nil, err
+	}
+	return addr, cleanup, nil
+}
+
+func (t *target) spawnRelay() (cleanup func(), err error) {
+	if t.spawn == (t.addr != "") {
+		return nil, errors.New("give exactly one of -addr and -spawn")
+	}
+	if !t.spawn {
+		return func() {}, nil
+	}
+	bin := t.bin
+	if bin == "" {
+		if self, err := os.Executable(); err == nil {
+			if c := filepath.Join(filepath.Dir(self), "wisp-relay"); fileExists(c) {
+				bin = c
+			}
+		}
+	}
+	if bin == "" {
+		if bin, err = exec.LookPath("wisp-relay"); err != nil {
+			return nil, errors.New("wisp-relay not found: build it next to wisp-bench or pass -relay-bin")
+		}
+	}
+	dir, err := os.MkdirTemp("", "wisp-bench-relay-")
+	if err != nil {
+		return nil, err
+	}
+	c, line, err := startChild(bin, "relay address: ", "-listen", "127.0.0.1:0", "-data", dir, "-new-per-minute", "1000000")
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	t.addr, t.process = line, c
+	return func() { c.stop(); _ = os.RemoveAll(dir) }, nil
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
+}
+
+// child is a spawned server process.
+type child struct{ cmd *exec.Cmd }
+
+// startChild starts a server and waits for its line starting with prefix.
+func startChild(bin, prefix string, args ...string) (*child, string, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, "", err
+	}
+	c := &child{cmd: cmd}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, prefix) {
+		c.stop()
+		return nil, "", fmt.Errorf("%s did not print %q: %q %v", bin, prefix, line, err)
+	}
+	return c, strings.TrimSpace(strings.TrimPrefix(line, prefix)), nil
+}
+
+func (c *child) stop() {
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = c.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// rss returns the resident set size of the process, or 0 if unknown.
+func (c *child) rss() int64 {
+	if c == nil {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+// cpu returns the user+system CPU time the process has used, or 0.
+func (c *child) cpu() time.Duration {
+	if c == nil {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the parenthesised command name; utime and stime are
+	// fields 14 and 15 of the whole line, in clock ticks (100 per second).
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+s) * 10 * time.Millisecond
+}
+
+// startBare starts this binary as a bare coder/websocket echo server.
+func startBare() (*child, string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, "", err
+	}
+	return startChild(self, "bare address: ", "bare-server")
+}
+
+// raiseFileLimit lifts RLIMIT_NOFILE to its hard limit (children inherit it).
+func raiseFileLimit() (uint64, error) {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return 0, err
+	}
+	l.Cur = l.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return 0, err
+	}
+	return l.Cur, nil
+}
+
+func printJSON(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	fmt.Println(string(b))
+	return nil
+}
+
+func timeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}

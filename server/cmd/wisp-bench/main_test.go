@@ -1,0 +1,79 @@
+package main
+
+import (
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPercentile(t *testing.T) {
+	var l []time.Duration
+	for i := 100; i >= 1; i-- {
+		l = append(l, time.Duration(i)*time.Millisecond)
+	}
+	if p := percentile(l, 0.5); p != 51 {
+		t.Fatalf("p50 = %v", p)
+	}
+	if p := percentile(l, 0.99); p != 100 {
+		t.Fatalf("p99 = %v", p)
+	}
+	if percentile(nil, 0.5) != 0 {
+		t.Fatal("empty")
+	}
+}
+
+// TestBenchRuns builds wisp-relay and wisp-bench and runs both modes on a
+// tiny load; the last line must be the JSON object with the agreed keys.
+func TestBenchRuns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs both binaries")
+	}
+	dir := t.TempDir()
+	for _, pkg := range []string{"../wisp-relay", "."} {
+		name := filepath.Base(pkg)
+		if pkg == "." {
+			name = "wisp-bench"
+		}
+		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg).CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	bench := filepath.Join(dir, "wisp-bench")
+	run := func(args ...string) map[string]float64 {
+		out, err := exec.Command(bench, args...).Output()
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		var res map[string]float64
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
+			t.Fatalf("last line is not JSON: %q", lines[len(lines)-1])
+		}
+		if len(lines) < 3 {
+			t.Fatalf("no table before the JSON: %q", out)
+		}
+		return res
+	}
+	res := run("relay", "-spawn", "-conns", "2", "-queues", "4", "-msgs", "3", "-size", "100")
+	for _, k := range []string{"msgs_per_s", "p50_ms", "p99_ms", "rss_bytes", "baseline_msgs_per_s", "ratio"} {
+		if res[k] <= 0 {
+			t.Errorf("relay: %s = %v", k, res[k])
+		}
+	}
+	res = run("idle", "-spawn", "-conns", "20")
+	for _, k := range []string{"relay_bytes_per_conn", "bare_bytes_per_conn", "rss_bytes", "ratio"} {
+		if _, ok := res[k]; !ok {
+			t.Errorf("idle: no %s", k)
+		}
+	}
+	if out, err := exec.Command(bench, "relay", "-addr", "wisp://AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA@relay.example:443").CombinedOutput(); err == nil ||
+		!strings.Contains(string(out), "loopback") {
+		t.Fatalf("non-loopback relay accepted: %s", out)
+	}
+	if err := exec.Command(bench, "relay").Run(); err == nil {
+		t.Fatal("neither -addr nor -spawn accepted")
+	}
+}

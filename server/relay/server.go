@@ -1,0 +1,211 @@
+package relay
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/wisp-chat/wisp/server/relay/store"
+	"github.com/wisp-chat/wisp/server/wire"
+)
+
+// Store is what the relay needs from durable storage; *store.Store
+// implements it. Every method is safe for concurrent use, and Put, Ack,
+// Create, Secure, Suspend and Delete are durable when they return nil.
+type Store interface {
+	Create(k store.QueueKey, snd store.SenderKey, q store.Queue) error
+	Get(k store.QueueKey) (store.Queue, error)
+	BySender(snd store.SenderKey) (store.QueueKey, store.Queue, error)
+	Secure(k store.QueueKey, sndAuth [wire.KeySize]byte) error
+	Suspend(k store.QueueKey) error
+	Delete(k store.QueueKey) error
+	Put(k store.QueueKey, m store.Message, quota uint32) error
+	Peek(k store.QueueKey) (store.Message, bool, error)
+	Ack(k store.QueueKey, id wire.MsgID) (store.Message, bool, error)
+	Expire(cutoff time.Time, limit int) (int, error)
+}
+
+// Config configures a Server.
+type Config struct {
+	// Identity is the relay's long-term Ed25519 key; its hash is in the
+	// relay address.
+	Identity ed25519.PrivateKey
+	Store    Store
+	// Password, if not empty, is required in NEW (sent inside the
+	// encrypted session).
+	Password []byte
+	Limits   Limits
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Metrics may be nil.
+	Metrics *Metrics
+}
+
+// Server serves the relay protocol. It is an http.Handler for the
+// WebSocket endpoint.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	pwHash   [32]byte
+	dummyKey [wire.KeySize]byte
+	nconns   atomic.Int64
+
+	mu     sync.Mutex
+	subs   map[store.QueueKey]*subscription
+	conns  map[*conn]struct{}
+	closed bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// ErrConfig is returned by New for an unusable configuration.
+var ErrConfig = errors.New("relay: bad configuration")
+
+// New returns a server and starts its retention sweeper.
+func New(cfg Config) (*Server, error) {
+	if len(cfg.Identity) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("%w: identity key", ErrConfig)
+	}
+	if cfg.Store == nil {
+		return nil, fmt.Errorf("%w: no store", ErrConfig)
+	}
+	if cfg.Limits == (Limits{}) {
+		cfg.Limits = DefaultLimits()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		subs:   make(map[store.QueueKey]*subscription),
+		conns:  make(map[*conn]struct{}),
+		ctx:    ctx,
+		cancel: cancel,
+	}
+	s.pwHash = sha256.Sum256(cfg.Password)
+	// A fixed non-key used to verify signatures when the queue does not
+	// exist, so that AUTH costs the same either way.
+	s.dummyKey = sha256.Sum256([]byte("wisp relay: no such queue"))
+	s.wg.Add(1)
+	go s.sweepLoop()
+	return s, nil
+}
+
+// Address returns the relay address for the given host and port.
+func (s *Server) Address(host string, port uint16) wire.Address {
+	return wire.Address{KeyHash: wire.HashIdentity(s.cfg.Identity.Public().(ed25519.PublicKey)), Host: host, Port: port}
+}
+
+// ServeHTTP upgrades the request to a WebSocket and serves one session.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.nconns.Add(1) > int64(s.cfg.Limits.MaxConns) {
+		s.nconns.Add(-1)
+		http.Error(w, "too many connections", http.StatusServiceUnavailable)
+		return
+	}
+	defer s.nconns.Add(-1)
+	// Browsers connect from pages served by other origins (the static
+	// host, e.g. http://127.0.0.1:8080). The relay authenticates nothing
+	// by origin or cookie — every queue command is signed inside the
+	// encrypted session — so cross-origin WebSockets are accepted.
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true, CompressionMode: websocket.CompressionDisabled})
+	if err != nil {
+		return
+	}
+	ws.SetReadLimit(wire.BlockSize)
+	c := newConn(s, ws)
+	if !s.track(c, true) {
+		_ = ws.Close(websocket.StatusGoingAway, "relay shutting down")
+		return
+	}
+	defer s.track(c, false)
+	s.cfg.Metrics.connDelta(1)
+	defer s.cfg.Metrics.connDelta(-1)
+	c.serve(s.ctx)
+}
+
+func (s *Server) track(c *conn, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		if s.closed {
+			return false
+		}
+		s.conns[c] = struct{}{}
+	} else {
+		delete(s.conns, c)
+	}
+	return true
+}
+
+// Connections returns the number of open sessions.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// Close ends every session with a going-away close and stops the sweeper.
+// It does not close the store.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	s.cancel()
+	for _, c := range conns {
+		c.closeWith(websocket.StatusGoingAway, "relay shutting down")
+	}
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Server) sweepLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.Limits.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case now := <-t.C:
+			if n, err := s.Sweep(now); err != nil {
+				s.log.Error("retention sweep failed", "err", err)
+			} else if n > 0 {
+				s.log.Info("retention sweep", "expired", n)
+			}
+		}
+	}
+}
+
+// Sweep deletes messages older than the retention period at now.
+func (s *Server) Sweep(now time.Time) (int, error) {
+	const batch = 1000
+	total := 0
+	for {
+		n, err := s.cfg.Store.Expire(now.Add(-s.cfg.Limits.Retention), batch)
+		total += n
+		if err != nil || n < batch || s.ctx.Err() != nil {
+			return total, err
+		}
+	}
+}

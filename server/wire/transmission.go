@@ -1,0 +1,392 @@
+package wire
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"golang.org/x/crypto/nacl/box"
+)
+
+// Sizes of identifiers and bodies.
+const (
+	// IDSize is the size of queue IDs and message IDs (random, from the relay).
+	IDSize = 24
+	// MaxCorrIDSize bounds the client's correlation ID.
+	MaxCorrIDSize = 24
+	// MaxPasswordSize bounds the relay password carried by NEW.
+	MaxPasswordSize = 128
+	// MaxBodySize is the largest SEND body. Clients pad their end-to-end
+	// envelopes to exactly this size so every message looks alike.
+	MaxBodySize = 16000
+	// msgHeaderSize is the timestamp and flags sealed with a delivered body.
+	msgHeaderSize = 8 + 1
+	// SealedOverhead is what relay re-encryption adds to a body in MSG.
+	SealedOverhead = box.Overhead + msgHeaderSize
+)
+
+// QueueID is a recipient or sender ID of a queue.
+type QueueID [IDSize]byte
+
+// MsgID is the relay's random message ID; it is also the nonce of the
+// relay→recipient box.
+type MsgID [IDSize]byte
+
+// Kind is a command or answer.
+type Kind uint8
+
+// Commands (client → relay) and answers (relay → client); see SPEC.md.
+const (
+	CmdNEW Kind = iota + 1
+	CmdSKEY
+	CmdSEND
+	CmdSUB
+	CmdACK
+	CmdGET
+	CmdOFF
+	CmdDEL
+	CmdPING
+	AnsIDS
+	AnsOK
+	AnsMSG
+	AnsEND
+	AnsPONG
+	AnsERR
+)
+
+var kindNames = [...]string{"", "NEW", "SKEY", "SEND", "SUB", "ACK", "GET", "OFF", "DEL", "PING", "IDS", "OK", "MSG", "END", "PONG", "ERR"}
+
+// String returns the wire tag.
+func (k Kind) String() string {
+	if k == 0 || int(k) >= len(kindNames) {
+		return fmt.Sprintf("Kind(%d)", uint8(k))
+	}
+	return kindNames[k]
+}
+
+// FromClient reports whether clients send this kind (relays answer the rest).
+func (k Kind) FromClient() bool { return k >= CmdNEW && k <= CmdPING }
+
+// Command is one command or answer. Which fields are used depends on Kind:
+//
+//	NEW  AuthKey (recipient Ed25519), DHKey (recipient X25519), Password
+//	IDS  RcvID, SndID, DHKey (relay X25519 for this queue)
+//	SKEY AuthKey (sender Ed25519)
+//	SEND Body
+//	ACK  MsgID
+//	MSG  MsgID, Body (sealed for the recipient, see SealMessage)
+//	ERR  Code
+type Command struct {
+	Kind     Kind
+	AuthKey  [KeySize]byte
+	DHKey    [KeySize]byte
+	Password []byte
+	RcvID    QueueID
+	SndID    QueueID
+	MsgID    MsgID
+	Body     []byte
+	Code     ErrCode
+}
+
+// AppendCommand appends the wire form of c.
+func AppendCommand(dst []byte, c *Command) ([]byte, error) {
+	if c.Kind == 0 || int(c.Kind) >= len(kindNames) {
+		return nil, fmt.Errorf("%w: kind %d", ErrCommand, c.Kind)
+	}
+	dst = append(dst, c.Kind.String()...)
+	switch c.Kind {
+	case CmdNEW:
+		if len(c.Password) > MaxPasswordSize {
+			return nil, fmt.Errorf("%w: password", ErrTooLarge)
+		}
+		dst = append(dst, ' ')
+		dst = append(dst, c.AuthKey[:]...)
+		dst = append(dst, c.DHKey[:]...)
+		dst = append(dst, byte(len(c.Password)))
+		dst = append(dst, c.Password...)
+	case AnsIDS:
+		dst = append(dst, ' ')
+		dst = append(dst, c.RcvID[:]...)
+		dst = append(dst, c.SndID[:]...)
+		dst = append(dst, c.DHKey[:]...)
+	case CmdSKEY:
+		dst = append(dst, ' ')
+		dst = append(dst, c.AuthKey[:]...)
+	case CmdSEND:
+		if len(c.Body) > MaxBodySize {
+			return nil, fmt.Errorf("%w: body is %d bytes", ErrTooLarge, len(c.Body))
+		}
+		dst = append(dst, ' ')
+		dst = append(dst, c.Body...)
+	case CmdACK:
+		dst = append(dst, ' ')
+		dst = append(dst, c.MsgID[:]...)
+	case AnsMSG:
+		if len(c.Body) > MaxBodySize+SealedOverhead {
+			return nil, fmt.Errorf("%w: sealed body is %d bytes", ErrTooLarge, len(c.Body))
+		}
+		dst = append(dst, ' ')
+		dst = append(dst, c.MsgID[:]...)
+		dst = append(dst, c.Body...)
+	case AnsERR:
+		if _, ok := parseCode(c.Code.String()); !ok {
+			return nil, fmt.Errorf("%w: error code %d", ErrCommand, c.Code)
+		}
+		dst = append(dst, ' ')
+		dst = append(dst, c.Code.String()...)
+	}
+	return dst, nil
+}
+
+// ParseCommand parses the wire form of a command. Body and Password alias b.
+func ParseCommand(b []byte) (Command, error) {
+	var c Command
+	tag, args, hasArgs := bytes.Cut(b, []byte{' '})
+	for i := 1; i < len(kindNames); i++ {
+		if string(tag) == kindNames[i] {
+			c.Kind = Kind(i)
+			break
+		}
+	}
+	if c.Kind == 0 {
+		return c, fmt.Errorf("%w: unknown tag", ErrCommand)
+	}
+	fixed := func(n int) error {
+		if !hasArgs || len(args) != n {
+			return fmt.Errorf("%w: %s wants %d bytes of arguments", ErrCommand, c.Kind, n)
+		}
+		return nil
+	}
+	switch c.Kind {
+	case CmdNEW:
+		if !hasArgs || len(args) < 2*KeySize+1 || len(args) != 2*KeySize+1+int(args[2*KeySize]) {
+			return c, fmt.Errorf("%w: NEW arguments", ErrCommand)
+		}
+		copy(c.AuthKey[:], args)
+		copy(c.DHKey[:], args[KeySize:])
+		if pw := args[2*KeySize+1:]; len(pw) > 0 {
+			if len(pw) > MaxPasswordSize {
+				return c, fmt.Errorf("%w: password", ErrCommand)
+			}
+			c.Password = pw
+		}
+	case AnsIDS:
+		if err := fixed(2*IDSize + KeySize); err != nil {
+			return c, err
+		}
+		copy(c.RcvID[:], args)
+		copy(c.SndID[:], args[IDSize:])
+		copy(c.DHKey[:], args[2*IDSize:])
+	case CmdSKEY:
+		if err := fixed(KeySize); err != nil {
+			return c, err
+		}
+		copy(c.AuthKey[:], args)
+	case CmdSEND:
+		if !hasArgs {
+			return c, fmt.Errorf("%w: SEND without body separator", ErrCommand)
+		}
+		if len(args) > MaxBodySize {
+			return c, fmt.Errorf("%w: body is %d bytes", ErrTooLarge, len(args))
+		}
+		c.Body = args
+	case CmdACK:
+		if err := fixed(IDSize); err != nil {
+			return c, err
+		}
+		copy(c.MsgID[:], args)
+	case AnsMSG:
+		if !hasArgs || len(args) < IDSize+SealedOverhead || len(args) > IDSize+MaxBodySize+SealedOverhead {
+			return c, fmt.Errorf("%w: MSG arguments", ErrCommand)
+		}
+		copy(c.MsgID[:], args)
+		c.Body = args[IDSize:]
+	case AnsERR:
+		code, ok := parseCode(string(args))
+		if !hasArgs || !ok {
+			return c, fmt.Errorf("%w: unknown error code", ErrCommand)
+		}
+		c.Code = code
+	default:
+		if hasArgs {
+			return c, fmt.Errorf("%w: %s takes no arguments", ErrCommand, c.Kind)
+		}
+	}
+	return c, nil
+}
+
+// Transmission is a signed (or unsigned) command with its correlation ID
+// and entity ID. Relay pushes (MSG after SUB/ACK, END) have an empty CorrID.
+type Transmission struct {
+	Signature []byte
+	CorrID    []byte
+	EntityID  []byte
+	Command   Command
+	signed    []byte
+}
+
+func (t *Transmission) appendUnsigned(dst []byte) ([]byte, error) {
+	if len(t.CorrID) > MaxCorrIDSize {
+		return nil, fmt.Errorf("%w: correlation ID is %d bytes", ErrTransmission, len(t.CorrID))
+	}
+	if len(t.EntityID) != 0 && len(t.EntityID) != IDSize {
+		return nil, fmt.Errorf("%w: entity ID is %d bytes", ErrTransmission, len(t.EntityID))
+	}
+	dst = append(dst, byte(len(t.CorrID)))
+	dst = append(dst, t.CorrID...)
+	dst = append(dst, byte(len(t.EntityID)))
+	dst = append(dst, t.EntityID...)
+	return AppendCommand(dst, &t.Command)
+}
+
+// Marshal encodes an unsigned transmission.
+func (t *Transmission) Marshal() ([]byte, error) {
+	b, err := t.appendUnsigned([]byte{0})
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxTransmissionSize {
+		return nil, fmt.Errorf("%w: transmission is %d bytes", ErrTooLarge, len(b))
+	}
+	return b, nil
+}
+
+// Sign encodes the transmission signed by key. The signature covers the
+// session ID, the correlation ID, the entity ID and the command, through
+// their SHA-256 digest (see SPEC.md, "Signatures").
+func (t *Transmission) Sign(sessionID [32]byte, key ed25519.PrivateKey) ([]byte, error) {
+	out := make([]byte, 1+SignatureSize, 1+SignatureSize+64+len(t.Command.Body)+len(t.Command.Password))
+	out, err := t.appendUnsigned(out)
+	if err != nil {
+		return nil, err
+	}
+	if len(out) > MaxTransmissionSize {
+		return nil, fmt.Errorf("%w: transmission is %d bytes", ErrTooLarge, len(out))
+	}
+	d := signedDigest(sessionID, out[1+SignatureSize:])
+	out[0] = SignatureSize
+	copy(out[1:], ed25519.Sign(key, d[:]))
+	return out, nil
+}
+
+// signContext separates transmission digests from any other use of a key.
+const signContext = "wisp transmission v1"
+
+// signedDigest is what a transmission's Ed25519 signature signs: hashing
+// first keeps signing and verifying a 16 KB SEND cheap and copy-free.
+func signedDigest(sessionID [32]byte, unsigned []byte) [sha256.Size]byte {
+	h := sha256.New()
+	h.Write([]byte(signContext))
+	h.Write(sessionID[:])
+	h.Write(unsigned)
+	var d [sha256.Size]byte
+	h.Sum(d[:0])
+	return d
+}
+
+// ParseTransmission parses one transmission. When the error wraps
+// ErrCommand or ErrTooLarge, CorrID and EntityID are already set so the
+// relay can answer that correlation ID; ErrTransmission means the framing
+// itself is broken. Slices alias b.
+func ParseTransmission(b []byte) (Transmission, error) {
+	var t Transmission
+	field := func(max int, what string) ([]byte, error) {
+		if len(b) < 1 {
+			return nil, fmt.Errorf("%w: truncated before %s", ErrTransmission, what)
+		}
+		n := int(b[0])
+		if n > max || len(b) < 1+n {
+			return nil, fmt.Errorf("%w: bad %s length %d", ErrTransmission, what, n)
+		}
+		f := b[1 : 1+n]
+		b = b[1+n:]
+		return f, nil
+	}
+	sig, err := field(SignatureSize, "signature")
+	if err != nil {
+		return t, err
+	}
+	if len(sig) != 0 && len(sig) != SignatureSize {
+		return t, fmt.Errorf("%w: signature is %d bytes", ErrTransmission, len(sig))
+	}
+	t.signed = b
+	if t.CorrID, err = field(MaxCorrIDSize, "correlation ID"); err != nil {
+		return t, err
+	}
+	if t.EntityID, err = field(IDSize, "entity ID"); err != nil {
+		return t, err
+	}
+	if len(t.EntityID) != 0 && len(t.EntityID) != IDSize {
+		return t, fmt.Errorf("%w: entity ID is %d bytes", ErrTransmission, len(t.EntityID))
+	}
+	if len(sig) > 0 {
+		t.Signature = sig
+	}
+	t.Command, err = ParseCommand(b)
+	return t, err
+}
+
+// Verify checks the transmission's signature by pub in this session. It
+// always does the full verification work, whatever the input, so callers
+// can use it for constant-time AUTH answers.
+func (t *Transmission) Verify(sessionID [32]byte, pub []byte) bool {
+	sig := t.Signature
+	if len(sig) != SignatureSize {
+		sig = make([]byte, SignatureSize)
+	}
+	if len(pub) != ed25519.PublicKeySize {
+		pub = make([]byte, ed25519.PublicKeySize)
+	}
+	d := signedDigest(sessionID, t.signed)
+	ok := ed25519.Verify(pub, d[:], sig)
+	return ok && len(t.Signature) == SignatureSize
+}
+
+// Message is a delivered message after the recipient opened it.
+type Message struct {
+	ID    MsgID
+	Time  time.Time // second precision, set by the relay on SEND
+	Quota bool      // the quota marker: some SENDs were refused with QUOTA
+	Body  []byte
+}
+
+const flagQuota = 1
+
+// SealMessage re-encrypts a stored body for the recipient with the
+// precomputed relay↔recipient box key; the nonce is the message ID.
+func SealMessage(shared *[32]byte, id MsgID, ts time.Time, quota bool, body []byte) []byte {
+	inner := make([]byte, msgHeaderSize, msgHeaderSize+len(body))
+	binary.BigEndian.PutUint64(inner, uint64(ts.Unix()))
+	if quota {
+		inner[8] = flagQuota
+	}
+	inner = append(inner, body...)
+	nonce := [24]byte(id)
+	return box.SealAfterPrecomputation(make([]byte, 0, len(inner)+box.Overhead), inner, &nonce, shared)
+}
+
+// OpenMessage opens a MSG body sealed by SealMessage.
+func OpenMessage(shared *[32]byte, id MsgID, sealed []byte) (Message, error) {
+	nonce := [24]byte(id)
+	inner, ok := box.OpenAfterPrecomputation(nil, sealed, &nonce, shared)
+	if !ok || len(inner) < msgHeaderSize || inner[8]&^flagQuota != 0 {
+		return Message{}, fmt.Errorf("%w: message", ErrDecrypt)
+	}
+	return Message{
+		ID:    id,
+		Time:  time.Unix(int64(binary.BigEndian.Uint64(inner)), 0),
+		Quota: inner[8]&flagQuota != 0,
+		Body:  inner[msgHeaderSize:],
+	}, nil
+}
+
+// BoxKey precomputes the relay↔recipient box key from one side's X25519
+// private key and the other's public key.
+func BoxKey(peerPub, priv *[32]byte) *[32]byte {
+	var k [32]byte
+	box.Precompute(&k, peerPub, priv)
+	return &k
+}
