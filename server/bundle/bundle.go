@@ -16,8 +16,23 @@
 // rewritten, so a change anywhere in the import graph changes every name
 // above it. References are found as quoted relative paths "./name.ext" in
 // JavaScript, CSS, HTML and the manifest; a reference to a file the bundle
-// does not have is left alone (config.json is served by the host). Each
+// does not have is left alone (config.json is served by the host). A
+// reference to an entry point is not a hashing dependency, since its name
+// never changes, so modules may refer to "./sw.js" without a cycle. Each
 // compressible file also gets name.br and name.gz when they are smaller.
+//
+// The service worker, sw.js, is filled in last. It must contain each of
+// these two lines exactly once:
+//
+//	const SHELL = [/*BUNDLE_SHELL*/];
+//	const VERSION = "/*BUNDLE_VERSION*/";
+//
+// Build replaces the first with the app shell, the bundled names ("./"
+// relative) of every content-hashed file that index.html reaches through its
+// references, and the second with a 16-hex version that hashes the name and
+// content of every file of the bundle, so any change yields a new sw.js and a
+// new cache. Served from web/ as is (wisp-host -dev), sw.js keeps the
+// placeholders and must then cache nothing.
 package bundle
 
 import (
@@ -25,6 +40,7 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -53,6 +69,19 @@ type Options struct {
 // ErrCycle is returned when files reference each other in a cycle, which
 // content hashing cannot resolve.
 var ErrCycle = errors.New("bundle: reference cycle")
+
+// ErrServiceWorker is returned when sw.js lacks one of the placeholder lines
+// or has one more than once.
+var ErrServiceWorker = errors.New("bundle: sw.js placeholders")
+
+// serviceWorker is the entry point that receives the shell list and version.
+const serviceWorker = "sw.js"
+
+// The placeholder lines of sw.js, replaced whole.
+const (
+	shellPlaceholder   = "const SHELL = [/*BUNDLE_SHELL*/];"
+	versionPlaceholder = `const VERSION = "/*BUNDLE_VERSION*/";`
+)
 
 // entryPoints keep their names: browsers reach them by fixed URLs.
 var entryPoints = map[string]bool{
@@ -84,7 +113,8 @@ func Build(opts Options) (map[string]string, error) {
 		return nil, fmt.Errorf("bundle: %s has no index.html", opts.Src)
 	}
 	names := make(map[string]string, len(files))
-	state := make(map[string]int, len(files)) // 0 new, 1 visiting, 2 done
+	refs := make(map[string][]string, len(files)) // source name -> referenced source names
+	state := make(map[string]int, len(files))     // 0 new, 1 visiting, 2 done
 	var visit func(name string, stack []string) error
 	visit = func(name string, stack []string) error {
 		switch state[name] {
@@ -94,7 +124,11 @@ func Build(opts Options) (map[string]string, error) {
 			return nil
 		}
 		state[name] = 1
-		for _, dep := range references(name, files) {
+		refs[name] = references(name, files)
+		for _, dep := range refs[name] {
+			if entryPoints[dep] {
+				continue // a fixed name: nothing to wait for
+			}
 			if err := visit(dep, append(stack, name)); err != nil {
 				return err
 			}
@@ -113,6 +147,13 @@ func Build(opts Options) (map[string]string, error) {
 		if err := visit(name, nil); err != nil {
 			return nil, err
 		}
+	}
+	if _, ok := files[serviceWorker]; ok {
+		sw, err := injectShell(files[serviceWorker], shell(refs, names), version(files, sorted))
+		if err != nil {
+			return nil, err
+		}
+		files[serviceWorker] = sw
 	}
 	if err := clean(opts.Out); err != nil {
 		return nil, err
@@ -213,6 +254,65 @@ func rewrite(name string, files map[string][]byte, names map[string]string) []by
 		rel := strings.TrimPrefix(bundled, strings.TrimPrefix(dir+"/", "./"))
 		return []byte(string(sub[1]) + "./" + rel + string(sub[3]))
 	})
+}
+
+// shell lists, as "./"-relative URLs in sorted order, the bundled names of
+// the content-hashed files reachable from index.html in the reference graph
+// refs. The walk passes through other entry points (the manifest and its
+// icons belong to the shell) but not into the service worker.
+func shell(refs map[string][]string, names map[string]string) []string {
+	seen := map[string]bool{"index.html": true}
+	queue := []string{"index.html"}
+	var urls []string
+	for len(queue) > 0 {
+		name := queue[0]
+		queue = queue[1:]
+		if !entryPoints[name] {
+			urls = append(urls, "./"+names[name])
+		}
+		for _, dep := range refs[name] {
+			if !seen[dep] && dep != serviceWorker {
+				seen[dep] = true
+				queue = append(queue, dep)
+			}
+		}
+	}
+	sort.Strings(urls)
+	return urls
+}
+
+// version hashes every file's name and content (sw.js before injection
+// included) into 16 hex digits.
+func version(files map[string][]byte, sorted []string) string {
+	h := sha256.New()
+	for _, name := range sorted {
+		sum := sha256.Sum256(files[name])
+		h.Write([]byte(name))
+		h.Write([]byte{0})
+		h.Write(sum[:])
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+// injectShell replaces the placeholder lines of sw.js by the shell list and
+// the version.
+func injectShell(sw []byte, urls []string, ver string) ([]byte, error) {
+	for _, p := range []string{shellPlaceholder, versionPlaceholder} {
+		if n := bytes.Count(sw, []byte(p)); n != 1 {
+			return nil, fmt.Errorf("%w: %q appears %d times, want once", ErrServiceWorker, p, n)
+		}
+	}
+	var list bytes.Buffer
+	list.WriteString("const SHELL = [\n")
+	for _, u := range urls {
+		q, _ := json.Marshal(u) // a string always marshals, and JSON strings are JavaScript strings
+		list.WriteString("  ")
+		list.Write(q)
+		list.WriteString(",\n")
+	}
+	list.WriteString("];")
+	sw = bytes.Replace(sw, []byte(shellPlaceholder), list.Bytes(), 1)
+	return bytes.Replace(sw, []byte(versionPlaceholder), []byte(`const VERSION = "`+ver+`";`), 1), nil
 }
 
 // hashedName returns name.<16 hex of SHA-256>.ext, or name for entry points.
