@@ -2,24 +2,32 @@
 
 // Command wasm is the Wisp core compiled to WebAssembly. It runs inside the
 // dedicated Web Worker started by web/worker.js and serves the page's RPC
-// calls through package bridge (see web/rpc.js for the other end).
+// calls (package api) through package bridge; see web/rpc.js for the other
+// end. State lives in the IndexedDB database "wisp".
 package main
 
 import (
 	"context"
 
+	"github.com/hack-pad/hackpadfs"
+	"github.com/wisp-chat/wisp/server/wire/client"
+	"github.com/wisp-chat/wisp/wasm/api"
 	"github.com/wisp-chat/wisp/wasm/bridge"
-	"github.com/wisp-chat/wisp/wasm/buildinfo"
 	"github.com/wisp-chat/wisp/wasm/rpc"
+	"github.com/wisp-chat/wisp/wasm/store"
 )
 
 func main() {
 	ctx := context.Background()
 	router := rpc.NewRouter()
-	rpc.Handle(router, "version", func(context.Context, rpc.None) (buildinfo.Info, error) {
-		return buildinfo.Read(), nil
-	})
-	b := bridge.New(ctx, router)
+	var b *bridge.Bridge
+	svc := api.New(
+		func(ctx context.Context) (hackpadfs.FS, error) { return store.OpenIndexedDB(ctx, "wisp") },
+		func(name string, data any) { _ = b.Emit(name, data) },
+		client.Options{},
+	)
+	svc.Register(router)
+	b = bridge.New(ctx, router)
 	b.Install("wispCore")
 	select {} // serve until the worker is terminated
 }

@@ -34,8 +34,16 @@ const (
 	CodeCanceled      Code = "canceled"
 )
 
-// MaxParams is the largest parameter document a call may carry (1 MiB).
+// MaxParams is the largest parameter document a call may carry (1 MiB),
+// unless the method was registered with a larger WithMaxParams.
 const MaxParams = 1 << 20
+
+// Option configures one method.
+type Option func(*entry)
+
+// WithMaxParams sets the method's parameter limit to n bytes (for methods
+// that carry files, such as a backup import).
+func WithMaxParams(n int) Option { return func(e *entry) { e.max = n } }
 
 // Error is the error type that crosses to the page.
 type Error struct {
@@ -59,30 +67,38 @@ func Errorf(code Code, format string, args ...any) *Error {
 // None is the parameter or result type of methods that take or return nothing.
 type None struct{}
 
-// handler is the type-erased form of a registered handler.
-type handler func(ctx context.Context, params []byte) (any, error)
+// entry is a registered method: its type-erased handler and limit.
+type entry struct {
+	fn  func(ctx context.Context, params []byte) (any, error)
+	max int
+}
 
 // Router maps method names to handlers. It is safe for concurrent use.
 type Router struct {
 	mu       sync.RWMutex
-	handlers map[string]handler
+	handlers map[string]*entry
 }
 
 // NewRouter returns an empty Router.
 func NewRouter() *Router {
-	return &Router{handlers: make(map[string]handler)}
+	return &Router{handlers: make(map[string]*entry)}
 }
 
 // Handle registers fn as the handler of method. P is decoded from the call's
 // JSON parameters (strictly: unknown fields are an error), R is encoded as
 // the result. Registering a method twice panics: it is a programming error.
-func Handle[P, R any](r *Router, method string, fn func(context.Context, P) (R, error)) {
+func Handle[P, R any](r *Router, method string, fn func(context.Context, P) (R, error), opts ...Option) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, dup := r.handlers[method]; dup {
 		panic("rpc: method registered twice: " + method)
 	}
-	r.handlers[method] = func(ctx context.Context, raw []byte) (any, error) {
+	e := &entry{max: MaxParams}
+	for _, o := range opts {
+		o(e)
+	}
+	r.handlers[method] = e
+	e.fn = func(ctx context.Context, raw []byte) (any, error) {
 		var p P
 		if len(raw) > 0 && string(raw) != "null" {
 			if err := decodeStrict(raw, &p); err != nil {
@@ -97,16 +113,16 @@ func Handle[P, R any](r *Router, method string, fn func(context.Context, P) (R, 
 // it returns is an *Error; errors of other types from handlers are reported
 // as CodeInternal with their message.
 func (r *Router) Call(ctx context.Context, method string, params []byte) ([]byte, error) {
-	if len(params) > MaxParams {
-		return nil, Errorf(CodeBadRequest, "%s: parameters are %d bytes, the limit is %d", method, len(params), MaxParams)
-	}
 	r.mu.RLock()
 	h, ok := r.handlers[method]
 	r.mu.RUnlock()
 	if !ok {
 		return nil, Errorf(CodeUnknownMethod, "unknown method %q", method)
 	}
-	res, err := h(ctx, params)
+	if len(params) > h.max {
+		return nil, Errorf(CodeBadRequest, "%s: parameters are %d bytes, the limit is %d", method, len(params), h.max)
+	}
+	res, err := h.fn(ctx, params)
 	if err != nil {
 		return nil, asError(ctx, err)
 	}

@@ -31,6 +31,7 @@ func newTestRouter() *Router {
 	Handle(r, "plain", func(context.Context, None) (None, error) { return None{}, errNope })
 	Handle(r, "canceled", func(ctx context.Context, _ None) (None, error) { return None{}, ctx.Err() })
 	Handle(r, "unencodable", func(context.Context, None) (func(), error) { return func() {}, nil })
+	Handle(r, "large", func(_ context.Context, p echoParams) (int, error) { return len(p.Text), nil }, WithMaxParams(3*MaxParams))
 	return r
 }
 
@@ -83,6 +84,21 @@ func TestCallErrors(t *testing.T) {
 	_, err := r.Call(context.Background(), "typed", nil)
 	if !errors.Is(err, errNope) {
 		t.Errorf("wrapped error lost: %v", err)
+	}
+}
+
+func TestPerMethodLimit(t *testing.T) {
+	r := newTestRouter()
+	big := fmt.Appendf(nil, `{"text":%q}`, strings.Repeat("x", 2*MaxParams))
+	if out, err := r.Call(context.Background(), "large", big); err != nil || string(out) != fmt.Sprint(2*MaxParams) {
+		t.Errorf("large method: %s, %v", out, err)
+	}
+	if _, err := r.Call(context.Background(), "echo", big); err == nil {
+		t.Error("a 2 MiB call to a 1 MiB method was accepted")
+	}
+	over := fmt.Appendf(nil, `{"text":%q}`, strings.Repeat("x", 3*MaxParams))
+	if _, err := r.Call(context.Background(), "large", over); err == nil {
+		t.Error("a call over the raised limit was accepted")
 	}
 }
 

@@ -23,3 +23,44 @@ func TestIndexedDB(t *testing.T) {
 		return fsys
 	})
 }
+
+// BenchmarkPutIndexedDB measures one record write (temporary file, then
+// rename) on the browser's IndexedDB.
+func BenchmarkPutIndexedDB(b *testing.B) {
+	fsys, err := OpenIndexedDB(context.Background(), fmt.Sprintf("wisp-store-bench-%d", dbCounter.Add(1)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := Open(fsys, "p", newSealer(&testing.T{}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	rec := make([]byte, 300)
+	b.ResetTimer()
+	for i := range b.N {
+		if err := s.Put(Key(fmt.Sprintf("m/%d", i%50)), rec); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkGetIndexedDB measures one record read.
+func BenchmarkGetIndexedDB(b *testing.B) {
+	fsys, err := OpenIndexedDB(context.Background(), fmt.Sprintf("wisp-store-bench-%d", dbCounter.Add(1)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := Open(fsys, "p", newSealer(&testing.T{}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Put("m/1", make([]byte, 300)); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		if _, err := s.Get("m/1"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

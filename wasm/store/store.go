@@ -109,7 +109,8 @@ type Store struct {
 	fs     hackpadfs.FS
 	dir    string
 	sealer Sealer
-	mu     sync.Mutex // serialises writes, so a record's last Put wins
+	mu     sync.Mutex      // serialises writes, so a record's last Put wins
+	dirs   map[string]bool // directories known to exist (saves a lookup per Put)
 }
 
 // Open returns the store rooted at dir (created when missing) and removes
@@ -121,7 +122,7 @@ func Open(fsys hackpadfs.FS, dir string, sealer Sealer) (*Store, error) {
 	if sealer == nil {
 		return nil, errors.New("store: nil Sealer")
 	}
-	s := &Store{fs: fsys, dir: dir, sealer: sealer}
+	s := &Store{fs: fsys, dir: dir, sealer: sealer, dirs: make(map[string]bool)}
 	tmp := path.Join(dir, tmpDir)
 	if err := hackpadfs.RemoveAll(fsys, tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("store: removing temporary files: %w", err)
@@ -156,8 +157,11 @@ func (s *Store) Put(k Key, value []byte) error {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := hackpadfs.MkdirAll(s.fs, path.Dir(name), 0o700); err != nil {
-		return fmt.Errorf("store: put: %w", err)
+	if parent := path.Dir(name); !s.dirs[parent] {
+		if err := hackpadfs.MkdirAll(s.fs, parent, 0o700); err != nil {
+			return fmt.Errorf("store: put: %w", err)
+		}
+		s.dirs[parent] = true
 	}
 	if err := writeFile(s.fs, tmp, sealed); err != nil {
 		_ = hackpadfs.Remove(s.fs, tmp)
@@ -244,6 +248,7 @@ func (s *Store) DeleteAll(prefix Key) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	clear(s.dirs) // some of them are gone now
 	if err := hackpadfs.RemoveAll(s.fs, s.name(prefix)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("store: delete all: %w", err)
 	}

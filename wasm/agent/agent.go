@@ -1,0 +1,968 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/wisp-chat/wisp/crypto/box"
+	"github.com/wisp-chat/wisp/crypto/ratchet"
+	"github.com/wisp-chat/wisp/server/wire"
+	"github.com/wisp-chat/wisp/wasm/store"
+)
+
+type randReader = io.Reader
+
+// Integrity is what the receiver learnt about a message's place in the
+// sequence.
+type Integrity struct {
+	// Missing is the number of messages skipped before this one (a gap).
+	Missing uint64 `json:"missing,omitempty"`
+	// BadHash means the previous-message hash did not match: the message
+	// history differs between the two sides.
+	BadHash bool `json:"bad_hash,omitempty"`
+}
+
+// Received is a chat message from a peer.
+type Received struct {
+	ID        uint64
+	Body      []byte
+	Sent      time.Time // the relay's receive time
+	Integrity Integrity
+}
+
+// Events receives what happens on connections. Methods are called from the
+// agent's goroutines, one connection at a time. Received must persist the
+// message before it returns: the agent acknowledges it to the relay only
+// after that, and calls it again after a crash when it is not sure.
+// Received may see the same (connection, ID) again after a crash and must
+// then keep one copy.
+type Events interface {
+	Connected(conn ConnID, peerInfo []byte)
+	Received(conn ConnID, msg Received) error
+	Sent(conn ConnID, id uint64)
+	Delivered(conn ConnID, ids []uint64)
+	Failed(conn ConnID, id uint64, err error)
+	PeerDeleted(conn ConnID)
+	// Problem reports a message that was dropped (tampered, malformed)
+	// or a connection-level error. The connection keeps working.
+	Problem(conn ConnID, err error)
+}
+
+// Errors callers branch on.
+var (
+	ErrInvitationUsed = errors.New("this invitation was already used")
+	ErrNoConnection   = errors.New("agent: no such connection")
+	ErrNotConnected   = errors.New("agent: the connection is not established yet")
+	ErrClosed         = errors.New("agent: closed")
+)
+
+// Options configures an Agent.
+type Options struct {
+	Store  *store.Store
+	Relays *Relays
+	Events Events
+	// PostQuantum offers the ML-KEM hybrid in invitations and uses it when
+	// joining invitations that offer it. On by default in package chat.
+	PostQuantum bool
+	// ReceiptDelay batches receipts: they are sent this long after the
+	// last received message (default 20ms).
+	ReceiptDelay time.Duration
+	// Rand defaults to crypto/rand.
+	Rand io.Reader
+}
+
+// Agent manages the connections of one profile.
+type Agent struct {
+	store *store.Store
+	tr    *Relays
+	ev    Events
+	pq    bool
+	rand  io.Reader
+	delay time.Duration
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu    sync.Mutex
+	conns map[ConnID]*connHandle
+	byRcv map[wire.QueueID]ConnID
+}
+
+// connHandle serialises work on one connection.
+type connHandle struct {
+	mu     sync.Mutex
+	wake   chan struct{} // outbox worker
+	stop   chan struct{}
+	timer  *time.Timer // receipt batching
+	closed bool
+}
+
+// New returns an Agent. Call Start to resume stored connections.
+func New(opts Options) (*Agent, error) {
+	if opts.Store == nil || opts.Relays == nil || opts.Events == nil {
+		return nil, errors.New("agent: Store, Relays and Events are required")
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.Reader
+	}
+	if opts.ReceiptDelay == 0 {
+		opts.ReceiptDelay = 20 * time.Millisecond
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &Agent{
+		store: opts.Store, tr: opts.Relays, ev: opts.Events, pq: opts.PostQuantum,
+		rand: opts.Rand, delay: opts.ReceiptDelay, ctx: ctx, cancel: cancel,
+		conns: make(map[ConnID]*connHandle), byRcv: make(map[wire.QueueID]ConnID),
+	}
+	opts.Relays.setHandler(a.HandleMessage)
+	return a, nil
+}
+
+// Start loads every stored connection, subscribes to its queue and resumes
+// its outbox. Subscription failures are not fatal: the transport retries
+// after reconnecting.
+func (a *Agent) Start(ctx context.Context) error {
+	dirs, err := a.store.ListDirs("conn")
+	if err != nil {
+		return err
+	}
+	for _, d := range dirs {
+		id := ConnID(d.Base())
+		if !id.valid() {
+			continue
+		}
+		c, err := a.loadConn(id)
+		if errors.Is(err, store.ErrNotFound) {
+			// A connection whose creation did not finish: nothing was sent.
+			_ = a.store.DeleteAll(d)
+			continue
+		}
+		if err != nil {
+			a.ev.Problem(id, err)
+			continue
+		}
+		h := a.register(c)
+		if err := a.recoverOutbox(c, h); err != nil {
+			a.ev.Problem(id, err)
+		}
+		if c.State != StatePeerDeleted {
+			if err := a.subscribe(ctx, c); err != nil {
+				a.ev.Problem(id, fmt.Errorf("subscribing: %w", err))
+			}
+		}
+	}
+	return nil
+}
+
+// Close stops the outbox workers. It does not close the transport.
+func (a *Agent) Close() {
+	a.cancel()
+	a.mu.Lock()
+	for _, h := range a.conns {
+		h.shutdown()
+	}
+	a.mu.Unlock()
+	a.wg.Wait()
+}
+
+func (a *Agent) register(c *connRecord) *connHandle {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if h, ok := a.conns[c.ID]; ok {
+		return h
+	}
+	h := &connHandle{wake: make(chan struct{}, 1), stop: make(chan struct{})}
+	a.conns[c.ID] = h
+	a.byRcv[c.Rcv.RcvID] = c.ID
+	a.wg.Add(1)
+	go a.outboxWorker(c.ID, h)
+	return h
+}
+
+func (a *Agent) handle(id ConnID) (*connHandle, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	h, ok := a.conns[id]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrNoConnection, id)
+	}
+	return h, nil
+}
+
+func (a *Agent) subscribe(ctx context.Context, c *connRecord) error {
+	relay, sub, err := c.Rcv.subscription()
+	if err != nil {
+		return err
+	}
+	return a.tr.subscribe(ctx, relay, sub)
+}
+
+// newRcvQueue creates a receiving queue on relay.
+func (a *Agent) newRcvQueue(ctx context.Context, relay wire.Address) (rcvQueue, error) {
+	q, keys, err := a.tr.newQueue(ctx, relay)
+	if err != nil {
+		return rcvQueue{}, fmt.Errorf("creating a queue on the relay: %w", err)
+	}
+	qk, err := box.GenerateKey(a.rand)
+	if err != nil {
+		return rcvQueue{}, err
+	}
+	sub := q.Subscription(keys)
+	return rcvQueue{
+		Relay: relay.String(), RcvID: q.RcvID, SndID: q.SndID, AuthSeed: keys.Auth.Seed(),
+		RelayBox: sub.BoxKey[:], QueueKey: qk.Bytes(),
+	}, nil
+}
+
+// CreateInvitation makes a queue on relay and returns the connection and
+// its one-time invitation. info (the profile, opaque to the agent) is sent
+// to whoever joins, inside the encrypted hello.
+func (a *Agent) CreateInvitation(ctx context.Context, relay wire.Address, info []byte) (ConnID, Invitation, error) {
+	if len(info) > MaxBody {
+		return "", Invitation{}, fmt.Errorf("%w: info of %d bytes", ErrTooLong, len(info))
+	}
+	q, err := a.newRcvQueue(ctx, relay)
+	if err != nil {
+		return "", Invitation{}, err
+	}
+	sec, rinv, err := ratchet.NewInvitation(a.rand, a.pq)
+	if err != nil {
+		return "", Invitation{}, err
+	}
+	secBytes, err := sec.MarshalBinary()
+	if err != nil {
+		return "", Invitation{}, err
+	}
+	rinvBytes, err := rinv.MarshalBinary()
+	if err != nil {
+		return "", Invitation{}, err
+	}
+	qk, err := box.PrivateKeyFromBytes(q.QueueKey)
+	if err != nil {
+		return "", Invitation{}, err
+	}
+	c := &connRecord{ID: newConnID(), State: StateInvited, Created: time.Now().UTC(), Rcv: q, Invitation: secBytes, Hello: info}
+	if err := a.saveConn(c); err != nil {
+		return "", Invitation{}, err
+	}
+	a.register(c)
+	if err := a.subscribe(ctx, c); err != nil {
+		return "", Invitation{}, fmt.Errorf("subscribing to the new queue: %w", err)
+	}
+	inv := Invitation{
+		Versions: Versions, Relay: relay, SenderID: q.SndID,
+		QueueKey: [KeySize]byte(qk.PublicKey().Bytes()), Ratchet: [ratchet.InvitationSize]byte(rinvBytes),
+	}
+	return c.ID, inv, nil
+}
+
+// Join connects to an invitation: it creates our queue on relay, secures
+// the inviter's queue (failing with ErrInvitationUsed when someone else
+// already did) and queues the confirmation carrying our reply queue and
+// info (the profile, opaque to the agent).
+func (a *Agent) Join(ctx context.Context, inv Invitation, relay wire.Address, info []byte) (ConnID, error) {
+	rinv, err := ratchet.ParseInvitation(inv.Ratchet[:])
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrCorruptedLink, err)
+	}
+	peerQK, err := box.ParsePublicKey(inv.QueueKey[:])
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrCorruptedLink, err)
+	}
+	st, conf, err := ratchet.Join(a.rand, rinv, a.pq && rinv.PQ)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrCorruptedLink, err)
+	}
+	q, err := a.newRcvQueue(ctx, relay)
+	if err != nil {
+		return "", err
+	}
+	ourRcvQK, err := box.PrivateKeyFromBytes(q.QueueKey)
+	if err != nil {
+		return "", err
+	}
+	sndAuth, sndSeed, err := newAuthKey()
+	if err != nil {
+		return "", err
+	}
+	sndQK, err := box.GenerateKey(a.rand)
+	if err != nil {
+		return "", err
+	}
+	shared, err := box.Precompute(sndQK, peerQK)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrCorruptedLink, err)
+	}
+	body, err := encodeReply(replyQueue{Relay: relay, SenderID: q.SndID, QueueKey: ourRcvQK.PublicKey()}, info)
+	if err != nil {
+		return "", err
+	}
+	pt, err := encodeMessage(header{ID: 1, Kind: KindReply}, body)
+	if err != nil {
+		return "", err
+	}
+	env, err := st.Seal(a.rand, pt)
+	if err != nil {
+		return "", err
+	}
+	confBytes, err := conf.MarshalBinary()
+	if err != nil {
+		return "", err
+	}
+	sealed, err := sealQueue(a.rand, sndQK.PublicKey(), shared, confirmation{Version: Version, Ratchet: confBytes, Envelope: env}.encode())
+	if err != nil {
+		return "", err
+	}
+	rs, err := st.MarshalBinary()
+	if err != nil {
+		return "", err
+	}
+	c := &connRecord{
+		ID: newConnID(), State: StateJoining, Created: time.Now().UTC(), Rcv: q, Ratchet: rs,
+		Snd:    &sndQueue{Relay: inv.Relay.String(), SndID: inv.SenderID, AuthSeed: sndSeed, QueueKey: sndQK.Bytes(), PeerKey: inv.QueueKey[:]},
+		SentID: 1, SentHash: messageHash(pt),
+	}
+	// Secure the inviter's queue now, so that a used invitation fails here
+	// and nothing is stored for it.
+	if err := a.tr.secure(ctx, inv.Relay, inv.SenderID, sndAuth); err != nil {
+		if _, sub, serr := q.subscription(); serr == nil {
+			_ = a.tr.deleteQueue(context.WithoutCancel(ctx), relay, sub)
+		}
+		if errors.Is(err, wire.CodeAuth) {
+			return "", ErrInvitationUsed
+		}
+		return "", fmt.Errorf("reaching the inviter's relay: %w", err)
+	}
+	c.Snd.Secured = true
+	if err := a.putOutbox(c.ID, &outboxEntry{ID: 1, Kind: KindReply, Sealed: sealed, Confirmation: true}); err != nil {
+		return "", err
+	}
+	if err := a.saveConn(c); err != nil {
+		return "", err
+	}
+	h := a.register(c)
+	if err := a.subscribe(ctx, c); err != nil {
+		a.ev.Problem(c.ID, fmt.Errorf("subscribing: %w", err))
+	}
+	h.poke()
+	return c.ID, nil
+}
+
+// Send queues a chat message body on a connection and returns its ID. When
+// Send returns, the message is stored and will be sent, in order, also
+// after a restart; Events.Sent follows when the relay accepted it.
+func (a *Agent) Send(ctx context.Context, id ConnID, body []byte) (uint64, error) {
+	return a.send(id, KindChat, body)
+}
+
+func (a *Agent) send(id ConnID, kind Kind, body []byte) (uint64, error) {
+	if len(body) > MaxBody {
+		return 0, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLong, len(body), MaxBody)
+	}
+	h, err := a.handle(id)
+	if err != nil {
+		return 0, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c, err := a.loadConn(id)
+	if err != nil {
+		return 0, err
+	}
+	if c.Snd == nil || c.Ratchet == nil || (c.State != StateConnected && c.State != StateAccepting && c.State != StateJoining) {
+		return 0, ErrNotConnected
+	}
+	e, err := a.seal(c, kind, body, c.SentID+1, c.SentHash)
+	if err != nil {
+		return 0, err
+	}
+	// Outbox first, then the connection record: see SPEC.md, "Crash safety".
+	if err := a.putOutbox(id, e); err != nil {
+		return 0, err
+	}
+	if err := a.saveConn(c); err != nil {
+		// Undo, so that a failed Send is not sent. If this fails too (the
+		// process is dying), Start re-seals the entry: see SPEC.md.
+		_ = a.store.Delete(outboxKey(id, e.ID))
+		return 0, err
+	}
+	h.poke()
+	return e.ID, nil
+}
+
+// seal encrypts one message and advances c (ratchet and counters) in memory.
+func (a *Agent) seal(c *connRecord, kind Kind, body []byte, n uint64, prev [32]byte) (*outboxEntry, error) {
+	var st ratchet.State
+	if err := st.UnmarshalBinary(c.Ratchet); err != nil {
+		return nil, err
+	}
+	pt, err := encodeMessage(header{ID: n, PrevHash: prev, Kind: kind}, body)
+	if err != nil {
+		return nil, err
+	}
+	env, err := st.Seal(a.rand, pt)
+	if err != nil {
+		return nil, err
+	}
+	shared, err := sharedKey(c.Snd.QueueKey, c.Snd.PeerKey)
+	if err != nil {
+		return nil, err
+	}
+	qk, _ := box.PrivateKeyFromBytes(c.Snd.QueueKey)
+	sealed, err := sealQueue(a.rand, qk.PublicKey(), shared, append([]byte{typeMessage}, env...))
+	if err != nil {
+		return nil, err
+	}
+	rs, err := st.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	c.Ratchet = rs
+	c.SentID, c.SentHash = n, messageHash(pt)
+	return &outboxEntry{ID: n, Kind: kind, Body: body, Sealed: sealed}, nil
+}
+
+// recoverOutbox re-seals entries written before a crash that lost the
+// matching connection update (their ID is past c.SentID).
+func (a *Agent) recoverOutbox(c *connRecord, h *connHandle) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	entries, err := a.loadOutbox(c.ID)
+	if err != nil {
+		return err
+	}
+	changed := false
+	for _, e := range entries {
+		if e.Confirmation || e.ID <= c.SentID {
+			continue
+		}
+		if e.ID != c.SentID+1 {
+			// Only the newest entry can be ahead; anything else is debris.
+			_ = a.store.Delete(outboxKey(c.ID, e.ID))
+			continue
+		}
+		ne, err := a.seal(c, e.Kind, e.Body, e.ID, c.SentHash)
+		if err != nil {
+			return err
+		}
+		if err := a.putOutbox(c.ID, ne); err != nil {
+			return err
+		}
+		changed = true
+	}
+	if changed {
+		return a.saveConn(c)
+	}
+	return nil
+}
+
+// shutdown stops the connection's outbox worker and receipt timer.
+func (h *connHandle) shutdown() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.closed {
+		h.closed = true
+		close(h.stop)
+	}
+	if h.timer != nil {
+		h.timer.Stop()
+	}
+}
+
+func (h *connHandle) poke() {
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+}
+
+// outboxWorker sends a connection's outbox in order, retrying with backoff.
+func (a *Agent) outboxWorker(id ConnID, h *connHandle) {
+	defer a.wg.Done()
+	backoff := 100 * time.Millisecond
+	for {
+		sent, err := a.sendNext(id, h)
+		switch {
+		case err == nil && sent:
+			backoff = 100 * time.Millisecond
+			continue
+		case err == nil:
+			select {
+			case <-h.wake:
+				continue
+			case <-h.stop:
+				return
+			}
+		default:
+			wait := backoff/2 + randDuration(backoff/2)
+			if backoff < 30*time.Second {
+				backoff *= 2
+			}
+			select {
+			case <-time.After(wait):
+			case <-h.wake:
+				backoff = 100 * time.Millisecond
+			case <-h.stop:
+				return
+			}
+		}
+	}
+}
+
+func randDuration(max time.Duration) time.Duration {
+	if max <= 0 {
+		return 0
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	n := uint64(0)
+	for _, x := range b {
+		n = n<<8 | uint64(x)
+	}
+	return time.Duration(n % uint64(max))
+}
+
+// sendNext sends the oldest outbox entry. It reports whether it sent one.
+func (a *Agent) sendNext(id ConnID, h *connHandle) (bool, error) {
+	h.mu.Lock()
+	c, err := a.loadConn(id)
+	if err != nil {
+		h.mu.Unlock()
+		if errors.Is(err, store.ErrNotFound) {
+			return false, nil // deleted
+		}
+		return false, err
+	}
+	keys, err := a.store.List(outboxDir(id))
+	if err != nil || len(keys) == 0 || c.Snd == nil {
+		h.mu.Unlock()
+		return false, err
+	}
+	b, err := a.store.Get(keys[0])
+	h.mu.Unlock()
+	if err != nil {
+		return false, err
+	}
+	var e outboxEntry
+	if err := jsonUnmarshal(b, &e); err != nil {
+		return false, err
+	}
+	if !e.Confirmation && e.ID > c.SentID {
+		return false, nil // not committed yet; Send will finish it
+	}
+	relay, err := wire.ParseAddress(c.Snd.Relay)
+	if err != nil {
+		return false, err
+	}
+	auth, err := authKey(c.Snd.AuthSeed)
+	if err != nil {
+		return false, err
+	}
+	ctx, cancel := context.WithTimeout(a.ctx, 30*time.Second)
+	defer cancel()
+	if !c.Snd.Secured {
+		if err := a.tr.secure(ctx, relay, c.Snd.SndID, auth); err != nil && !errors.Is(err, wire.CodeAuth) {
+			return false, err
+		}
+		// AUTH: perhaps we secured it before a crash; SEND tells.
+	}
+	err = a.tr.send(ctx, relay, c.Snd.SndID, auth, e.Sealed)
+	var code wire.ErrCode
+	permanent := errors.As(err, &code) && code != wire.CodeQuota && code != wire.CodeInternal
+	if err != nil && !permanent {
+		return false, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := a.store.Delete(keys[0]); err != nil {
+		return false, err
+	}
+	c, lerr := a.loadConn(id)
+	if lerr != nil {
+		return true, nil
+	}
+	if !c.Snd.Secured {
+		c.Snd.Secured = true
+		if err := a.saveConn(c); err != nil {
+			return true, err
+		}
+	}
+	if err != nil {
+		if e.Kind == KindChat {
+			a.ev.Failed(id, e.ID, err)
+		} else {
+			a.ev.Problem(id, fmt.Errorf("sending %c: %w", e.Kind, err))
+		}
+		return true, nil
+	}
+	switch e.Kind {
+	case KindChat:
+		a.ev.Sent(id, e.ID)
+	case KindHello:
+		if c.State == StateAccepting {
+			c.State = StateConnected
+			if err := a.saveConn(c); err != nil {
+				return true, err
+			}
+			a.ev.Connected(id, c.PeerInfo)
+		}
+	}
+	return true, nil
+}
+
+// HandleMessage processes a message delivered on one of our queues. Relays
+// calls it for every MSG, in order per queue, and ACKs only when it returns
+// true.
+func (a *Agent) HandleMessage(rcvID wire.QueueID, m wire.Message) (ack bool) {
+	a.mu.Lock()
+	id, ok := a.byRcv[rcvID]
+	h := a.conns[id]
+	a.mu.Unlock()
+	if !ok {
+		return true // a queue we no longer know: drop it
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c, err := a.loadConn(id)
+	if err != nil {
+		return !errors.Is(err, store.ErrCorrupt) && errors.Is(err, store.ErrNotFound)
+	}
+	ack, err = a.receive(c, h, m)
+	if err != nil {
+		a.ev.Problem(id, err)
+	}
+	return ack
+}
+
+// receive decrypts and dispatches one message; see SPEC.md for the order
+// of writes.
+func (a *Agent) receive(c *connRecord, h *connHandle, msg wire.Message) (bool, error) {
+	senderKey, boxed, err := splitQueue(msg.Body)
+	if err != nil {
+		return true, err
+	}
+	if c.Rcv.PeerKey != nil && subtle.ConstantTimeCompare(c.Rcv.PeerKey, senderKey.Bytes()) != 1 {
+		return true, fmt.Errorf("%w: unexpected sender key", ErrMalformed)
+	}
+	shared, err := sharedKey(c.Rcv.QueueKey, senderKey.Bytes())
+	if err != nil {
+		return true, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	inner, err := box.Open(shared, boxed)
+	if err != nil {
+		return true, fmt.Errorf("%w: per-queue box: %w", ErrMalformed, err)
+	}
+	typ, conf, err := decodeAgentMessage(inner)
+	if err != nil {
+		return true, err
+	}
+	if typ == typeConfirmation {
+		return a.acceptConfirmation(c, h, senderKey, conf, msg.Time)
+	}
+	if c.Ratchet == nil {
+		return true, fmt.Errorf("%w: a message before the confirmation", ErrMalformed)
+	}
+	var st ratchet.State
+	if err := st.UnmarshalBinary(c.Ratchet); err != nil {
+		return false, err
+	}
+	pt, err := st.Open(conf.Envelope)
+	if errors.Is(err, ratchet.ErrDuplicate) {
+		return true, nil // already processed before a crash, or a replay
+	}
+	if err != nil {
+		return true, fmt.Errorf("a message was rejected: %w", err)
+	}
+	hd, body, err := decodeMessage(pt)
+	if err != nil {
+		return true, err
+	}
+	if c.Rcv.PeerKey == nil {
+		c.Rcv.PeerKey = senderKey.Bytes()
+	}
+	// The ratchet opened it, so it is not a replay: a message key opens
+	// once. An ID at or below RcvdID is a late arrival (the relay may store
+	// concurrent SENDs in any order) or, after a crash, one we processed but
+	// did not record; Events.Received keeps one copy either way.
+	var integ Integrity
+	inOrder := hd.ID == c.RcvdID+1
+	if hd.ID > c.RcvdID+1 {
+		integ.Missing = hd.ID - c.RcvdID - 1
+	} else if inOrder && subtle.ConstantTimeCompare(hd.PrevHash[:], c.RcvdHash[:]) != 1 {
+		integ.BadHash = true
+	}
+	rs, err := st.MarshalBinary()
+	if err != nil {
+		return false, err
+	}
+	switch hd.Kind {
+	case KindChat:
+		if err := a.ev.Received(c.ID, Received{ID: hd.ID, Body: body, Sent: msg.Time, Integrity: integ}); err != nil {
+			return false, fmt.Errorf("storing a received message: %w", err)
+		}
+		c.Receipts = append(c.Receipts, hd.ID)
+	case KindHello:
+		if c.State == StateJoining {
+			c.State = StateConnected
+			c.PeerInfo = append([]byte(nil), body...)
+			defer a.ev.Connected(c.ID, c.PeerInfo)
+		}
+	case KindReceipt:
+		ids, err := decodeReceipt(body)
+		if err != nil {
+			a.ev.Problem(c.ID, err)
+		} else {
+			defer a.ev.Delivered(c.ID, ids)
+		}
+	case KindDeleted:
+		c.State = StatePeerDeleted
+		defer a.ev.PeerDeleted(c.ID)
+	default:
+		a.ev.Problem(c.ID, fmt.Errorf("%w: unexpected %c", ErrMalformed, hd.Kind))
+	}
+	if hd.ID > c.RcvdID {
+		c.RcvdID, c.RcvdHash = hd.ID, messageHash(pt)
+	}
+	c.Ratchet = rs
+	if err := a.saveConn(c); err != nil {
+		return false, err
+	}
+	if len(c.Receipts) > 0 {
+		a.scheduleReceipts(c.ID, h)
+	}
+	return true, nil
+}
+
+// acceptConfirmation handles the joiner's first message on our invitation queue.
+func (a *Agent) acceptConfirmation(c *connRecord, h *connHandle, senderKey box.PublicKey, conf confirmation, _ time.Time) (bool, error) {
+	if c.State != StateInvited || c.Invitation == nil {
+		return true, fmt.Errorf("%w: a second confirmation", ErrMalformed)
+	}
+	if conf.Version < Versions.Min || conf.Version > Versions.Max {
+		return true, fmt.Errorf("%w: confirmation version %d", ErrMalformed, conf.Version)
+	}
+	rc, err := ratchet.ParseConfirmation(conf.Ratchet)
+	if err != nil {
+		return true, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	var sec ratchet.InvitationSecret
+	if err := sec.UnmarshalBinary(c.Invitation); err != nil {
+		return false, err
+	}
+	st, err := sec.Accept(rc)
+	if err != nil {
+		return true, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	pt, err := st.Open(conf.Envelope)
+	if err != nil {
+		return true, fmt.Errorf("the confirmation was rejected: %w", err)
+	}
+	hd, body, err := decodeMessage(pt)
+	if err != nil || hd.Kind != KindReply || hd.ID != 1 {
+		return true, fmt.Errorf("%w: confirmation contents", ErrMalformed)
+	}
+	reply, info, err := decodeReply(body)
+	if err != nil {
+		return true, err
+	}
+	_, sndSeed, err := newAuthKey()
+	if err != nil {
+		return false, err
+	}
+	sndQK, err := box.GenerateKey(a.rand)
+	if err != nil {
+		return false, err
+	}
+	rs, err := st.MarshalBinary()
+	if err != nil {
+		return false, err
+	}
+	c.Rcv.PeerKey = senderKey.Bytes()
+	c.Snd = &sndQueue{Relay: reply.Relay.String(), SndID: reply.SenderID, AuthSeed: sndSeed, QueueKey: sndQK.Bytes(), PeerKey: reply.QueueKey.Bytes()}
+	c.Invitation = nil
+	c.Ratchet = rs
+	c.RcvdID, c.RcvdHash = 1, messageHash(pt)
+	c.State = StateAccepting
+	c.PeerInfo = append([]byte(nil), info...)
+	hello, err := a.seal(c, KindHello, c.Hello, 1, [32]byte{})
+	if err != nil {
+		return false, err
+	}
+	c.Hello = nil
+	if err := a.putOutbox(c.ID, hello); err != nil {
+		return false, err
+	}
+	if err := a.saveConn(c); err != nil {
+		return false, err
+	}
+	h.poke()
+	return true, nil
+}
+
+func (a *Agent) scheduleReceipts(id ConnID, h *connHandle) {
+	if h.timer != nil {
+		return
+	}
+	h.timer = time.AfterFunc(a.delay, func() {
+		h.mu.Lock()
+		h.timer = nil
+		h.mu.Unlock()
+		a.flushReceipts(id)
+	})
+}
+
+func (a *Agent) flushReceipts(id ConnID) {
+	h, err := a.handle(id)
+	if err != nil {
+		return
+	}
+	h.mu.Lock()
+	c, err := a.loadConn(id)
+	if err != nil || len(c.Receipts) == 0 || c.Snd == nil || c.State == StatePeerDeleted {
+		h.mu.Unlock()
+		return
+	}
+	ids := c.Receipts
+	if len(ids) > maxReceiptIDs {
+		ids = ids[:maxReceiptIDs]
+	}
+	e, err := a.seal(c, KindReceipt, encodeReceipt(ids), c.SentID+1, c.SentHash)
+	if err == nil {
+		c.Receipts = c.Receipts[len(ids):]
+		if err = a.putOutbox(id, e); err == nil {
+			err = a.saveConn(c)
+		}
+	}
+	more := len(c.Receipts) > 0
+	h.mu.Unlock()
+	if err != nil {
+		a.ev.Problem(id, fmt.Errorf("queueing a receipt: %w", err))
+		return
+	}
+	h.poke()
+	if more {
+		a.flushReceipts(id)
+	}
+}
+
+// Info describes a connection.
+type Info struct {
+	ID       ConnID
+	State    State
+	Created  time.Time
+	PeerInfo []byte
+	// SecurityCode is the same on both sides once the handshake is done;
+	// nil before. Users compare it out of band to rule out a relay or a
+	// link carrier in the middle.
+	SecurityCode []byte
+}
+
+// Connection returns the current Info of a connection.
+func (a *Agent) Connection(id ConnID) (Info, error) {
+	h, err := a.handle(id)
+	if err != nil {
+		return Info{}, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c, err := a.loadConn(id)
+	if err != nil {
+		return Info{}, err
+	}
+	info := Info{ID: c.ID, State: c.State, Created: c.Created, PeerInfo: c.PeerInfo}
+	if c.Ratchet != nil {
+		var st ratchet.State
+		if err := st.UnmarshalBinary(c.Ratchet); err != nil {
+			return Info{}, err
+		}
+		code := st.SecurityCode()
+		info.SecurityCode = code[:]
+	}
+	return info, nil
+}
+
+// Pending lists the chat messages queued on a connection and not yet
+// accepted by the relay, oldest first. After a crash, the chat layer uses
+// it to find messages whose Send never returned.
+func (a *Agent) Pending(id ConnID) ([]Received, error) {
+	h, err := a.handle(id)
+	if err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	entries, err := a.loadOutbox(id)
+	if err != nil {
+		return nil, err
+	}
+	var out []Received
+	for _, e := range entries {
+		if e.Kind == KindChat {
+			out = append(out, Received{ID: e.ID, Body: e.Body})
+		}
+	}
+	return out, nil
+}
+
+// Connections lists the IDs of all connections.
+func (a *Agent) Connections() []ConnID {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ids := make([]ConnID, 0, len(a.conns))
+	for id := range a.conns {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// Delete deletes a connection: it tells the peer (when connected), deletes
+// our receiving queue on the relay and every local record of it. An
+// invitation nobody joined yet is cancelled the same way. Telling the peer
+// is best effort; the queue deletion must succeed, or Delete fails and
+// keeps the connection.
+func (a *Agent) Delete(ctx context.Context, id ConnID) error {
+	h, err := a.handle(id)
+	if err != nil {
+		return err
+	}
+	h.mu.Lock()
+	c, err := a.loadConn(id)
+	if err != nil {
+		h.mu.Unlock()
+		return err
+	}
+	var notice *outboxEntry
+	if c.Snd != nil && c.Ratchet != nil && c.State != StatePeerDeleted && c.State != StateInvited {
+		notice, _ = a.seal(c, KindDeleted, nil, c.SentID+1, c.SentHash)
+	}
+	h.mu.Unlock()
+	if notice != nil {
+		if relay, err := wire.ParseAddress(c.Snd.Relay); err == nil {
+			if auth, err := authKey(c.Snd.AuthSeed); err == nil {
+				sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				_ = a.tr.send(sctx, relay, c.Snd.SndID, auth, notice.Sealed)
+				cancel()
+			}
+		}
+	}
+	relay, sub, err := c.Rcv.subscription()
+	if err != nil {
+		return err
+	}
+	if err := a.tr.deleteQueue(ctx, relay, sub); err != nil && !errors.Is(err, wire.CodeAuth) {
+		return fmt.Errorf("deleting the queue on the relay: %w", err)
+	}
+	a.mu.Lock()
+	delete(a.conns, id)
+	delete(a.byRcv, c.Rcv.RcvID)
+	a.mu.Unlock()
+	h.shutdown()
+	return a.store.DeleteAll(store.Key("conn").Join(string(id)))
+}

@@ -1,0 +1,317 @@
+//go:build !js
+
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hack-pad/hackpadfs"
+	"github.com/hack-pad/hackpadfs/mem"
+	"github.com/wisp-chat/wisp/crypto/vault"
+	"github.com/wisp-chat/wisp/server/wire/client"
+	"github.com/wisp-chat/wisp/wasm/internal/relaytest"
+	"github.com/wisp-chat/wisp/wasm/store"
+)
+
+// recorder is an Events implementation that keeps everything, exactly
+// once per (connection, ID), as the chat layer does.
+type recorder struct {
+	mu        sync.Mutex
+	connected map[ConnID][]byte
+	received  map[ConnID]map[uint64]Received
+	dupes     int
+	sent      map[ConnID]map[uint64]bool
+	delivered map[ConnID]map[uint64]bool
+	failed    map[ConnID]map[uint64]error
+	deleted   map[ConnID]bool
+	problems  []error
+	changed   chan struct{}
+}
+
+func newRecorder() *recorder {
+	return &recorder{
+		connected: map[ConnID][]byte{}, received: map[ConnID]map[uint64]Received{},
+		sent: map[ConnID]map[uint64]bool{}, delivered: map[ConnID]map[uint64]bool{},
+		failed: map[ConnID]map[uint64]error{}, deleted: map[ConnID]bool{}, changed: make(chan struct{}, 1),
+	}
+}
+
+func (r *recorder) poke() {
+	select {
+	case r.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (r *recorder) Connected(c ConnID, info []byte) {
+	r.mu.Lock()
+	r.connected[c] = info
+	r.mu.Unlock()
+	r.poke()
+}
+
+func (r *recorder) Received(c ConnID, m Received) error {
+	r.mu.Lock()
+	if r.received[c] == nil {
+		r.received[c] = map[uint64]Received{}
+	}
+	if _, ok := r.received[c][m.ID]; ok {
+		r.dupes++
+	}
+	m.Body = append([]byte(nil), m.Body...)
+	r.received[c][m.ID] = m
+	r.mu.Unlock()
+	r.poke()
+	return nil
+}
+
+func setIn(m map[ConnID]map[uint64]bool, c ConnID, id uint64) {
+	if m[c] == nil {
+		m[c] = map[uint64]bool{}
+	}
+	m[c][id] = true
+}
+
+func (r *recorder) Sent(c ConnID, id uint64) {
+	r.mu.Lock()
+	setIn(r.sent, c, id)
+	r.mu.Unlock()
+	r.poke()
+}
+
+func (r *recorder) Delivered(c ConnID, ids []uint64) {
+	r.mu.Lock()
+	for _, id := range ids {
+		setIn(r.delivered, c, id)
+	}
+	r.mu.Unlock()
+	r.poke()
+}
+
+func (r *recorder) Failed(c ConnID, id uint64, err error) {
+	r.mu.Lock()
+	if r.failed[c] == nil {
+		r.failed[c] = map[uint64]error{}
+	}
+	r.failed[c][id] = err
+	r.mu.Unlock()
+	r.poke()
+}
+
+func (r *recorder) PeerDeleted(c ConnID) {
+	r.mu.Lock()
+	r.deleted[c] = true
+	r.mu.Unlock()
+	r.poke()
+}
+
+func (r *recorder) Problem(c ConnID, err error) {
+	r.mu.Lock()
+	r.problems = append(r.problems, err)
+	r.mu.Unlock()
+}
+
+// wait polls cond (under the recorder's lock) until it holds.
+func (r *recorder) wait(t testing.TB, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		r.mu.Lock()
+		ok := cond()
+		r.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-r.changed:
+		case <-time.After(50 * time.Millisecond):
+		case <-deadline:
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			t.Fatalf("timed out waiting for %s (problems: %v)", what, r.problems)
+		}
+	}
+}
+
+// peer is one profile: an agent over its own store.
+type peer struct {
+	t      testing.TB
+	fs     hackpadfs.FS
+	sealer store.Sealer
+	ev     *recorder
+	relays *Relays
+	agent  *Agent
+}
+
+func newPeer(t testing.TB) *peer {
+	t.Helper()
+	fsys, err := mem.NewFS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := vault.NewKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &peer{t: t, fs: fsys, sealer: store.VaultSealer(key), ev: newRecorder()}
+	p.start()
+	t.Cleanup(p.stop)
+	return p
+}
+
+// start (re)opens the agent over the same storage.
+func (p *peer) start() {
+	p.t.Helper()
+	st, err := store.Open(p.fs, "profile", p.sealer)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.relays = NewRelays(client.Options{MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second}, nil, nil)
+	p.agent, err = New(Options{Store: st, Relays: p.relays, Events: p.ev, PostQuantum: true})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if err := p.agent.Start(ctxT(p.t)); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// stop drops the agent without any goodbye (also used to simulate a crash).
+func (p *peer) stop() {
+	if p.agent == nil {
+		return
+	}
+	p.agent.Close()
+	p.relays.Close()
+	p.agent = nil
+}
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// connect makes a connection from a (inviting on ra) to b (receiving on rb).
+func connect(t testing.TB, a, b *peer, ra, rb *relaytest.Relay) (ConnID, ConnID) {
+	t.Helper()
+	ca, inv, err := a.agent.CreateInvitation(ctxT(t), ra.Addr(), []byte("alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	link, err := inv.Link("http://127.0.0.1:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := ParseLink(link, Versions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := b.agent.Join(ctxT(t), parsed, rb.Addr(), []byte("bob"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.ev.wait(t, "a connected", 20*time.Second, func() bool { return a.ev.connected[ca] != nil })
+	b.ev.wait(t, "b connected", 20*time.Second, func() bool { return b.ev.connected[cb] != nil })
+	if got := string(a.ev.connected[ca]); got != "bob" {
+		t.Errorf("a sees %q, want bob", got)
+	}
+	if got := string(b.ev.connected[cb]); got != "alice" {
+		t.Errorf("b sees %q, want alice", got)
+	}
+	ia, err := a.agent.Connection(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ib, err := b.agent.Connection(cb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ia.SecurityCode) != 32 || string(ia.SecurityCode) != string(ib.SecurityCode) {
+		t.Errorf("security codes differ: %x vs %x", ia.SecurityCode, ib.SecurityCode)
+	}
+	return ca, cb
+}
+
+func TestConnectAndExchange(t *testing.T) {
+	ra, rb := relaytest.Start(t), relaytest.Start(t)
+	a, b := newPeer(t), newPeer(t)
+	ca, cb := connect(t, a, b, ra, rb)
+
+	const n = 1000
+	start := time.Now()
+	for i := range n {
+		if _, err := a.agent.Send(ctxT(t), ca, fmt.Appendf(nil, "a->b %d", i)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.agent.Send(ctxT(t), cb, fmt.Appendf(nil, "b->a %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.ev.wait(t, "b receives all", 120*time.Second, func() bool { return len(b.ev.received[cb]) == n })
+	a.ev.wait(t, "a receives all", 120*time.Second, func() bool { return len(a.ev.received[ca]) == n })
+	elapsed := time.Since(start)
+	t.Logf("%d messages each way in %v: %.0f msgs/s", n, elapsed, 2*n/elapsed.Seconds())
+	a.ev.wait(t, "a's messages delivered", 60*time.Second, func() bool { return len(a.ev.delivered[ca]) == n && len(a.ev.sent[ca]) == n })
+	b.ev.wait(t, "b's messages delivered", 60*time.Second, func() bool { return len(b.ev.delivered[cb]) == n && len(b.ev.sent[cb]) == n })
+
+	check := func(r *recorder, c ConnID, prefix string) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		// Chat IDs follow the agent's sequence; the first chat message's ID
+		// depends on the handshake messages before it.
+		ids := make([]uint64, 0, n)
+		for id := range r.received[c] {
+			ids = append(ids, id)
+		}
+		min := ids[0]
+		for _, id := range ids {
+			min = minU(min, id)
+		}
+		for i := range n {
+			_ = i
+		}
+		seen := 0
+		for id, m := range r.received[c] {
+			_ = id
+			if m.Integrity.BadHash {
+				t.Errorf("%s: message %d has a bad hash", prefix, id)
+			}
+			seen++
+		}
+		if r.dupes != 0 {
+			t.Errorf("%s: %d duplicates", prefix, r.dupes)
+		}
+		for i := range n {
+			found := false
+			want := fmt.Sprintf("%s %d", prefix, i)
+			for _, m := range r.received[c] {
+				if string(m.Body) == want {
+					found = true
+					break
+				}
+			}
+			if !found {
+				t.Errorf("missing %q", want)
+				return
+			}
+		}
+		if len(r.problems) != 0 {
+			t.Errorf("problems: %v", r.problems)
+		}
+	}
+	check(b.ev, cb, "a->b")
+	check(a.ev, ca, "b->a")
+}
+
+func minU(a, b uint64) uint64 {
+	if a < b {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,208 @@
+package agent
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/wisp-chat/wisp/crypto/box"
+	"github.com/wisp-chat/wisp/server/wire"
+	"github.com/wisp-chat/wisp/server/wire/client"
+	"github.com/wisp-chat/wisp/wasm/store"
+)
+
+// ConnID identifies a connection locally. It is random and never leaves
+// the device.
+type ConnID string
+
+func newConnID() ConnID {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("agent: crypto/rand failed: " + err.Error()) // unreachable on supported platforms
+	}
+	return ConnID(hex.EncodeToString(b[:]))
+}
+
+func (id ConnID) valid() bool { return len(id) == 24 && store.Key(id).Valid() }
+
+// State is where a connection is in its life.
+type State string
+
+// Connection states.
+const (
+	// StateInvited: we made an invitation and wait for someone to join.
+	StateInvited State = "invited"
+	// StateJoining: we joined an invitation and wait for the inviter's hello.
+	StateJoining State = "joining"
+	// StateAccepting: we accepted a joiner's confirmation and are sending our hello.
+	StateAccepting State = "accepting"
+	// StateConnected: both directions work.
+	StateConnected State = "connected"
+	// StatePeerDeleted: the contact deleted the connection.
+	StatePeerDeleted State = "peer-deleted"
+)
+
+// rcvQueue is our receiving queue.
+type rcvQueue struct {
+	Relay    string       `json:"relay"`
+	RcvID    wire.QueueID `json:"rcv_id"`
+	SndID    wire.QueueID `json:"snd_id"`
+	AuthSeed []byte       `json:"auth"`      // Ed25519 seed of the recipient key
+	RelayBox []byte       `json:"relay_box"` // relay↔recipient precomputed box key
+	QueueKey []byte       `json:"queue_key"` // our X25519 key for the per-queue box
+	PeerKey  []byte       `json:"peer_key,omitempty"`
+}
+
+// sndQueue is the peer's queue we send to.
+type sndQueue struct {
+	Relay    string       `json:"relay"`
+	SndID    wire.QueueID `json:"snd_id"`
+	AuthSeed []byte       `json:"auth"`
+	Secured  bool         `json:"secured"`
+	QueueKey []byte       `json:"queue_key"` // ours
+	PeerKey  []byte       `json:"peer_key"`  // the recipient's
+}
+
+// connRecord is the persistent state of a connection: one record, so the
+// ratchet state and the integrity counters always change together.
+type connRecord struct {
+	V          int       `json:"v"`
+	ID         ConnID    `json:"id"`
+	State      State     `json:"state"`
+	Created    time.Time `json:"created"`
+	Rcv        rcvQueue  `json:"rcv"`
+	Snd        *sndQueue `json:"snd,omitempty"`
+	Invitation []byte    `json:"invitation,omitempty"` // ratchet.InvitationSecret until accepted
+	Ratchet    []byte    `json:"ratchet,omitempty"`
+	SentID     uint64    `json:"sent_id"`
+	SentHash   [32]byte  `json:"sent_hash"`
+	RcvdID     uint64    `json:"rcvd_id"`
+	RcvdHash   [32]byte  `json:"rcvd_hash"`
+	Receipts   []uint64  `json:"receipts,omitempty"`
+	PeerInfo   []byte    `json:"peer_info,omitempty"` // the peer's profile bytes
+	Hello      []byte    `json:"hello,omitempty"`     // our info, sent when a joiner arrives
+}
+
+const connRecordVersion = 1
+
+func connKey(id ConnID) store.Key   { return store.Key("conn").Join(string(id), "state") }
+func outboxDir(id ConnID) store.Key { return store.Key("conn").Join(string(id), "out") }
+func outboxKey(id ConnID, n uint64) store.Key {
+	return outboxDir(id).Join(fmt.Sprintf("%020d", n))
+}
+
+func (a *Agent) loadConn(id ConnID) (*connRecord, error) {
+	b, err := a.store.Get(connKey(id))
+	if err != nil {
+		return nil, err
+	}
+	var c connRecord
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("agent: connection record: %w", err)
+	}
+	if c.V != connRecordVersion || c.ID != id {
+		return nil, fmt.Errorf("agent: connection record version %d", c.V)
+	}
+	return &c, nil
+}
+
+func (a *Agent) saveConn(c *connRecord) error {
+	c.V = connRecordVersion
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	return a.store.Put(connKey(c.ID), b)
+}
+
+// outboxEntry is a message waiting for the relay's OK. The plaintext body
+// is kept so that an entry written before a crash that lost the ratchet
+// update can be sealed again (see SPEC.md, "Crash safety").
+type outboxEntry struct {
+	ID     uint64 `json:"id"`
+	Kind   Kind   `json:"kind"`
+	Body   []byte `json:"body"`
+	Sealed []byte `json:"sealed"` // SEND body
+	// Confirmation marks the joiner's first message, which is not a
+	// ratchet message of the connection's sequence and is not re-sealed.
+	Confirmation bool `json:"confirmation,omitempty"`
+}
+
+func (a *Agent) putOutbox(id ConnID, e *outboxEntry) error {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	return a.store.Put(outboxKey(id, e.ID), b)
+}
+
+func (a *Agent) loadOutbox(id ConnID) ([]*outboxEntry, error) {
+	keys, err := a.store.List(outboxDir(id))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*outboxEntry, 0, len(keys))
+	for _, k := range keys {
+		b, err := a.store.Get(k)
+		if err != nil {
+			return nil, err
+		}
+		var e outboxEntry
+		if err := json.Unmarshal(b, &e); err != nil {
+			return nil, fmt.Errorf("agent: outbox record: %w", err)
+		}
+		out = append(out, &e)
+	}
+	return out, nil
+}
+
+// keys of a queue, decoded from the record.
+
+func authKey(seed []byte) (ed25519.PrivateKey, error) {
+	if len(seed) != ed25519.SeedSize {
+		return nil, fmt.Errorf("agent: bad auth key")
+	}
+	return ed25519.NewKeyFromSeed(seed), nil
+}
+
+func newAuthKey() (ed25519.PrivateKey, []byte, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	return priv, priv.Seed(), nil
+}
+
+func sharedKey(ourPriv, peerPub []byte) (box.SharedKey, error) {
+	priv, err := box.PrivateKeyFromBytes(ourPriv)
+	if err != nil {
+		return box.SharedKey{}, err
+	}
+	pub, err := box.ParsePublicKey(peerPub)
+	if err != nil {
+		return box.SharedKey{}, err
+	}
+	return box.Precompute(priv, pub)
+}
+
+// subscription returns the relay and the client subscription of q.
+func (q rcvQueue) subscription() (wire.Address, client.Subscription, error) {
+	relay, err := wire.ParseAddress(q.Relay)
+	if err != nil {
+		return relay, client.Subscription{}, err
+	}
+	auth, err := authKey(q.AuthSeed)
+	if err != nil {
+		return relay, client.Subscription{}, err
+	}
+	if len(q.RelayBox) != 32 {
+		return relay, client.Subscription{}, fmt.Errorf("agent: bad relay box key")
+	}
+	bk := [32]byte(q.RelayBox)
+	return relay, client.Subscription{RcvID: q.RcvID, Auth: auth, BoxKey: &bk}, nil
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -1,0 +1,265 @@
+package agent
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/wisp-chat/wisp/server/wire"
+	"github.com/wisp-chat/wisp/server/wire/client"
+)
+
+// Relays is a pool of relay clients, one per relay address, shared by the
+// connections of a profile. It dials lazily, keeps retrying a relay that is
+// down, subscribes queues as soon as their relay is reachable (and again
+// after every reconnect, which the client does), and hands every delivered
+// message to the handler, acknowledging it when the handler says so.
+type Relays struct {
+	opts     client.Options
+	password func(wire.Address) []byte
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	relays   map[wire.Address]*relayConn
+	handler  func(rcvID wire.QueueID, m wire.Message) bool
+	status   func(relay wire.Address, up bool, err error)
+	relayOfQ map[wire.QueueID]wire.Address
+	kick     chan struct{} // closed by Reconnect
+}
+
+// relayConn is one relay's client, once it is connected.
+type relayConn struct {
+	addr  wire.Address
+	ready chan struct{} // closed when c is set
+	c     *client.Client
+	subs  map[wire.QueueID]client.Subscription
+}
+
+// RelayStatus reports relay connectivity to the UI ("connecting…").
+type RelayStatus func(relay wire.Address, up bool, err error)
+
+// NewRelays returns an empty pool. password returns the relay password for
+// NEW (nil for open relays); it may be nil.
+func NewRelays(opts client.Options, password func(wire.Address) []byte, status RelayStatus) *Relays {
+	ctx, cancel := context.WithCancel(context.Background())
+	if status == nil {
+		status = func(wire.Address, bool, error) {}
+	}
+	return &Relays{
+		opts: opts, password: password, ctx: ctx, cancel: cancel, status: status,
+		relays: make(map[wire.Address]*relayConn), relayOfQ: make(map[wire.QueueID]wire.Address),
+		kick: make(chan struct{}),
+	}
+}
+
+// setHandler installs the delivery handler (the agent).
+func (r *Relays) setHandler(h func(rcvID wire.QueueID, m wire.Message) bool) {
+	r.mu.Lock()
+	r.handler = h
+	r.mu.Unlock()
+}
+
+// Close closes every client.
+func (r *Relays) Close() {
+	r.cancel()
+	r.mu.Lock()
+	conns := make([]*relayConn, 0, len(r.relays))
+	for _, rc := range r.relays {
+		conns = append(conns, rc)
+	}
+	r.mu.Unlock()
+	for _, rc := range conns {
+		select {
+		case <-rc.ready:
+			rc.c.Close()
+		default:
+		}
+	}
+	r.wg.Wait()
+}
+
+// Reconnect makes every relay that has not connected yet try again now,
+// for when the browser comes back online or wakes up. Connected relays
+// reconnect by themselves.
+func (r *Relays) Reconnect() {
+	r.mu.Lock()
+	close(r.kick)
+	r.kick = make(chan struct{})
+	r.mu.Unlock()
+}
+
+func (r *Relays) kicked() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.kick
+}
+
+func (r *Relays) conn(addr wire.Address) *relayConn {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rc, ok := r.relays[addr]; ok {
+		return rc
+	}
+	rc := &relayConn{addr: addr, ready: make(chan struct{}), subs: make(map[wire.QueueID]client.Subscription)}
+	r.relays[addr] = rc
+	r.wg.Add(1)
+	go r.dialLoop(rc)
+	return rc
+}
+
+// dialLoop dials until the first connection succeeds; the client keeps it
+// up from then on.
+func (r *Relays) dialLoop(rc *relayConn) {
+	defer r.wg.Done()
+	backoff := 250 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(r.ctx, 20*time.Second)
+		c, err := client.Dial(ctx, rc.addr, r.opts)
+		cancel()
+		if err == nil {
+			r.mu.Lock()
+			rc.c = c
+			subs := make([]client.Subscription, 0, len(rc.subs))
+			for _, s := range rc.subs {
+				subs = append(subs, s)
+			}
+			r.mu.Unlock()
+			close(rc.ready)
+			r.status(rc.addr, true, nil)
+			if len(subs) > 0 {
+				c.Subscribe(r.ctx, subs...)
+			}
+			r.pump(rc)
+			return
+		}
+		if r.ctx.Err() != nil {
+			return
+		}
+		r.status(rc.addr, false, err)
+		d := backoff/2 + mrand.N(backoff/2+1)
+		backoff = min(backoff*2, 30*time.Second)
+		select {
+		case <-time.After(d):
+		case <-r.kicked():
+			backoff = 250 * time.Millisecond
+		case <-r.ctx.Done():
+			return
+		}
+	}
+}
+
+// pump reads a client's events until it closes.
+func (r *Relays) pump(rc *relayConn) {
+	for ev := range rc.c.Events() {
+		switch ev.Kind {
+		case client.EventMessage:
+			r.mu.Lock()
+			h := r.handler
+			sub, ok := rc.subs[ev.RcvID]
+			r.mu.Unlock()
+			if h == nil || !ok {
+				continue
+			}
+			if h(ev.RcvID, ev.Message) {
+				go func() {
+					ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
+					defer cancel()
+					_ = rc.c.Ack(ctx, sub, ev.Message.ID) // a lost ACK means a redelivery, which is handled
+				}()
+			}
+		case client.EventConnected:
+			r.status(rc.addr, true, nil)
+		case client.EventDisconnected:
+			r.status(rc.addr, false, ev.Err)
+		case client.EventEnd:
+			// Another session (another tab or device with this profile's
+			// keys) took the subscription. The Web Lock prevents it in the
+			// browser; report it as the relay being unavailable.
+			r.status(rc.addr, false, errors.New("another session took over this queue"))
+		}
+	}
+}
+
+// get waits until the relay is connected.
+func (r *Relays) get(ctx context.Context, addr wire.Address) (*client.Client, error) {
+	rc := r.conn(addr)
+	select {
+	case <-rc.ready:
+		return rc.c, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("relay %s is unreachable: %w", addr.Host, ctx.Err())
+	case <-r.ctx.Done():
+		return nil, ErrClosed
+	}
+}
+
+func (r *Relays) newQueue(ctx context.Context, addr wire.Address) (client.QueueInfo, client.RecipientKeys, error) {
+	keys, err := client.NewRecipientKeys()
+	if err != nil {
+		return client.QueueInfo{}, keys, err
+	}
+	c, err := r.get(ctx, addr)
+	if err != nil {
+		return client.QueueInfo{}, keys, err
+	}
+	var pw []byte
+	if r.password != nil {
+		pw = r.password(addr)
+	}
+	q, err := c.New(ctx, keys, pw)
+	return q, keys, err
+}
+
+func (r *Relays) secure(ctx context.Context, addr wire.Address, sndID wire.QueueID, key ed25519.PrivateKey) error {
+	c, err := r.get(ctx, addr)
+	if err != nil {
+		return err
+	}
+	return c.Secure(ctx, sndID, key)
+}
+
+func (r *Relays) send(ctx context.Context, addr wire.Address, sndID wire.QueueID, key ed25519.PrivateKey, body []byte) error {
+	c, err := r.get(ctx, addr)
+	if err != nil {
+		return err
+	}
+	return c.Send(ctx, sndID, key, body)
+}
+
+// subscribe remembers sub and subscribes it now if the relay is connected,
+// or as soon as it is. It does not wait for an unreachable relay.
+func (r *Relays) subscribe(ctx context.Context, addr wire.Address, sub client.Subscription) error {
+	rc := r.conn(addr)
+	r.mu.Lock()
+	rc.subs[sub.RcvID] = sub
+	r.relayOfQ[sub.RcvID] = addr
+	c := rc.c
+	r.mu.Unlock()
+	if c == nil {
+		return nil // dialLoop subscribes it on connect
+	}
+	return c.Subscribe(ctx, sub)[0]
+}
+
+func (r *Relays) deleteQueue(ctx context.Context, addr wire.Address, sub client.Subscription) error {
+	c, err := r.get(ctx, addr)
+	if err != nil {
+		return err
+	}
+	err = c.Delete(ctx, sub)
+	r.mu.Lock()
+	delete(r.conn0(addr).subs, sub.RcvID)
+	delete(r.relayOfQ, sub.RcvID)
+	r.mu.Unlock()
+	return err
+}
+
+// conn0 returns the relayConn of addr; r.mu must be held.
+func (r *Relays) conn0(addr wire.Address) *relayConn { return r.relays[addr] }

@@ -1,0 +1,445 @@
+// Package api is the RPC surface of the Wisp core: the methods the page
+// calls through the worker (see web/rpc.js) and the events it receives.
+// It builds and tests natively; the wasm main package installs it on the
+// JavaScript side with package bridge.
+//
+//	svc := api.New(fsOpener, emit)
+//	router := rpc.NewRouter()
+//	svc.Register(router)
+//	// "init" opens storage; then "profile.create", "profile.unlock", ...
+//
+// One profile is active at a time in a worker; the Web Lock in the page
+// guarantees that one tab drives a profile.
+package api
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/hack-pad/hackpadfs"
+	"github.com/wisp-chat/wisp/server/wire"
+	"github.com/wisp-chat/wisp/server/wire/client"
+	"github.com/wisp-chat/wisp/wasm/agent"
+	"github.com/wisp-chat/wisp/wasm/buildinfo"
+	"github.com/wisp-chat/wisp/wasm/chat"
+	"github.com/wisp-chat/wisp/wasm/rpc"
+)
+
+// Error codes of the API, beyond those of package rpc.
+const (
+	CodeWrongPassphrase rpc.Code = "wrong_passphrase"
+	CodeInvitationUsed  rpc.Code = "invitation_used"
+	CodeNotWispLink     rpc.Code = "not_wisp_link"
+	CodeLinkCorrupted   rpc.Code = "link_corrupted"
+	CodeLinkVersion     rpc.Code = "link_version"
+	CodeLinkRelay       rpc.Code = "link_relay"
+	CodeTooLong         rpc.Code = "too_long"
+	CodeInvalid         rpc.Code = "invalid"
+	CodeNoRelay         rpc.Code = "no_relay"
+	CodeNoContact       rpc.Code = "no_contact"
+	CodeNoProfile       rpc.Code = "no_profile"
+	CodeLocked          rpc.Code = "locked"
+	CodeNotReady        rpc.Code = "not_ready"
+	CodeUnreachable     rpc.Code = "relay_unreachable"
+)
+
+// errorCodes maps sentinel errors to codes, most specific first.
+var errorCodes = []struct {
+	err  error
+	code rpc.Code
+}{
+	{chat.ErrWrongPassphrase, CodeWrongPassphrase},
+	{agent.ErrInvitationUsed, CodeInvitationUsed},
+	{agent.ErrNotWispLink, CodeNotWispLink},
+	{agent.ErrCorruptedLink, CodeLinkCorrupted},
+	{agent.ErrUnsupportedVersion, CodeLinkVersion},
+	{agent.ErrLinkRelay, CodeLinkRelay},
+	{chat.ErrTooLong, CodeTooLong},
+	{chat.ErrInvalid, CodeInvalid},
+	{chat.ErrNoRelay, CodeNoRelay},
+	{chat.ErrNoContact, CodeNoContact},
+	{chat.ErrNoProfile, CodeNoProfile},
+	{chat.ErrLocked, CodeLocked},
+	{agent.ErrNotConnected, CodeNotReady},
+	{context.DeadlineExceeded, CodeUnreachable},
+	{client.ErrConnectionLost, CodeUnreachable},
+}
+
+// coded wraps err with its API code so the page can branch on it.
+func coded(err error) error {
+	if err == nil {
+		return nil
+	}
+	var re *rpc.Error
+	if errors.As(err, &re) {
+		return err
+	}
+	for _, ec := range errorCodes {
+		if errors.Is(err, ec.err) {
+			return rpc.Errorf(ec.code, "%w", err)
+		}
+	}
+	return err
+}
+
+// OpenFS opens the storage of the core (IndexedDB in the browser).
+type OpenFS func(ctx context.Context) (hackpadfs.FS, error)
+
+// Emit sends an event to the page.
+type Emit func(name string, data any)
+
+// Service holds the core's state between calls.
+type Service struct {
+	openFS OpenFS
+	emit   Emit
+	client client.Options
+
+	mu      sync.Mutex
+	manager *chat.Manager
+	active  *chat.Profile
+	id      string
+}
+
+// New returns a Service.
+func New(openFS OpenFS, emit Emit, opts client.Options) *Service {
+	return &Service{openFS: openFS, emit: emit, client: opts}
+}
+
+// Close locks every profile.
+func (s *Service) Close() {
+	s.mu.Lock()
+	m := s.manager
+	s.manager, s.active = nil, nil
+	s.mu.Unlock()
+	if m != nil {
+		m.Close()
+	}
+}
+
+func (s *Service) mgr() (*chat.Manager, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.manager == nil {
+		return nil, rpc.Errorf(CodeNotReady, "the core is not initialised")
+	}
+	return s.manager, nil
+}
+
+func (s *Service) profile() (*chat.Profile, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.active == nil {
+		return nil, rpc.Errorf(CodeLocked, "no profile is unlocked")
+	}
+	return s.active, nil
+}
+
+// InitParams configure the core.
+type InitParams struct {
+	Origin string   `json:"origin"`
+	Relays []string `json:"relays"`
+}
+
+// InitResult lists the profiles found in storage.
+type InitResult struct {
+	Profiles []chat.ProfileSummary `json:"profiles"`
+}
+
+// NewProfileParams create a profile.
+type NewProfileParams struct {
+	Name       string `json:"name"`
+	Avatar     []byte `json:"avatar,omitempty"`
+	Passphrase string `json:"passphrase,omitempty"`
+}
+
+// UnlockParams unlock a profile.
+type UnlockParams struct {
+	ID         string `json:"id"`
+	Passphrase string `json:"passphrase,omitempty"`
+}
+
+// IDParams name a profile or a contact.
+type IDParams struct {
+	ID string `json:"id"`
+}
+
+// RelaysParams set the profile's relays.
+type RelaysParams struct {
+	Relays  []string `json:"relays"`
+	Receive string   `json:"receive"`
+}
+
+// InviteParams create an invitation.
+type InviteParams struct {
+	Incognito bool `json:"incognito,omitempty"`
+}
+
+// JoinParams join an invitation.
+type JoinParams struct {
+	Link      string `json:"link"`
+	Incognito bool   `json:"incognito,omitempty"`
+}
+
+// RenameParams rename a contact.
+type RenameParams struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// SendParams send a text message.
+type SendParams struct {
+	Contact string `json:"contact"`
+	Text    string `json:"text"`
+}
+
+// PageParams page through a conversation.
+type PageParams struct {
+	Contact string `json:"contact"`
+	Before  uint64 `json:"before,omitempty"`
+	Limit   int    `json:"limit,omitempty"`
+}
+
+// ExportParams export the unlocked profile.
+type ExportParams struct {
+	Passphrase string `json:"passphrase"`
+}
+
+// ExportResult is a backup file.
+type ExportResult struct {
+	Data []byte `json:"data"`
+}
+
+// ImportParams import a backup file as a new profile.
+type ImportParams struct {
+	Data          []byte `json:"data"`
+	Passphrase    string `json:"passphrase"`
+	NewPassphrase string `json:"new_passphrase,omitempty"`
+}
+
+// CodeResult is a contact's security code.
+type CodeResult struct {
+	Code string `json:"code"`
+}
+
+// maxImportParams bounds a backup import call: the backup limit in base64,
+// plus room for the passphrases.
+const maxImportParams = chat.MaxBackupSize/3*4 + 4096
+
+// Register installs every method on r.
+func (s *Service) Register(r *rpc.Router) {
+	rpc.Handle(r, "version", func(context.Context, rpc.None) (buildinfo.Info, error) {
+		return buildinfo.Read(), nil
+	})
+	rpc.Handle(r, "init", s.init)
+	rpc.Handle(r, "profiles.list", func(context.Context, rpc.None) ([]chat.ProfileSummary, error) {
+		m, err := s.mgr()
+		if err != nil {
+			return nil, err
+		}
+		list, err := m.Profiles()
+		return list, coded(err)
+	})
+	rpc.Handle(r, "profile.create", func(ctx context.Context, p NewProfileParams) (IDParams, error) {
+		m, err := s.mgr()
+		if err != nil {
+			return IDParams{}, err
+		}
+		id, err := m.CreateProfile(ctx, chat.NewProfile{DisplayName: p.Name, Avatar: p.Avatar, Passphrase: p.Passphrase})
+		return IDParams{ID: id}, coded(err)
+	})
+	rpc.Handle(r, "profile.unlock", s.unlock)
+	rpc.Handle(r, "backup.export", func(_ context.Context, ep ExportParams) (ExportResult, error) {
+		m, err := s.mgr()
+		if err != nil {
+			return ExportResult{}, err
+		}
+		s.mu.Lock()
+		id := s.id
+		s.mu.Unlock()
+		if id == "" {
+			return ExportResult{}, rpc.Errorf(CodeLocked, "no profile is unlocked")
+		}
+		data, err := m.ExportBackup(id, ep.Passphrase)
+		return ExportResult{Data: data}, coded(err)
+	})
+	rpc.Handle(r, "backup.import", func(ctx context.Context, ip ImportParams) (IDParams, error) {
+		m, err := s.mgr()
+		if err != nil {
+			return IDParams{}, err
+		}
+		id, err := m.ImportBackup(ctx, ip.Data, ip.Passphrase, ip.NewPassphrase)
+		return IDParams{ID: id}, coded(err)
+	}, rpc.WithMaxParams(maxImportParams))
+	rpc.Handle(r, "profile.lock", func(context.Context, rpc.None) (rpc.None, error) {
+		s.mu.Lock()
+		m, id := s.manager, s.id
+		s.active, s.id = nil, ""
+		s.mu.Unlock()
+		if m != nil && id != "" {
+			m.Lock(id)
+		}
+		return rpc.None{}, nil
+	})
+	rpc.Handle(r, "profile.delete", func(_ context.Context, p IDParams) (rpc.None, error) {
+		m, err := s.mgr()
+		if err != nil {
+			return rpc.None{}, err
+		}
+		s.mu.Lock()
+		if s.id == p.ID {
+			s.active, s.id = nil, ""
+		}
+		s.mu.Unlock()
+		return rpc.None{}, coded(m.DeleteProfile(p.ID))
+	})
+	rpc.Handle(r, "profile.info", func(context.Context, rpc.None) (chat.ProfileInfo, error) {
+		p, err := s.profile()
+		if err != nil {
+			return chat.ProfileInfo{}, err
+		}
+		return p.Info(), nil
+	})
+	rpc.Handle(r, "relays.set", func(_ context.Context, rp RelaysParams) (chat.ProfileInfo, error) {
+		p, err := s.profile()
+		if err != nil {
+			return chat.ProfileInfo{}, err
+		}
+		if err := p.SetRelays(rp.Relays, rp.Receive); err != nil {
+			return chat.ProfileInfo{}, coded(err)
+		}
+		return p.Info(), nil
+	})
+	rpc.Handle(r, "relay.check", func(_ context.Context, p IDParams) (rpc.None, error) {
+		if _, err := wire.ParseAddress(p.ID); err != nil {
+			return rpc.None{}, rpc.Errorf(CodeInvalid, "%w", err)
+		}
+		return rpc.None{}, nil
+	})
+	rpc.Handle(r, "network.reconnect", func(context.Context, rpc.None) (rpc.None, error) {
+		if p, err := s.profile(); err == nil {
+			p.Reconnect()
+		}
+		return rpc.None{}, nil
+	})
+	rpc.Handle(r, "invite.create", func(ctx context.Context, ip InviteParams) (chat.Invitation, error) {
+		p, err := s.profile()
+		if err != nil {
+			return chat.Invitation{}, err
+		}
+		inv, err := p.CreateInvitation(ctx, ip.Incognito)
+		return inv, coded(err)
+	})
+	rpc.Handle(r, "link.check", func(_ context.Context, jp JoinParams) (rpc.None, error) {
+		_, err := agent.ParseLink(jp.Link, agent.Versions)
+		return rpc.None{}, coded(err)
+	})
+	rpc.Handle(r, "join", func(ctx context.Context, jp JoinParams) (chat.Contact, error) {
+		p, err := s.profile()
+		if err != nil {
+			return chat.Contact{}, err
+		}
+		c, err := p.Join(ctx, jp.Link, jp.Incognito)
+		return c, coded(err)
+	})
+	rpc.Handle(r, "contacts.list", func(context.Context, rpc.None) ([]chat.Contact, error) {
+		p, err := s.profile()
+		if err != nil {
+			return nil, err
+		}
+		list, err := p.Contacts()
+		return list, coded(err)
+	})
+	rpc.Handle(r, "contact.get", func(_ context.Context, ip IDParams) (chat.Contact, error) {
+		p, err := s.profile()
+		if err != nil {
+			return chat.Contact{}, err
+		}
+		c, err := p.Contact(ip.ID)
+		return c, coded(err)
+	})
+	rpc.Handle(r, "contact.rename", func(_ context.Context, rp RenameParams) (rpc.None, error) {
+		p, err := s.profile()
+		if err != nil {
+			return rpc.None{}, err
+		}
+		return rpc.None{}, coded(p.RenameContact(rp.ID, rp.Name))
+	})
+	rpc.Handle(r, "contact.read", func(_ context.Context, ip IDParams) (rpc.None, error) {
+		p, err := s.profile()
+		if err != nil {
+			return rpc.None{}, err
+		}
+		return rpc.None{}, coded(p.MarkRead(ip.ID))
+	})
+	rpc.Handle(r, "contact.delete", func(ctx context.Context, ip IDParams) (rpc.None, error) {
+		p, err := s.profile()
+		if err != nil {
+			return rpc.None{}, err
+		}
+		return rpc.None{}, coded(p.DeleteContact(ctx, ip.ID))
+	})
+	rpc.Handle(r, "contact.code", func(_ context.Context, ip IDParams) (CodeResult, error) {
+		p, err := s.profile()
+		if err != nil {
+			return CodeResult{}, err
+		}
+		code, err := p.SecurityCode(ip.ID)
+		return CodeResult{Code: code}, coded(err)
+	})
+	rpc.Handle(r, "messages.send", func(ctx context.Context, sp SendParams) (chat.Message, error) {
+		p, err := s.profile()
+		if err != nil {
+			return chat.Message{}, err
+		}
+		m, err := p.SendText(ctx, sp.Contact, sp.Text)
+		return m, coded(err)
+	})
+	rpc.Handle(r, "messages.page", func(_ context.Context, pp PageParams) ([]chat.Message, error) {
+		p, err := s.profile()
+		if err != nil {
+			return nil, err
+		}
+		msgs, err := p.Messages(pp.Contact, pp.Before, pp.Limit)
+		return msgs, coded(err)
+	})
+}
+
+func (s *Service) init(ctx context.Context, p InitParams) (InitResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.manager == nil {
+		fsys, err := s.openFS(ctx)
+		if err != nil {
+			return InitResult{}, err
+		}
+		var relays []string
+		for _, r := range p.Relays {
+			if a, err := wire.ParseAddress(r); err == nil {
+				relays = append(relays, a.String())
+			}
+		}
+		s.manager = chat.NewManager(fsys, chat.Config{Origin: p.Origin, PresetRelays: relays, Client: s.client})
+	}
+	list, err := s.manager.Profiles()
+	return InitResult{Profiles: list}, coded(err)
+}
+
+func (s *Service) unlock(ctx context.Context, up UnlockParams) (chat.ProfileInfo, error) {
+	m, err := s.mgr()
+	if err != nil {
+		return chat.ProfileInfo{}, err
+	}
+	p, err := m.Unlock(ctx, up.ID, up.Passphrase, func(e chat.Event) { s.emit("chat", e) })
+	if err != nil {
+		return chat.ProfileInfo{}, coded(err)
+	}
+	s.mu.Lock()
+	prev, prevID := s.active, s.id
+	s.active, s.id = p, up.ID
+	s.mu.Unlock()
+	if prev != nil && prevID != up.ID {
+		m.Lock(prevID)
+	}
+	return p.Info(), nil
+}

@@ -1,0 +1,159 @@
+//go:build !js
+
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hack-pad/hackpadfs"
+	"github.com/hack-pad/hackpadfs/mem"
+	"github.com/wisp-chat/wisp/server/wire/client"
+	"github.com/wisp-chat/wisp/wasm/chat"
+	"github.com/wisp-chat/wisp/wasm/internal/relaytest"
+	"github.com/wisp-chat/wisp/wasm/rpc"
+)
+
+type tab struct {
+	t      *testing.T
+	r      *rpc.Router
+	svc    *Service
+	mu     sync.Mutex
+	events []chat.Event
+}
+
+func newTab(t *testing.T, relay *relaytest.Relay) *tab {
+	fsys, err := mem.NewFS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := &tab{t: t, r: rpc.NewRouter()}
+	tb.svc = New(func(context.Context) (hackpadfs.FS, error) { return fsys, nil }, func(name string, data any) {
+		tb.mu.Lock()
+		tb.events = append(tb.events, data.(chat.Event))
+		tb.mu.Unlock()
+	}, client.Options{MinBackoff: 50 * time.Millisecond})
+	tb.svc.Register(tb.r)
+	t.Cleanup(tb.svc.Close)
+	tb.call("init", InitParams{Origin: "http://127.0.0.1:8080", Relays: []string{relay.Addr().String(), "junk"}}, nil)
+	return tb
+}
+
+// call runs a method and decodes its result into out; it returns the error.
+func (tb *tab) try(method string, params, out any) error {
+	tb.t.Helper()
+	in, _ := json.Marshal(params)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := tb.r.Call(ctx, method, in)
+	if err != nil {
+		return err
+	}
+	if out != nil {
+		if err := json.Unmarshal(res, out); err != nil {
+			tb.t.Fatal(err)
+		}
+	}
+	return nil
+}
+
+func (tb *tab) call(method string, params, out any) {
+	tb.t.Helper()
+	if err := tb.try(method, params, out); err != nil {
+		tb.t.Fatalf("%s: %v", method, err)
+	}
+}
+
+func code(err error) rpc.Code {
+	var e *rpc.Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ""
+}
+
+func TestFlowThroughTheAPI(t *testing.T) {
+	relay := relaytest.Start(t)
+	a, b := newTab(t, relay), newTab(t, relay)
+
+	if err := a.try("contacts.list", nil, nil); code(err) != CodeLocked {
+		t.Errorf("before unlock: %v", err)
+	}
+	var id IDParams
+	a.call("profile.create", NewProfileParams{Name: "Ann", Passphrase: "a good passphrase"}, &id)
+	if err := a.try("profile.unlock", UnlockParams{ID: id.ID, Passphrase: "wrong one!"}, nil); code(err) != CodeWrongPassphrase {
+		t.Errorf("wrong passphrase: %v", err)
+	}
+	var info chat.ProfileInfo
+	a.call("profile.unlock", UnlockParams{ID: id.ID, Passphrase: "a good passphrase"}, &info)
+	if info.DisplayName != "Ann" || len(info.Relays) != 1 {
+		t.Errorf("profile: %+v", info)
+	}
+	b.call("profile.create", NewProfileParams{Name: "Bo"}, &id)
+	b.call("profile.unlock", UnlockParams{ID: id.ID}, nil)
+
+	var inv chat.Invitation
+	a.call("invite.create", InviteParams{}, &inv)
+	for link, want := range map[string]rpc.Code{
+		"https://example.com/x":                     CodeNotWispLink,
+		inv.Link[:len(inv.Link)-5]:                  CodeLinkCorrupted,
+		"http://127.0.0.1:8080/#/invite/AAAAAAAAAA": CodeLinkVersion,
+	} {
+		if err := b.try("link.check", JoinParams{Link: link}, nil); code(err) != want {
+			t.Errorf("link.check(%.40q): %v, want %s", link, err, want)
+		}
+	}
+	b.call("link.check", JoinParams{Link: inv.Link}, nil)
+	var c chat.Contact
+	b.call("join", JoinParams{Link: inv.Link}, &c)
+	c2 := newTab(t, relay)
+	c2.call("profile.create", NewProfileParams{Name: "Cy"}, &id)
+	c2.call("profile.unlock", UnlockParams{ID: id.ID}, nil)
+	if err := c2.try("join", JoinParams{Link: inv.Link}, nil); code(err) != CodeInvitationUsed {
+		t.Errorf("second join: %v", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var got chat.Contact
+		b.call("contact.get", IDParams{ID: c.ID}, &got)
+		if got.State == chat.ContactConnected {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("not connected")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var m chat.Message
+	b.call("messages.send", SendParams{Contact: c.ID, Text: "hello Ann"}, &m)
+	if err := b.try("messages.send", SendParams{Contact: c.ID, Text: ""}, nil); code(err) != CodeInvalid {
+		t.Errorf("empty message: %v", err)
+	}
+	for {
+		a.mu.Lock()
+		n := 0
+		for _, e := range a.events {
+			if e.Kind == "message" && e.Message.Incoming && e.Message.Text == "hello Ann" {
+				n++
+			}
+		}
+		a.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no message event")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var code1, code2 CodeResult
+	a.call("contact.code", IDParams{ID: inv.Contact}, &code1)
+	b.call("contact.code", IDParams{ID: c.ID}, &code2)
+	if code1.Code == "" || code1 != code2 {
+		t.Errorf("codes %q %q", code1.Code, code2.Code)
+	}
+}

@@ -1,0 +1,137 @@
+// Package chat is the Wisp core the UI talks to: local profiles, contacts,
+// text messages with honest statuses, and delivery receipts, on top of
+// package agent. Everything it keeps is in encrypted records (wasm/store).
+//
+//	m := chat.NewManager(fsys, chat.Config{Origin: "https://wisp.example", PresetRelays: relays})
+//	id, err := m.CreateProfile(ctx, chat.NewProfile{DisplayName: "Ada", Passphrase: "…"})
+//	p, err := m.Unlock(ctx, id, "…", listener)    // ErrWrongPassphrase, changes nothing
+//	inv, err := p.CreateInvitation(ctx, false)    // inv.Link, inv.QR (PNG)
+//	// the other person:
+//	c, err := q.Join(ctx, inv.Link, false)        // ErrInvitationUsed, link errors
+//	msg, err := p.SendText(ctx, contactID, "hi")  // status pending → sent → delivered
+//	page, err := p.Messages(contactID, 0, 50)      // newest first, for infinite scroll
+//
+// A profile never leaves the device except inside the encrypted handshake
+// with a contact. The relays a profile receives on are its own choice.
+//
+// Storage. The only plaintext file of a profile is profiles/<id>.json: its
+// key mode and its data key, wrapped with Argon2id under the passphrase
+// (or, without a passphrase, the raw key). Everything else is an encrypted
+// record of wasm/store under p-<id>/:
+//
+//	profile                      display name, avatar, relays
+//	c/<contact>/contact          name, state, last message, unread count, next position
+//	c/<contact>/m/<position>     one message (text, time, direction, status)
+//	c/<contact>/i/<agent id>     incoming message index → position (deduplication)
+//	c/<contact>/o/<agent id>     outgoing message index → position (status updates)
+//	conn/<contact>/...           the agent's connection state and outbox (wasm/agent/SPEC.md)
+//
+// An incoming message is written index first, then the message, so a
+// crash between them is repaired when the relay delivers it again, and the
+// message is never shown twice. An outgoing message the agent queued before
+// a crash that hit SendText is recreated at the next unlock from the
+// agent's outbox.
+package chat
+
+import (
+	"errors"
+	"time"
+
+	"github.com/wisp-chat/wisp/wasm/agent"
+)
+
+// Limits.
+const (
+	// MaxTextBytes is the longest text message, in UTF-8 bytes.
+	MaxTextBytes = 8000
+	// MaxDisplayName is the longest display name, in UTF-8 bytes.
+	MaxDisplayName = 64
+	// MaxAvatarBytes is the largest avatar image (the UI resizes it first).
+	MaxAvatarBytes = 8 << 10
+	// MaxRelays is how many relays a profile can list.
+	MaxRelays = 16
+	// MinPassphrase is the shortest passphrase accepted, in characters.
+	MinPassphrase = 8
+)
+
+// Errors the UI branches on.
+var (
+	ErrWrongPassphrase = errors.New("wrong passphrase")
+	ErrNoProfile       = errors.New("no such profile")
+	ErrNoContact       = errors.New("no such contact")
+	ErrInvalid         = errors.New("invalid input")
+	ErrTooLong         = errors.New("too long")
+	ErrNoRelay         = errors.New("no relay to receive on: add one in Settings")
+	ErrLocked          = errors.New("the profile is locked")
+	ErrInvitationUsed  = agent.ErrInvitationUsed
+)
+
+// Status of an outgoing message.
+type Status string
+
+// Message statuses, in the order they progress.
+const (
+	StatusPending   Status = "pending"   // stored here, the relay has not accepted it yet
+	StatusSent      Status = "sent"      // the relay has it
+	StatusDelivered Status = "delivered" // the contact's device stored it
+	StatusFailed    Status = "failed"    // will not be sent; Reason says why
+)
+
+// Message is one chat message as the UI shows it.
+type Message struct {
+	Contact  string    `json:"contact"`
+	Seq      uint64    `json:"seq"` // position in the conversation, from 1
+	Incoming bool      `json:"incoming"`
+	Text     string    `json:"text"`
+	Time     time.Time `json:"time"`
+	Status   Status    `json:"status,omitempty"` // outgoing only
+	Reason   string    `json:"reason,omitempty"` // for StatusFailed
+	// Missing and BadHash report integrity problems of an incoming message.
+	Missing uint64 `json:"missing,omitempty"`
+	BadHash bool   `json:"bad_hash,omitempty"`
+	AgentID uint64 `json:"-"`
+}
+
+// ContactState is where a contact is in its life.
+type ContactState string
+
+// Contact states.
+const (
+	ContactInvited    ContactState = "invited"    // our invitation, nobody joined yet
+	ContactConnecting ContactState = "connecting" // handshake in progress
+	ContactConnected  ContactState = "connected"
+	ContactDeleted    ContactState = "deleted" // the contact deleted the connection
+)
+
+// Contact is a person we are connected (or connecting) to.
+type Contact struct {
+	ID        string       `json:"id"`
+	Name      string       `json:"name"`      // what we call them (local rename, else their display name)
+	PeerName  string       `json:"peer_name"` // their display name
+	Avatar    []byte       `json:"avatar,omitempty"`
+	Incognito string       `json:"incognito,omitempty"` // our random name for this contact only
+	State     ContactState `json:"state"`
+	Created   time.Time    `json:"created"`
+	LastText  string       `json:"last_text,omitempty"`
+	LastTime  time.Time    `json:"last_time,omitzero"`
+	Unread    int          `json:"unread"`
+	NextSeq   uint64       `json:"next_seq"`
+	Invite    string       `json:"invite,omitempty"` // our pending invitation link, until someone joins
+}
+
+// Event is something the UI should show. Kind is one of "message" (a new
+// incoming or outgoing message), "status" (an outgoing message's status),
+// "contact" (a contact changed), "relay" (a relay went up or down),
+// "problem" (a dropped message or an error worth telling).
+type Event struct {
+	Kind    string   `json:"kind"`
+	Contact *Contact `json:"contact,omitempty"`
+	Message *Message `json:"message,omitempty"`
+	Relay   string   `json:"relay,omitempty"`
+	Up      bool     `json:"up,omitempty"`
+	Text    string   `json:"text,omitempty"`
+}
+
+// Listener receives events. It is called from the core's goroutines and
+// must not block.
+type Listener func(Event)

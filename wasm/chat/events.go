@@ -1,0 +1,183 @@
+package chat
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/wisp-chat/wisp/wasm/agent"
+	"github.com/wisp-chat/wisp/wasm/store"
+)
+
+// profileEvents turns agent events into chat records and UI events.
+type profileEvents Profile
+
+var _ agent.Events = (*profileEvents)(nil)
+
+func (e *profileEvents) p() *Profile { return (*Profile)(e) }
+
+// parsePeerInfo validates a contact's profile; a bad one gives a neutral name.
+func parsePeerInfo(b []byte) peerInfo {
+	var pi peerInfo
+	if err := json.Unmarshal(b, &pi); err != nil {
+		return peerInfo{Name: "Unnamed contact"}
+	}
+	name, err := cleanName(pi.Name)
+	if err != nil || !utf8.ValidString(name) {
+		name = "Unnamed contact"
+	}
+	pi.Name = name
+	if len(pi.Avatar) > MaxAvatarBytes {
+		pi.Avatar = nil
+	}
+	return pi
+}
+
+func (e *profileEvents) Connected(conn agent.ConnID, info []byte) {
+	p := e.p()
+	pi := parsePeerInfo(info)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c, err := p.contact(string(conn))
+	if errors.Is(err, store.ErrNotFound) {
+		c = &Contact{ID: string(conn), NextSeq: 1}
+		err = nil
+	}
+	if err != nil {
+		p.listen(Event{Kind: "problem", Text: "a contact record does not open"})
+		return
+	}
+	if c.Name == "" || c.Name == c.PeerName || c.State != ContactConnected {
+		c.Name = pi.Name
+	}
+	c.PeerName, c.Avatar, c.State, c.Invite = pi.Name, pi.Avatar, ContactConnected, ""
+	if err := p.saveContact(c); err != nil {
+		p.listen(Event{Kind: "problem", Text: "could not save a contact: " + err.Error()})
+		return
+	}
+	p.listen(Event{Kind: "contact", Contact: c})
+}
+
+func (e *profileEvents) Received(conn agent.ConnID, m agent.Received) error {
+	p := e.p()
+	id := string(conn)
+	text, err := decodeText(m.Body)
+	if err != nil {
+		p.listen(Event{Kind: "problem", Text: "a message in an unknown format was dropped"})
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c, err := p.contact(id)
+	if err != nil {
+		return err
+	}
+	// Index first, then the message, so a crash between them is repaired
+	// by the redelivery and never shows the message twice.
+	var seq uint64
+	err = getJSON(p.st, idxKey(id, "i", m.ID), &seq)
+	switch {
+	case err == nil:
+		if ok, err := p.st.Has(msgKey(id, seq)); err != nil || ok {
+			return err // already stored
+		}
+	case errors.Is(err, store.ErrNotFound):
+		seq = c.NextSeq
+		c.NextSeq++
+		if err := p.saveContact(c); err != nil {
+			return err
+		}
+		if err := putJSON(p.st, idxKey(id, "i", m.ID), seq); err != nil {
+			return err
+		}
+	default:
+		return err
+	}
+	msg := Message{Contact: id, Seq: seq, Incoming: true, Text: text, Time: m.Sent.UTC(),
+		Missing: m.Integrity.Missing, BadHash: m.Integrity.BadHash, AgentID: m.ID}
+	if err := p.putMessage(&msg); err != nil {
+		return err
+	}
+	c.LastText, c.LastTime = text, msg.Time
+	c.Unread++
+	if err := p.saveContact(c); err != nil {
+		return err
+	}
+	p.listen(Event{Kind: "message", Message: &msg, Contact: c})
+	return nil
+}
+
+// setStatus moves an outgoing message's status forward; p.mu must be held.
+func (p *Profile) setStatus(id string, agentID uint64, s Status, reason string) {
+	var seq uint64
+	if err := getJSON(p.st, idxKey(id, "o", agentID), &seq); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			// SendText has not stored it yet: it applies this when it does.
+			if p.early[id] == nil {
+				p.early[id] = map[uint64]statusUpdate{}
+			}
+			if prev, ok := p.early[id][agentID]; !ok || rank(s) > rank(prev.status) {
+				p.early[id][agentID] = statusUpdate{s, reason}
+			}
+		}
+		return
+	}
+	m, err := p.getMessage(id, seq)
+	if err != nil || rank(s) <= rank(m.Status) {
+		return
+	}
+	m.Status, m.Reason = s, reason
+	if err := p.putMessage(m); err != nil {
+		p.listen(Event{Kind: "problem", Text: fmt.Sprintf("could not save a message status: %v", err)})
+		return
+	}
+	p.listen(Event{Kind: "status", Message: m})
+}
+
+func rank(s Status) int {
+	switch s {
+	case StatusPending:
+		return 0
+	case StatusSent:
+		return 1
+	case StatusDelivered:
+		return 2
+	case StatusFailed:
+		return 3
+	}
+	return -1
+}
+
+func (e *profileEvents) Sent(conn agent.ConnID, id uint64) {
+	p := e.p()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.setStatus(string(conn), id, StatusSent, "")
+}
+
+func (e *profileEvents) Delivered(conn agent.ConnID, ids []uint64) {
+	p := e.p()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, id := range ids {
+		p.setStatus(string(conn), id, StatusDelivered, "")
+	}
+}
+
+func (e *profileEvents) Failed(conn agent.ConnID, id uint64, err error) {
+	p := e.p()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.setStatus(string(conn), id, StatusFailed, err.Error())
+}
+
+func (e *profileEvents) PeerDeleted(conn agent.ConnID) {
+	if err := e.p().updateContact(string(conn), func(c *Contact) { c.State = ContactDeleted }); err != nil {
+		e.p().listen(Event{Kind: "problem", Text: "could not update a contact"})
+	}
+}
+
+func (e *profileEvents) Problem(conn agent.ConnID, err error) {
+	e.p().listen(Event{Kind: "problem", Text: err.Error()})
+}

@@ -1,0 +1,349 @@
+package chat
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hack-pad/hackpadfs"
+	"github.com/wisp-chat/wisp/crypto/vault"
+	"github.com/wisp-chat/wisp/server/wire"
+	"github.com/wisp-chat/wisp/server/wire/client"
+	"github.com/wisp-chat/wisp/wasm/store"
+)
+
+// Config configures a Manager.
+type Config struct {
+	// Origin is the app origin written into invitation links.
+	Origin string
+	// PresetRelays are offered to new profiles (the host's /config.json).
+	PresetRelays []string
+	// DisablePostQuantum turns the ML-KEM hybrid off (it is on by default).
+	DisablePostQuantum bool
+	// Client tunes relay connections (zero values: the client's defaults).
+	Client client.Options
+	// Argon2 overrides the passphrase KDF cost (zero: vault.DefaultParams).
+	Argon2 vault.Params
+}
+
+// Manager keeps the profiles of one browser (one file system).
+type Manager struct {
+	fs  hackpadfs.FS
+	cfg Config
+
+	mu   sync.Mutex
+	open map[string]*Profile
+}
+
+// NewManager returns a Manager over fsys.
+func NewManager(fsys hackpadfs.FS, cfg Config) *Manager {
+	return &Manager{fs: fsys, cfg: cfg, open: make(map[string]*Profile)}
+}
+
+// ProfileSummary is what can be shown about a profile before unlocking it.
+type ProfileSummary struct {
+	ID         string    `json:"id"`
+	Created    time.Time `json:"created"`
+	Passphrase bool      `json:"passphrase"`
+	Unlocked   bool      `json:"unlocked"`
+	// Name is known only for unlocked profiles: names are encrypted.
+	Name string `json:"name,omitempty"`
+}
+
+// profileMeta is the only plaintext record of a profile: how to get its
+// data key. It holds no personal data.
+type profileMeta struct {
+	V       int       `json:"v"`
+	ID      string    `json:"id"`
+	Created time.Time `json:"created"`
+	Mode    string    `json:"mode"` // "passphrase" or "key"
+	Key     []byte    `json:"key"`  // vault.Wrap output, or the raw key in "key" mode
+}
+
+const (
+	modePassphrase = "passphrase"
+	modeKey        = "key"
+	metaDir        = "profiles"
+)
+
+func metaPath(id string) string { return metaDir + "/" + id + ".json" }
+func dataDir(id string) string  { return "p-" + id }
+
+func validProfileID(id string) bool {
+	if len(id) != 16 {
+		return false
+	}
+	_, err := hex.DecodeString(id)
+	return err == nil && strings.ToLower(id) == id
+}
+
+// Profiles lists the profiles, oldest first.
+func (m *Manager) Profiles() ([]ProfileSummary, error) {
+	entries, err := hackpadfs.ReadDir(m.fs, metaDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("chat: listing profiles: %w", err)
+	}
+	var out []ProfileSummary
+	for _, e := range entries {
+		id := strings.TrimSuffix(e.Name(), ".json")
+		if !validProfileID(id) {
+			continue
+		}
+		meta, err := m.meta(id)
+		if err != nil {
+			return nil, err
+		}
+		s := ProfileSummary{ID: id, Created: meta.Created, Passphrase: meta.Mode == modePassphrase}
+		m.mu.Lock()
+		if p := m.open[id]; p != nil {
+			s.Unlocked = true
+			s.Name = p.Info().DisplayName
+		}
+		m.mu.Unlock()
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	return out, nil
+}
+
+func (m *Manager) meta(id string) (*profileMeta, error) {
+	if !validProfileID(id) {
+		return nil, fmt.Errorf("%w: %q", ErrNoProfile, id)
+	}
+	b, err := hackpadfs.ReadFile(m.fs, metaPath(id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrNoProfile, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("chat: reading profile: %w", err)
+	}
+	var meta profileMeta
+	if err := json.Unmarshal(b, &meta); err != nil || meta.V != 1 || meta.ID != id {
+		return nil, fmt.Errorf("chat: profile %s: unreadable key record", id)
+	}
+	return &meta, nil
+}
+
+// NewProfile is what CreateProfile needs.
+type NewProfile struct {
+	DisplayName string
+	Avatar      []byte // a small image (JPEG/PNG/WebP), already resized
+	// Passphrase protects the profile. Empty means "no passphrase": the
+	// data key is kept next to the data, which only protects against
+	// casual reads of the browser's storage.
+	Passphrase string
+	// Relays to receive on; empty means the preset relays.
+	Relays []string
+}
+
+// CreateProfile creates a profile and returns its ID. It is not unlocked.
+func (m *Manager) CreateProfile(ctx context.Context, np NewProfile) (string, error) {
+	name, err := cleanName(np.DisplayName)
+	if err != nil {
+		return "", err
+	}
+	if len(np.Avatar) > MaxAvatarBytes {
+		return "", fmt.Errorf("%w: the avatar is %d bytes, the limit is %d", ErrTooLong, len(np.Avatar), MaxAvatarBytes)
+	}
+	if np.Passphrase != "" && utf8.RuneCountInString(np.Passphrase) < MinPassphrase {
+		return "", fmt.Errorf("%w: a passphrase needs at least %d characters", ErrInvalid, MinPassphrase)
+	}
+	relays := np.Relays
+	if len(relays) == 0 {
+		relays = m.cfg.PresetRelays
+	}
+	relays, err = cleanRelays(relays)
+	if err != nil {
+		return "", err
+	}
+	key, err := vault.NewKey(rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	meta := profileMeta{V: 1, ID: randomHex(8), Created: time.Now().UTC(), Mode: modeKey, Key: key.Bytes()}
+	if np.Passphrase != "" {
+		params := m.cfg.Argon2
+		if params == (vault.Params{}) {
+			params = vault.DefaultParams()
+		}
+		meta.Mode = modePassphrase
+		if meta.Key, err = vault.Wrap(rand.Reader, key, []byte(np.Passphrase), params); err != nil {
+			return "", err
+		}
+	}
+	st, err := store.Open(m.fs, dataDir(meta.ID), store.VaultSealer(key))
+	if err != nil {
+		return "", err
+	}
+	rec := profileRecord{DisplayName: name, Avatar: np.Avatar, Relays: relays}
+	if len(relays) > 0 {
+		rec.Receive = relays[0]
+	}
+	if err := putJSON(st, "profile", rec); err != nil {
+		return "", err
+	}
+	// The key record last: a profile without it does not exist.
+	b, err := json.Marshal(meta)
+	if err != nil {
+		return "", err
+	}
+	if err := hackpadfs.MkdirAll(m.fs, metaDir, 0o700); err != nil {
+		return "", err
+	}
+	if err := hackpadfs.WriteFullFile(m.fs, metaPath(meta.ID), b, 0o600); err != nil {
+		return "", fmt.Errorf("chat: saving the profile: %w", err)
+	}
+	return meta.ID, nil
+}
+
+// Unlock opens a profile, connects to its relays and starts delivering
+// events to l. A wrong passphrase fails with ErrWrongPassphrase and changes
+// nothing. Unlocking an open profile returns it.
+func (m *Manager) Unlock(ctx context.Context, id, passphrase string, l Listener) (*Profile, error) {
+	meta, err := m.meta(id)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	if p := m.open[id]; p != nil {
+		m.mu.Unlock()
+		return p, nil
+	}
+	m.mu.Unlock()
+	var key vault.Key
+	switch meta.Mode {
+	case modeKey:
+		key, err = vault.KeyFromBytes(meta.Key)
+	case modePassphrase:
+		key, err = vault.Unwrap([]byte(passphrase), meta.Key)
+		if errors.Is(err, vault.ErrWrongPassphrase) {
+			return nil, ErrWrongPassphrase
+		}
+	default:
+		err = fmt.Errorf("chat: unknown key mode %q", meta.Mode)
+	}
+	if err != nil {
+		return nil, err
+	}
+	p, err := openProfile(ctx, m, id, key, l)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	m.open[id] = p
+	m.mu.Unlock()
+	return p, nil
+}
+
+// DeleteProfile closes the profile if it is open and deletes everything
+// stored for it. Its contacts are not told (their messages will fail).
+func (m *Manager) DeleteProfile(id string) error {
+	if _, err := m.meta(id); err != nil {
+		return err
+	}
+	m.Lock(id)
+	if err := hackpadfs.Remove(m.fs, metaPath(id)); err != nil {
+		return fmt.Errorf("chat: deleting the profile: %w", err)
+	}
+	if err := hackpadfs.RemoveAll(m.fs, dataDir(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("chat: deleting the profile's data: %w", err)
+	}
+	return nil
+}
+
+// Lock closes an open profile.
+func (m *Manager) Lock(id string) {
+	m.mu.Lock()
+	p := m.open[id]
+	delete(m.open, id)
+	m.mu.Unlock()
+	if p != nil {
+		p.close()
+	}
+}
+
+// Close locks every profile.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	ps := make([]*Profile, 0, len(m.open))
+	for id, p := range m.open {
+		ps = append(ps, p)
+		delete(m.open, id)
+	}
+	m.mu.Unlock()
+	for _, p := range ps {
+		p.close()
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic("chat: crypto/rand failed: " + err.Error()) // unreachable on supported platforms
+	}
+	return hex.EncodeToString(b)
+}
+
+// cleanName validates a display name.
+func cleanName(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	switch {
+	case s == "":
+		return "", fmt.Errorf("%w: the display name is empty", ErrInvalid)
+	case !utf8.ValidString(s):
+		return "", fmt.Errorf("%w: the display name is not valid text", ErrInvalid)
+	case len(s) > MaxDisplayName:
+		return "", fmt.Errorf("%w: the display name is %d bytes, the limit is %d", ErrTooLong, len(s), MaxDisplayName)
+	case strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return "", fmt.Errorf("%w: the display name has control characters", ErrInvalid)
+	}
+	return s, nil
+}
+
+// cleanRelays validates and canonicalises relay addresses.
+func cleanRelays(in []string) ([]string, error) {
+	if len(in) > MaxRelays {
+		return nil, fmt.Errorf("%w: %d relays, the limit is %d", ErrTooLong, len(in), MaxRelays)
+	}
+	out := make([]string, 0, len(in))
+	seen := map[string]bool{}
+	for _, r := range in {
+		a, err := wire.ParseAddress(strings.TrimSpace(r))
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		if s := a.String(); !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+func putJSON(st *store.Store, k store.Key, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return st.Put(k, b)
+}
+
+func getJSON(st *store.Store, k store.Key, v any) error {
+	b, err := st.Get(k)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}

@@ -1,0 +1,585 @@
+package chat
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/wisp-chat/wisp/crypto/vault"
+	"github.com/wisp-chat/wisp/server/wire"
+	"github.com/wisp-chat/wisp/wasm/agent"
+	"github.com/wisp-chat/wisp/wasm/store"
+)
+
+// profileRecord is the profile's own record.
+type profileRecord struct {
+	DisplayName string   `json:"name"`
+	Avatar      []byte   `json:"avatar,omitempty"`
+	Relays      []string `json:"relays"`
+	Receive     string   `json:"receive"` // where new connections receive
+}
+
+// ProfileInfo describes the unlocked profile.
+type ProfileInfo struct {
+	ID          string   `json:"id"`
+	DisplayName string   `json:"name"`
+	Avatar      []byte   `json:"avatar,omitempty"`
+	Relays      []string `json:"relays"`
+	Receive     string   `json:"receive"`
+}
+
+// peerInfo is what we tell a contact about ourselves, inside the handshake.
+type peerInfo struct {
+	Name   string `json:"name"`
+	Avatar []byte `json:"avatar,omitempty"`
+}
+
+// Profile is an unlocked profile.
+type Profile struct {
+	m      *Manager
+	id     string
+	key    vault.Key // the data key, for ExportBackup
+	st     *store.Store
+	relays *agent.Relays
+	ag     *agent.Agent
+	listen Listener
+
+	mu    sync.Mutex // chat records
+	rec   profileRecord
+	early map[string]map[uint64]statusUpdate // statuses that arrived before SendText stored the message
+}
+
+type statusUpdate struct {
+	status Status
+	reason string
+}
+
+func openProfile(ctx context.Context, m *Manager, id string, key vault.Key, l Listener) (*Profile, error) {
+	if l == nil {
+		l = func(Event) {}
+	}
+	st, err := store.Open(m.fs, dataDir(id), store.VaultSealer(key))
+	if err != nil {
+		return nil, err
+	}
+	p := &Profile{m: m, id: id, key: key, st: st, listen: l, early: map[string]map[uint64]statusUpdate{}}
+	if err := getJSON(st, "profile", &p.rec); err != nil {
+		return nil, fmt.Errorf("chat: reading the profile: %w", err)
+	}
+	p.relays = agent.NewRelays(m.cfg.Client, nil, func(relay wire.Address, up bool, err error) {
+		ev := Event{Kind: "relay", Relay: relay.String(), Up: up}
+		if err != nil {
+			ev.Text = "relay unreachable"
+		}
+		p.listen(ev)
+	})
+	p.ag, err = agent.New(agent.Options{Store: st, Relays: p.relays, Events: (*profileEvents)(p), PostQuantum: !m.cfg.DisablePostQuantum})
+	if err != nil {
+		p.relays.Close()
+		return nil, err
+	}
+	if err := p.ag.Start(ctx); err != nil {
+		p.close()
+		return nil, err
+	}
+	if err := p.reconcile(); err != nil {
+		p.close()
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *Profile) close() {
+	p.ag.Close()
+	p.relays.Close()
+}
+
+// Reconnect makes relays that are down try again now (network is back).
+func (p *Profile) Reconnect() { p.relays.Reconnect() }
+
+// Info returns the profile's own information.
+func (p *Profile) Info() ProfileInfo {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return ProfileInfo{ID: p.id, DisplayName: p.rec.DisplayName, Avatar: p.rec.Avatar,
+		Relays: append([]string(nil), p.rec.Relays...), Receive: p.rec.Receive}
+}
+
+// Update changes the display name and avatar used for new connections.
+func (p *Profile) Update(name string, avatar []byte) error {
+	name, err := cleanName(name)
+	if err != nil {
+		return err
+	}
+	if len(avatar) > MaxAvatarBytes {
+		return fmt.Errorf("%w: the avatar is %d bytes, the limit is %d", ErrTooLong, len(avatar), MaxAvatarBytes)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rec := p.rec
+	rec.DisplayName, rec.Avatar = name, avatar
+	if err := putJSON(p.st, "profile", rec); err != nil {
+		return err
+	}
+	p.rec = rec
+	return nil
+}
+
+// SetRelays sets the relays the profile receives on and the one new
+// connections use. Existing connections keep their queues.
+func (p *Profile) SetRelays(relays []string, receive string) error {
+	relays, err := cleanRelays(relays)
+	if err != nil {
+		return err
+	}
+	if len(relays) > 0 {
+		r, err := cleanRelays([]string{receive})
+		if err != nil {
+			return err
+		}
+		if !contains(relays, r[0]) {
+			return fmt.Errorf("%w: the receiving relay must be in the list", ErrInvalid)
+		}
+		receive = r[0]
+	} else {
+		receive = ""
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rec := p.rec
+	rec.Relays, rec.Receive = relays, receive
+	if err := putJSON(p.st, "profile", rec); err != nil {
+		return err
+	}
+	p.rec = rec
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// receiveRelay is where a new connection's queue goes.
+func (p *Profile) receiveRelay() (wire.Address, error) {
+	p.mu.Lock()
+	r := p.rec.Receive
+	p.mu.Unlock()
+	if r == "" {
+		return wire.Address{}, ErrNoRelay
+	}
+	return wire.ParseAddress(r)
+}
+
+// info returns the peer info to send: our profile, or an incognito name.
+func (p *Profile) info(incognito bool) ([]byte, string, error) {
+	p.mu.Lock()
+	pi := peerInfo{Name: p.rec.DisplayName, Avatar: p.rec.Avatar}
+	p.mu.Unlock()
+	alias := ""
+	if incognito {
+		alias = incognitoName()
+		pi = peerInfo{Name: alias}
+	}
+	b, err := json.Marshal(pi)
+	return b, alias, err
+}
+
+// Invitation is a one-time invitation to connect.
+type Invitation struct {
+	Contact string `json:"contact"`
+	Link    string `json:"link"`
+	QR      []byte `json:"qr"` // PNG
+}
+
+// CreateInvitation creates a one-time invitation on the profile's
+// receiving relay. With incognito, the contact will see a random name used
+// for them only.
+func (p *Profile) CreateInvitation(ctx context.Context, incognito bool) (Invitation, error) {
+	relay, err := p.receiveRelay()
+	if err != nil {
+		return Invitation{}, err
+	}
+	info, alias, err := p.info(incognito)
+	if err != nil {
+		return Invitation{}, err
+	}
+	id, inv, err := p.ag.CreateInvitation(ctx, relay, info)
+	if err != nil {
+		return Invitation{}, err
+	}
+	link, err := inv.Link(p.m.cfg.Origin)
+	if err != nil {
+		return Invitation{}, err
+	}
+	qr, err := agent.QRCode(link, 512)
+	if err != nil {
+		return Invitation{}, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c := Contact{ID: string(id), Name: "New contact", State: ContactInvited, Created: time.Now().UTC(), Incognito: alias, Invite: link, NextSeq: 1}
+	if err := p.saveContact(&c); err != nil {
+		return Invitation{}, err
+	}
+	p.listen(Event{Kind: "contact", Contact: &c})
+	return Invitation{Contact: string(id), Link: link, QR: qr}, nil
+}
+
+// ParseLink checks an invitation link without using it.
+func (p *Profile) ParseLink(link string) error {
+	_, err := agent.ParseLink(link, agent.Versions)
+	return err
+}
+
+// Join connects to an invitation link. It fails with ErrInvitationUsed when
+// someone already used it, and with the link errors of package agent when
+// the link is not valid.
+func (p *Profile) Join(ctx context.Context, link string, incognito bool) (Contact, error) {
+	inv, err := agent.ParseLink(link, agent.Versions)
+	if err != nil {
+		return Contact{}, err
+	}
+	relay, err := p.receiveRelay()
+	if err != nil {
+		return Contact{}, err
+	}
+	info, alias, err := p.info(incognito)
+	if err != nil {
+		return Contact{}, err
+	}
+	id, err := p.ag.Join(ctx, inv, relay, info)
+	if err != nil {
+		return Contact{}, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c, err := p.contact(string(id))
+	if errors.Is(err, store.ErrNotFound) {
+		c = &Contact{ID: string(id), Name: "Connecting…", State: ContactConnecting, Created: time.Now().UTC(), NextSeq: 1}
+		err = nil
+	}
+	if err != nil {
+		return Contact{}, err
+	}
+	c.Incognito = alias
+	if err := p.saveContact(c); err != nil {
+		return Contact{}, err
+	}
+	p.listen(Event{Kind: "contact", Contact: c})
+	return *c, nil
+}
+
+func contactDir(id string) store.Key { return store.Key("c").Join(id) }
+func contactKey(id string) store.Key { return contactDir(id).Join("contact") }
+func msgKey(id string, seq uint64) store.Key {
+	return contactDir(id).Join("m", fmt.Sprintf("%020d", seq))
+}
+func idxKey(id string, dir string, agentID uint64) store.Key {
+	return contactDir(id).Join(dir, fmt.Sprintf("%020d", agentID))
+}
+
+func validContactID(id string) bool { return len(id) == 24 && store.Key(id).Valid() }
+
+// contact loads a contact; p.mu must be held.
+func (p *Profile) contact(id string) (*Contact, error) {
+	if !validContactID(id) {
+		return nil, fmt.Errorf("%w: %q", ErrNoContact, id)
+	}
+	var c Contact
+	if err := getJSON(p.st, contactKey(id), &c); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (p *Profile) saveContact(c *Contact) error { return putJSON(p.st, contactKey(c.ID), c) }
+
+// Contacts lists the contacts, most recent activity first.
+func (p *Profile) Contacts() ([]Contact, error) {
+	dirs, err := p.st.ListDirs("c")
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]Contact, 0, len(dirs))
+	for _, d := range dirs {
+		c, err := p.contact(d.Base())
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *c)
+	}
+	sort.Slice(out, func(i, j int) bool { return activity(out[i]).After(activity(out[j])) })
+	return out, nil
+}
+
+func activity(c Contact) time.Time {
+	if c.LastTime.After(c.Created) {
+		return c.LastTime
+	}
+	return c.Created
+}
+
+// Contact returns one contact.
+func (p *Profile) Contact(id string) (Contact, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c, err := p.contact(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return Contact{}, fmt.Errorf("%w: %s", ErrNoContact, id)
+	}
+	if err != nil {
+		return Contact{}, err
+	}
+	return *c, nil
+}
+
+// RenameContact sets the local name of a contact (they are not told).
+func (p *Profile) RenameContact(id, name string) error {
+	name, err := cleanName(name)
+	if err != nil {
+		return err
+	}
+	return p.updateContact(id, func(c *Contact) { c.Name = name })
+}
+
+func (p *Profile) updateContact(id string, f func(*Contact)) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c, err := p.contact(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: %s", ErrNoContact, id)
+	}
+	if err != nil {
+		return err
+	}
+	f(c)
+	if err := p.saveContact(c); err != nil {
+		return err
+	}
+	p.listen(Event{Kind: "contact", Contact: c})
+	return nil
+}
+
+// MarkRead clears a contact's unread count.
+func (p *Profile) MarkRead(id string) error {
+	return p.updateContact(id, func(c *Contact) { c.Unread = 0 })
+}
+
+// DeleteContact deletes a contact: tells them, deletes our queue on the
+// relay and every local record (messages included). Cancelling an
+// invitation is deleting its contact.
+func (p *Profile) DeleteContact(ctx context.Context, id string) error {
+	if !validContactID(id) {
+		return fmt.Errorf("%w: %q", ErrNoContact, id)
+	}
+	if err := p.ag.Delete(ctx, agent.ConnID(id)); err != nil && !errors.Is(err, agent.ErrNoConnection) {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.st.DeleteAll(contactDir(id))
+}
+
+// SecurityCode returns the code both sides can compare out of band: 12
+// groups of 5 digits, the same on both devices when nobody is in the
+// middle.
+func (p *Profile) SecurityCode(id string) (string, error) {
+	info, err := p.ag.Connection(agent.ConnID(id))
+	if err != nil {
+		return "", fmt.Errorf("%w: %s", ErrNoContact, id)
+	}
+	if info.SecurityCode == nil {
+		return "", fmt.Errorf("%w: not connected yet", ErrInvalid)
+	}
+	return FormatSecurityCode(info.SecurityCode), nil
+}
+
+// FormatSecurityCode renders 24 or more bytes as 12 groups of 5 digits,
+// each group from 16 bits.
+func FormatSecurityCode(b []byte) string {
+	groups := make([]string, 12)
+	for i := range groups {
+		groups[i] = fmt.Sprintf("%05d", binary.BigEndian.Uint16(b[2*i:]))
+	}
+	return strings.Join(groups, " ")
+}
+
+// SendText sends a text message. It returns once the message is stored
+// (StatusPending); its status then moves to sent, delivered or failed.
+func (p *Profile) SendText(ctx context.Context, id, text string) (Message, error) {
+	if strings.TrimSpace(text) == "" {
+		return Message{}, fmt.Errorf("%w: the message is empty", ErrInvalid)
+	}
+	if !utf8.ValidString(text) {
+		return Message{}, fmt.Errorf("%w: the message is not valid text", ErrInvalid)
+	}
+	if len(text) > MaxTextBytes {
+		return Message{}, fmt.Errorf("%w: the message is %d bytes, the limit is %d", ErrTooLong, len(text), MaxTextBytes)
+	}
+	if !validContactID(id) {
+		return Message{}, fmt.Errorf("%w: %q", ErrNoContact, id)
+	}
+	agentID, err := p.ag.Send(ctx, agent.ConnID(id), encodeText(text))
+	if errors.Is(err, agent.ErrNoConnection) {
+		return Message{}, fmt.Errorf("%w: %s", ErrNoContact, id)
+	}
+	if err != nil {
+		return Message{}, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.storeOutgoing(id, agentID, text, time.Now().UTC())
+}
+
+// storeOutgoing writes an outgoing message record; p.mu must be held.
+func (p *Profile) storeOutgoing(id string, agentID uint64, text string, t time.Time) (Message, error) {
+	c, err := p.contact(id)
+	if err != nil {
+		return Message{}, err
+	}
+	msg := Message{Contact: id, Seq: c.NextSeq, Text: text, Time: t, Status: StatusPending, AgentID: agentID}
+	if u, ok := p.early[id][agentID]; ok {
+		msg.Status, msg.Reason = u.status, u.reason
+		delete(p.early[id], agentID)
+	}
+	c.NextSeq++
+	c.LastText, c.LastTime = text, t
+	if err := p.saveContact(c); err != nil {
+		return Message{}, err
+	}
+	if err := putJSON(p.st, idxKey(id, "o", agentID), msg.Seq); err != nil {
+		return Message{}, err
+	}
+	if err := p.putMessage(&msg); err != nil {
+		return Message{}, err
+	}
+	p.listen(Event{Kind: "message", Message: &msg, Contact: c})
+	return msg, nil
+}
+
+type messageRecord struct {
+	Message
+	AgentID uint64 `json:"agent_id"`
+}
+
+func (p *Profile) putMessage(m *Message) error {
+	return putJSON(p.st, msgKey(m.Contact, m.Seq), messageRecord{Message: *m, AgentID: m.AgentID})
+}
+
+func (p *Profile) getMessage(id string, seq uint64) (*Message, error) {
+	var r messageRecord
+	if err := getJSON(p.st, msgKey(id, seq), &r); err != nil {
+		return nil, err
+	}
+	r.Message.AgentID = r.AgentID
+	return &r.Message, nil
+}
+
+// Messages returns up to limit messages of a conversation with Seq below
+// before (0: the newest), oldest first, for paging back through history.
+func (p *Profile) Messages(id string, before uint64, limit int) ([]Message, error) {
+	if !validContactID(id) {
+		return nil, fmt.Errorf("%w: %q", ErrNoContact, id)
+	}
+	if limit <= 0 || limit > 200 {
+		limit = 50
+	}
+	keys, err := p.st.List(contactDir(id).Join("m"))
+	if err != nil {
+		return nil, err
+	}
+	end := len(keys)
+	if before > 0 {
+		end = sort.Search(len(keys), func(i int) bool { return keys[i] >= msgKey(id, before) })
+	}
+	start := max(0, end-limit)
+	out := make([]Message, 0, end-start)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, k := range keys[start:end] {
+		var r messageRecord
+		if err := getJSON(p.st, k, &r); err != nil {
+			return nil, err
+		}
+		out = append(out, r.Message)
+	}
+	return out, nil
+}
+
+// reconcile creates records for messages queued by the agent whose
+// SendText did not finish before a crash.
+func (p *Profile) reconcile() error {
+	for _, id := range p.ag.Connections() {
+		pending, err := p.ag.Pending(id)
+		if err != nil {
+			return err
+		}
+		p.mu.Lock()
+		for _, m := range pending {
+			if ok, err := p.st.Has(idxKey(string(id), "o", m.ID)); err != nil || ok {
+				continue
+			}
+			text, err := decodeText(m.Body)
+			if err != nil {
+				continue
+			}
+			if _, err := p.storeOutgoing(string(id), m.ID, text, time.Now().UTC()); err != nil && !errors.Is(err, store.ErrNotFound) {
+				p.mu.Unlock()
+				return err
+			}
+		}
+		p.mu.Unlock()
+	}
+	return nil
+}
+
+// Chat message bodies inside agent messages: a type byte and the content.
+const bodyText = 't'
+
+func encodeText(s string) []byte { return append([]byte{bodyText}, s...) }
+
+func decodeText(b []byte) (string, error) {
+	if len(b) < 1 || b[0] != bodyText || !utf8.Valid(b[1:]) || len(b)-1 > MaxTextBytes {
+		return "", fmt.Errorf("%w: not a text message", ErrInvalid)
+	}
+	return string(b[1:]), nil
+}
+
+var (
+	adjectives = []string{"Amber", "Brave", "Calm", "Daring", "Eager", "Fuzzy", "Gentle", "Hidden",
+		"Idle", "Jolly", "Kind", "Lucky", "Misty", "Nimble", "Quiet", "Rapid", "Silent", "Tidy", "Witty", "Young"}
+	animals = []string{"Badger", "Crane", "Dolphin", "Falcon", "Gecko", "Heron", "Ibis", "Jackal",
+		"Koala", "Lynx", "Marten", "Newt", "Otter", "Puffin", "Quail", "Raven", "Stoat", "Tapir", "Vole", "Wren"}
+)
+
+// incognitoName returns a random name used for one contact only.
+func incognitoName() string {
+	pick := func(list []string) string {
+		n, err := rand.Int(rand.Reader, big.NewInt(int64(len(list))))
+		if err != nil {
+			panic("chat: crypto/rand failed: " + err.Error()) // unreachable on supported platforms
+		}
+		return list[n.Int64()]
+	}
+	n, _ := rand.Int(rand.Reader, big.NewInt(90))
+	return fmt.Sprintf("%s %s %d", pick(adjectives), pick(animals), 10+n.Int64())
+}

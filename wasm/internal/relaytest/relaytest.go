@@ -1,0 +1,98 @@
+//go:build !js
+
+// Package relaytest runs real Wisp relays on loopback ports for the tests
+// of the client-side packages. A relay can be stopped and started again on
+// the same port with the same identity and data, to test outages.
+//
+//	r := relaytest.Start(t)
+//	addr := r.Addr()   // wisp://…@127.0.0.1:port
+//	r.Stop(); r.Restart()
+package relaytest
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/wisp-chat/wisp/server/relay"
+	relaystore "github.com/wisp-chat/wisp/server/relay/store"
+	"github.com/wisp-chat/wisp/server/wire"
+)
+
+// Relay is a relay running in this process.
+type Relay struct {
+	t    testing.TB
+	id   ed25519.PrivateKey
+	dir  string
+	port int
+
+	mu   sync.Mutex
+	addr wire.Address
+	srv  *relay.Server
+	st   *relaystore.Store
+	http *http.Server
+}
+
+// Start starts a relay with a fresh identity and data directory; it stops
+// when the test ends.
+func Start(t testing.TB) *Relay {
+	t.Helper()
+	_, id, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Relay{t: t, id: id, dir: t.TempDir()}
+	r.Restart()
+	t.Cleanup(r.Stop)
+	return r
+}
+
+// Addr is the relay's address.
+func (r *Relay) Addr() wire.Address {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.addr
+}
+
+// Restart starts the relay again after Stop, on the same port.
+func (r *Relay) Restart() {
+	r.t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(r.port))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.port = ln.Addr().(*net.TCPAddr).Port
+	st, err := relaystore.Open(filepath.Join(r.dir, "queues.db"))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	srv, err := relay.New(relay.Config{Identity: r.id, Store: st, Limits: relay.DefaultLimits()})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(wire.EndpointPath, srv)
+	r.srv, r.st, r.http = srv, st, &http.Server{Handler: mux}
+	go r.http.Serve(ln)
+	r.addr = srv.Address("127.0.0.1", uint16(r.port))
+}
+
+// Stop stops the relay (its sessions end, its port closes).
+func (r *Relay) Stop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.srv == nil {
+		return
+	}
+	_ = r.srv.Close()
+	_ = r.http.Close()
+	_ = r.st.Close()
+	r.srv = nil
+}
