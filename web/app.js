@@ -1,46 +1,809 @@
-// app.js — the Wisp page. Starts the core worker and shows its state.
-import { CoreClient } from "./rpc.js";
+// app.js — the Wisp page: starts the core worker and drives every screen.
+// The core (Go, in worker.js) owns all state; this module only shows it.
+import { CoreClient, CoreError } from "./rpc.js";
+import { h, $, mount, toast, formatTime, formatDay, blobURL, blobBase64, resizeAvatar } from "./dom.js";
+import { registerServiceWorker } from "./sw-register.js";
 
 const STARTUP_TIMEOUT_MS = 60_000;
+const CANARY_KEY = "wisp.canary";
+const PAGE = 50;
 
-const $ = (id) => document.getElementById(id);
+const state = {
+  core: null,
+  version: null,
+  profiles: [],
+  profile: null,        // ProfileInfo of the unlocked profile
+  contacts: new Map(),  // id → Contact
+  current: null,        // open conversation's contact id
+  messages: new Map(),  // id → Message[] (oldest first, loaded pages)
+  complete: new Set(),  // contact ids whose history is fully loaded
+  relaysDown: new Set(),
+  invite: null,         // an invitation link opened in this tab, not yet used
+  releaseLock: null,
+  persisted: null,
+};
+
+const main = () => $("#main");
+
+// ---------- start-up ----------
 
 function show(id) {
   for (const s of document.querySelectorAll("main > .screen")) s.hidden = s.id !== id;
 }
 
-function showError(message) {
-  $("error-message").textContent = message;
-  show("error");
-  $("reload").focus();
+function fatal(message) {
+  document.documentElement.dataset.state = "error";
+  mount(main(), h("section", { id: "error", class: "screen error", role: "alert", "aria-labelledby": "error-title" },
+    h("h2", { id: "error-title" }, "Wisp could not start"),
+    h("p", { id: "error-message" }, message),
+    h("p", {}, "Your messages and keys stay where they were. Reload the page to try again; if it keeps failing, your browser may block WebAssembly or Web Workers."),
+    h("button", { id: "reload", type: "button", onclick: () => location.reload() }, "Reload")));
+  $("#reload").focus();
 }
 
-async function main() {
-  $("reload").addEventListener("click", () => location.reload());
+async function boot() {
+  takeInviteFromURL();
   let worker;
   try {
     worker = new Worker("./worker.js", { name: "wisp-core" });
   } catch (err) {
-    showError(`This browser could not start a Web Worker (${err.message}).`);
+    fatal(`This browser could not start a Web Worker (${err.message}).`);
     return;
   }
   const core = new CoreClient(worker);
-  core.addEventListener("fatal", (e) => showError(`The Wisp core stopped: ${e.detail.message}.`));
-  $("status").textContent = "Starting the encrypted core…";
-
+  state.core = core;
+  core.addEventListener("fatal", (e) => fatal(`The Wisp core stopped: ${e.detail.message}.`));
+  core.addEventListener("core-event", (e) => onCoreEvent(e.detail.name, e.detail.data));
+  $("#status").textContent = "Starting the encrypted core…";
   const timeout = new Promise((_, reject) =>
     setTimeout(() => reject(new Error("the core did not answer within a minute")), STARTUP_TIMEOUT_MS));
   try {
     const info = await Promise.race([core.call("version"), timeout]);
-    $("core-version").textContent = `${info.version} (${info.go}${info.revision ? ", " + info.revision.slice(0, 12) : ""})`;
-    $("status").textContent = "ready";
+    state.version = info;
+    $("#core-version").textContent = `${info.version} (${info.go}${info.revision ? ", " + info.revision.slice(0, 12) : ""})`;
+    $("#status").textContent = "Opening your storage…";
+    const relays = await fetchPresetRelays();
+    const res = await core.call("init", { origin: location.origin, relays });
+    state.profiles = res.profiles ?? [];
+    $("#status").textContent = "ready";
     document.documentElement.dataset.state = "ready";
     performance.mark("wisp-ready");
-    show("ready");
+    registerServiceWorker(); // after the core, so installing reads core.wasm from the HTTP cache
   } catch (err) {
-    document.documentElement.dataset.state = "error";
-    if ($("error").hidden) showError(`The Wisp core did not start: ${err.message}.`);
+    if (!(err instanceof CoreError && err.code === "core_stopped")) fatal(`The Wisp core did not start: ${err.message}.`);
+    return;
+  }
+  window.addEventListener("hashchange", () => { if (takeInviteFromURL() && state.profile) showJoin(); });
+  window.addEventListener("online", () => state.core.call("network.reconnect").catch(() => {}));
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") state.core.call("network.reconnect").catch(() => {});
+  });
+  await route();
+}
+
+async function fetchPresetRelays() {
+  try {
+    const res = await fetch("./config.json", { cache: "no-cache" });
+    if (!res.ok) return [];
+    const cfg = await res.json();
+    return Array.isArray(cfg.relays) ? cfg.relays : [];
+  } catch {
+    return [];
   }
 }
 
-main();
+/** Moves an invitation from the URL into memory, so it does not linger in the address bar. */
+function takeInviteFromURL() {
+  if (!location.hash.startsWith("#/invite/")) return false;
+  state.invite = location.href;
+  history.replaceState(null, "", location.pathname);
+  return true;
+}
+
+function canary() {
+  try { return JSON.parse(localStorage.getItem(CANARY_KEY) ?? "null"); } catch { return null; }
+}
+
+function setCanary() {
+  try {
+    localStorage.setItem(CANARY_KEY, JSON.stringify({ profiles: state.profiles.map((p) => p.id), at: Date.now() }));
+  } catch { /* storage disabled: nothing to compare later */ }
+}
+
+async function route() {
+  const c = canary();
+  if (state.profiles.length === 0 && c?.profiles?.length > 0) return showWiped();
+  if (state.profiles.length === 0) return showOnboarding();
+  setCanary();
+  const open = state.profiles.filter((p) => !p.passphrase);
+  if (state.profiles.length === 1 && open.length === 1) return unlock(open[0].id, "");
+  return showUnlock();
+}
+
+// ---------- screens ----------
+
+function screen(id, title, ...children) {
+  const s = h("section", { id, class: "screen", "aria-labelledby": `${id}-title` },
+    h("h2", { id: `${id}-title` }, title), ...children);
+  mount(main(), s);
+  return s;
+}
+
+function field(label, input, hint) {
+  const id = input.id || `f-${Math.random().toString(36).slice(2)}`;
+  input.id = id;
+  return h("div", { class: "field" },
+    h("label", { for: id }, label), input, hint ? h("p", { class: "hint", id: `${id}-hint` }, hint) : null);
+}
+
+function errorLine(id) {
+  return h("p", { id, class: "form-error", role: "alert", hidden: true });
+}
+
+function setError(id, text) {
+  const el = $(`#${id}`);
+  el.textContent = text ?? "";
+  el.hidden = !text;
+}
+
+function busy(button, on, label) {
+  button.disabled = on;
+  if (label) button.textContent = label;
+  button.setAttribute("aria-busy", on ? "true" : "false");
+}
+
+function showOnboarding() {
+  let avatar = null;
+  const name = h("input", { id: "name", name: "name", autocomplete: "nickname", maxlength: 64, required: true });
+  const pass = h("input", { id: "passphrase", type: "password", autocomplete: "new-password", "aria-describedby": "passphrase-hint" });
+  const pic = h("input", { id: "avatar", type: "file", accept: "image/*", onchange: async () => {
+    try {
+      avatar = pic.files[0] ? await resizeAvatar(pic.files[0]) : null;
+      mount($("#avatar-preview"), avatar ? h("img", { src: URL.createObjectURL(avatar), alt: "Your picture", width: 48, height: 48 }) : "");
+    } catch (err) { setError("create-error", `That picture could not be used: ${err.message}`); }
+  } });
+  const btn = h("button", { type: "submit" }, "Create profile");
+  const form = h("form", { onsubmit: async (e) => {
+    e.preventDefault();
+    setError("create-error", "");
+    busy(btn, true, "Creating…");
+    try {
+      const params = { name: name.value, passphrase: pass.value };
+      if (avatar) params.avatar = await blobBase64(avatar);
+      const { id } = await state.core.call("profile.create", params);
+      state.profiles = (await state.core.call("profiles.list")) ?? [];
+      setCanary();
+      await requestPersistence();
+      await unlock(id, pass.value);
+    } catch (err) {
+      setError("create-error", err.message);
+      busy(btn, false, "Create profile");
+    }
+  } },
+  field("Display name", name, null),
+  h("div", { class: "field" }, h("label", { for: "avatar" }, "Picture (optional)"), pic, h("span", { id: "avatar-preview" })),
+  field("Passphrase", pass, "Optional, at least 8 characters. It encrypts everything Wisp keeps in this browser. Without one, anyone who can use this browser profile can open your chats. There is no way to recover a forgotten passphrase."),
+  errorLine("create-error"), btn);
+  screen("onboarding", "Welcome to Wisp",
+    h("p", { class: "lead" }, "Wisp is a private messenger with no accounts: no phone number, no username, nothing that identifies you."),
+    h("p", { class: "lead" }, "You connect with people by sharing a one-time link, and only your two browsers can read what you send."),
+    form, importSection());
+  name.focus();
+}
+
+/** The "Import a backup" form, shown at onboarding and after a wipe. */
+function importSection() {
+  const file = h("input", { id: "backup-file", type: "file", accept: ".wisp,application/octet-stream" });
+  const pass = h("input", { id: "backup-pass", type: "password", autocomplete: "off" });
+  const newPass = h("input", { id: "backup-new-pass", type: "password", autocomplete: "new-password" });
+  const btn = h("button", { type: "submit", class: "secondary" }, "Import backup");
+  return h("details", { class: "import" }, h("summary", {}, "Import a backup"),
+    h("form", { onsubmit: async (e) => {
+      e.preventDefault();
+      setError("import-error", "");
+      if (!file.files[0]) { setError("import-error", "Choose a backup file first."); return; }
+      busy(btn, true, "Importing…");
+      try {
+        const data = await blobBase64(file.files[0]);
+        const { id } = await state.core.call("backup.import", { data, passphrase: pass.value, new_passphrase: newPass.value });
+        state.profiles = (await state.core.call("profiles.list")) ?? [];
+        setCanary();
+        await requestPersistence();
+        await unlock(id, newPass.value);
+        toast("Backup imported");
+      } catch (err) {
+        setError("import-error", err.code === "wrong_passphrase" ? "Wrong backup passphrase. Nothing was imported." : err.message);
+        busy(btn, false, "Import backup");
+      }
+    } },
+    field("Backup file", file),
+    field("Backup passphrase", pass),
+    field("New passphrase (optional)", newPass, "Protects the profile in this browser. Leave empty for no passphrase."),
+    errorLine("import-error"), btn));
+}
+
+async function requestPersistence() {
+  try {
+    state.persisted = await navigator.storage?.persist?.() ?? false;
+  } catch { state.persisted = false; }
+  if (state.persisted) toast("Storage is persistent: this browser will keep Wisp's data.");
+  else showPersistBanner();
+}
+
+function showPersistBanner() {
+  if (sessionStorage.getItem("wisp.persist-dismissed")) return;
+  const banner = $("#banner");
+  mount(banner, h("p", {}, "This browser may delete Wisp's storage when space runs low. Install Wisp as an app or bookmark it and use it often, and export a backup in Settings."),
+    h("button", { type: "button", class: "secondary", onclick: () => { banner.hidden = true; sessionStorage.setItem("wisp.persist-dismissed", "1"); } }, "Dismiss"));
+  banner.hidden = false;
+}
+
+function showUnlock() {
+  const locked = state.profiles;
+  let selected = locked[0].id;
+  const pass = h("input", { id: "passphrase", type: "password", autocomplete: "current-password" });
+  const btn = h("button", { type: "submit" }, "Unlock");
+  const chooser = locked.length > 1 ? h("fieldset", { class: "profiles" }, h("legend", {}, "Profile"),
+    locked.map((p, i) => h("label", { class: "choice" },
+      h("input", { type: "radio", name: "profile", value: p.id, checked: i === 0, onchange: () => { selected = p.id; } }),
+      ` Profile ${i + 1}, created ${new Date(p.created).toLocaleDateString()}${p.passphrase ? "" : " (no passphrase)"}`))) : null;
+  screen("unlock", "Unlock Wisp",
+    h("p", {}, state.invite ? "Unlock to answer the invitation you opened." : "Your chats are encrypted with your passphrase."),
+    h("form", { onsubmit: async (e) => {
+      e.preventDefault();
+      setError("unlock-error", "");
+      busy(btn, true, "Unlocking…");
+      try {
+        await unlock(selected, pass.value);
+      } catch (err) {
+        setError("unlock-error", err.code === "wrong_passphrase" ? "Wrong passphrase. Nothing was changed; try again." : err.message);
+        busy(btn, false, "Unlock");
+        pass.select();
+      }
+    } }, chooser, field("Passphrase", pass), errorLine("unlock-error"), btn),
+    h("p", {}, h("button", { type: "button", class: "link", onclick: showOnboarding }, "Create another profile")));
+  pass.focus();
+}
+
+async function unlock(id, passphrase) {
+  const got = await takeLock(id);
+  if (!got) return showOtherTab(id, passphrase);
+  try {
+    state.profile = await state.core.call("profile.unlock", { id, passphrase });
+  } catch (err) {
+    state.releaseLock?.();
+    throw err;
+  }
+  await loadContacts();
+  showMain();
+  if (state.invite) showJoin();
+}
+
+// ---------- one tab per profile (Web Locks) ----------
+
+async function takeLock(id, steal = false) {
+  if (!navigator.locks) return true;
+  return new Promise((resolve) => {
+    const opts = steal ? { steal: true } : { ifAvailable: true };
+    navigator.locks.request(`wisp-profile-${id}`, opts, (lock) => {
+      if (!lock) { resolve(false); return; }
+      resolve(true);
+      return new Promise((release) => { state.releaseLock = release; });
+    }).catch(() => {
+      // Another tab stole the lock ("use here"): stop driving the profile.
+      state.core?.call("profile.lock").catch(() => {});
+      state.profile = null;
+      mount(main(), h("section", { id: "elsewhere", class: "screen", "aria-labelledby": "elsewhere-title" },
+        h("h2", { id: "elsewhere-title" }, "Wisp is open in another tab"),
+        h("p", {}, "Wisp moved to another tab. Close this one, or reload it to take Wisp back."),
+        h("button", { type: "button", onclick: () => location.reload() }, "Reload")));
+    });
+  });
+}
+
+function showOtherTab(id, passphrase) {
+  screen("elsewhere", "Wisp is open in another tab",
+    h("p", {}, "A profile can be used in one tab at a time, so that two tabs never send with the same keys."),
+    h("button", { type: "button", onclick: async () => {
+      await takeLock(id, true);
+      state.profile = await state.core.call("profile.unlock", { id, passphrase });
+      await loadContacts();
+      showMain();
+      if (state.invite) showJoin();
+    } }, "Use here"));
+}
+
+function showWiped() {
+  screen("wiped", "Your Wisp data is gone",
+    h("p", {}, "This browser deleted Wisp's storage (it does that when space runs low or site data is cleared). Wisp did not create a new identity in its place."),
+    h("p", {}, "If you exported a backup, import it below. Otherwise your contacts will need to send you new invitations."),
+    importSection(),
+    h("button", { type: "button", class: "secondary", onclick: () => { localStorage.removeItem(CANARY_KEY); showOnboarding(); } }, "Start again without a backup"));
+}
+
+// ---------- main layout ----------
+
+async function loadContacts() {
+  const list = (await state.core.call("contacts.list")) ?? [];
+  state.contacts = new Map(list.map((c) => [c.id, c]));
+}
+
+function showMain() {
+  const p = state.profile;
+  mount(main(), h("div", { id: "app", class: "layout" },
+    h("aside", { class: "sidebar", "aria-label": "Contacts" },
+      h("div", { class: "me" },
+        p.avatar ? h("img", { class: "avatar", src: blobURL(p.avatar, "image/jpeg"), alt: "", width: 32, height: 32 }) : h("span", { class: "avatar initial", "aria-hidden": "true" }, p.name.slice(0, 1)),
+        h("span", { class: "me-name" }, p.name),
+        h("button", { type: "button", class: "secondary", onclick: showSettings }, "Settings")),
+      h("p", { id: "net", class: "net", role: "status", hidden: state.relaysDown.size === 0 }, "Connecting…"),
+      h("button", { type: "button", class: "wide", onclick: showNewConnection }, "New connection"),
+      h("ul", { id: "contacts", class: "contacts" })),
+    h("section", { id: "pane", class: "pane", "aria-live": "polite" },
+      h("div", { class: "empty" }, h("p", {}, "Choose a contact, or make a new connection.")))));
+  renderContacts();
+  document.documentElement.dataset.view = "list";
+}
+
+function contactLabel(c) {
+  switch (c.state) {
+    case "invited": return "Waiting for your contact…";
+    case "connecting": return "Connecting…";
+    case "deleted": return "Deleted the conversation";
+    default: return c.last_text ?? "Connected";
+  }
+}
+
+function renderContacts() {
+  const ul = $("#contacts");
+  if (!ul) return;
+  const list = [...state.contacts.values()].sort((a, b) =>
+    new Date(b.last_time || b.created) - new Date(a.last_time || a.created));
+  if (list.length === 0) {
+    mount(ul, h("li", { class: "hint" }, "No contacts yet."));
+    return;
+  }
+  mount(ul, list.map((c) => h("li", {},
+    h("button", { type: "button", class: `contact${c.id === state.current ? " current" : ""}`,
+      "aria-current": c.id === state.current ? "true" : null, onclick: () => openConversation(c.id) },
+    c.avatar ? h("img", { class: "avatar", src: blobURL(c.avatar, "image/jpeg"), alt: "", width: 36, height: 36 }) : h("span", { class: "avatar initial", "aria-hidden": "true" }, (c.name || "?").slice(0, 1)),
+    h("span", { class: "c-main" },
+      h("span", { class: "c-name" }, c.name),
+      h("span", { class: "c-last" }, contactLabel(c))),
+    h("span", { class: "c-side" },
+      h("time", { datetime: c.last_time || c.created }, formatTime(c.last_time || c.created)),
+      c.unread > 0 ? h("span", { class: "badge", "aria-label": `${c.unread} unread` }, String(c.unread)) : null)))));
+}
+
+// ---------- connecting ----------
+
+async function showNewConnection() {
+  state.current = null;
+  renderContacts();
+  const pane = $("#pane");
+  document.documentElement.dataset.view = "pane";
+  const incognito = h("input", { type: "checkbox", id: "incognito" });
+  const linkField = h("input", { id: "paste-link", autocomplete: "off", spellcheck: "false", placeholder: "https://…/#/invite/…" });
+  const connect = h("button", { type: "submit" }, "Connect");
+  mount(pane, h("div", { class: "connect" },
+    backButton(),
+    h("h2", {}, "New connection"),
+    h("section", { "aria-labelledby": "share-title" },
+      h("h3", { id: "share-title" }, "Share a one-time link"),
+      h("p", { class: "hint" }, "Give this link or QR code to one person, in person or over a channel you trust. It works once."),
+      h("div", { id: "invite-area", class: "invite" }, h("p", { role: "status" }, "Creating your invitation…"))),
+    h("section", { "aria-labelledby": "paste-title" },
+      h("h3", { id: "paste-title" }, "Or use a link you received"),
+      h("form", { onsubmit: async (e) => {
+        e.preventDefault();
+        setError("paste-error", "");
+        busy(connect, true, "Connecting…");
+        try {
+          await join(linkField.value, incognito.checked);
+        } catch (err) {
+          setError("paste-error", linkMessage(err));
+          busy(connect, false, "Connect");
+        }
+      } }, field("Invitation link", linkField),
+      h("label", { class: "choice" }, incognito, " Join incognito (they see a random name, not yours)"),
+      errorLine("paste-error"), connect))));
+  try {
+    const inv = await state.core.call("invite.create", {});
+    const qr = blobURL(inv.qr, "image/png");
+    const copy = h("button", { type: "button", onclick: async () => {
+      try { await navigator.clipboard.writeText(inv.link); toast("Link copied"); } catch { $("#invite-link").select(); toast("Select the link and copy it"); }
+    } }, "Copy link");
+    mount($("#invite-area"),
+      h("img", { id: "invite-qr", class: "qr", src: qr, width: 256, height: 256, alt: "QR code of the invitation link" }),
+      field("One-time link", h("input", { id: "invite-link", readonly: true, value: inv.link, onfocus: (e) => e.target.select() })),
+      copy,
+      h("p", { id: "invite-status", role: "status", "data-contact": inv.contact }, "Waiting for your contact…"),
+      h("button", { type: "button", class: "secondary", onclick: async () => {
+        await state.core.call("contact.delete", { id: inv.contact }).catch(() => {});
+        state.contacts.delete(inv.contact);
+        renderContacts();
+        showEmptyPane();
+      } }, "Cancel invitation"));
+  } catch (err) {
+    mount($("#invite-area"), h("p", { class: "form-error", role: "alert" }, err.code === "no_relay" ? "Add a relay in Settings first." : `Could not create an invitation: ${err.message}`));
+  }
+}
+
+function linkMessage(err) {
+  switch (err.code) {
+    case "not_wisp_link": return "That is not a Wisp invitation link.";
+    case "link_corrupted": return "The invitation link is corrupted: it was cut or changed. Ask for it again.";
+    case "link_version": return "This invitation needs a different version of Wisp.";
+    case "link_relay": return "The invitation's relay address is invalid.";
+    case "invitation_used": return "This invitation was already used. Ask for a new one.";
+    case "relay_unreachable": return "The relay could not be reached. Check your connection and try again.";
+    default: return err.message;
+  }
+}
+
+async function join(link, incognito) {
+  const c = await state.core.call("join", { link, incognito });
+  state.invite = null;
+  state.contacts.set(c.id, c);
+  renderContacts();
+  await openConversation(c.id);
+}
+
+function showJoin() {
+  const link = state.invite;
+  if (!link || !$("#pane")) return;
+  const incognito = h("input", { type: "checkbox", id: "join-incognito" });
+  const btn = h("button", { type: "button", onclick: async () => {
+    setError("join-error", "");
+    busy(btn, true, "Connecting…");
+    try {
+      await join(link, incognito.checked);
+    } catch (err) {
+      setError("join-error", linkMessage(err));
+      busy(btn, false, "Connect");
+    }
+  } }, "Connect");
+  document.documentElement.dataset.view = "pane";
+  mount($("#pane"), h("div", { class: "connect", id: "join" },
+    h("h2", {}, "Connect to this invitation?"),
+    h("p", {}, "Someone sent you a one-time Wisp link. Connecting shares your display name with them, and nothing else."),
+    h("label", { class: "choice" }, incognito, " Join incognito (they see a random name, not yours)"),
+    errorLine("join-error"),
+    h("div", { class: "row" }, btn, h("button", { type: "button", class: "secondary", onclick: () => { state.invite = null; showEmptyPane(); } }, "Cancel"))));
+  state.core.call("link.check", { link }).catch((err) => {
+    setError("join-error", linkMessage(err));
+    btn.disabled = true;
+  });
+  btn.focus();
+}
+
+function showEmptyPane() {
+  state.current = null;
+  document.documentElement.dataset.view = "list";
+  mount($("#pane"), h("div", { class: "empty" }, h("p", {}, "Choose a contact, or make a new connection.")));
+  renderContacts();
+}
+
+function backButton() {
+  return h("button", { type: "button", class: "back", "aria-label": "Back to contacts", onclick: showEmptyPane }, "‹ Contacts");
+}
+
+// ---------- conversation ----------
+
+async function openConversation(id) {
+  state.current = id;
+  const c = state.contacts.get(id) ?? await state.core.call("contact.get", { id });
+  state.contacts.set(id, c);
+  renderContacts();
+  document.documentElement.dataset.view = "pane";
+  const text = h("textarea", { id: "composer", rows: 1, maxlength: 8000, placeholder: "Write a message", onkeydown: (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); send(); }
+  }, oninput: () => autosize(text) });
+  const sendBtn = h("button", { type: "submit" }, "Send");
+  sendBtn.title = "Send (Enter); Shift+Enter for a new line";
+  const list = h("ol", { id: "messages", class: "messages", "aria-label": `Messages with ${c.name}`, onscroll: () => {
+    if (list.scrollTop < 80) loadOlder(id);
+  } });
+  // Sends are chained so that messages keep the order they were typed in,
+  // and the box is cleared at once so typing can go on meanwhile.
+  let queue = Promise.resolve();
+  function send() {
+    const value = text.value.trim();
+    if (!value) return;
+    text.value = "";
+    autosize(text);
+    queue = queue.then(async () => {
+      try {
+        addMessage(await state.core.call("messages.send", { contact: id, text: value }));
+      } catch (err) {
+        if (!text.value) { text.value = value; autosize(text); }
+        toast(err.code === "not_ready" ? "Wait until the connection is established." : `Not sent: ${err.message}`);
+      }
+    });
+  }
+  mount($("#pane"), h("div", { class: "conversation" },
+    h("header", { class: "conv-head" }, backButton(),
+      h("h2", { id: "conv-title" }, c.name),
+      h("span", { id: "conv-state", class: "meta" }, stateText(c)),
+      h("button", { type: "button", class: "secondary", onclick: () => showDetails(id) }, "Details")),
+    list,
+    h("form", { class: "composer", onsubmit: (e) => { e.preventDefault(); send(); } },
+      h("label", { for: "composer", class: "visually-hidden" }, "Message"), text, sendBtn)));
+  state.messages.set(id, []);
+  state.complete.delete(id);
+  await loadOlder(id);
+  list.scrollTop = list.scrollHeight;
+  if (c.unread) markRead(id);
+  text.focus();
+}
+
+function stateText(c) {
+  return { invited: "waiting for your contact", connecting: "connecting…", connected: "connected", deleted: "deleted the conversation" }[c.state] ?? c.state;
+}
+
+function autosize(t) {
+  t.style.height = "auto";
+  t.style.height = `${Math.min(t.scrollHeight, 160)}px`;
+}
+
+const loading = new Set();
+async function loadOlder(id) {
+  if (loading.has(id) || state.complete.has(id)) return;
+  loading.add(id);
+  try {
+    const have = state.messages.get(id) ?? [];
+    const before = have.length ? have[0].seq : 0;
+    const page = (await state.core.call("messages.page", { contact: id, before, limit: PAGE })) ?? [];
+    if (page.length < PAGE) state.complete.add(id);
+    // Merge by position: events may have added messages meanwhile.
+    const bySeq = new Map(page.map((m) => [m.seq, m]));
+    for (const m of state.messages.get(id) ?? []) bySeq.set(m.seq, m);
+    state.messages.set(id, [...bySeq.values()].sort((a, b) => a.seq - b.seq));
+    if (state.current !== id) return;
+    const list = $("#messages");
+    const oldHeight = list.scrollHeight;
+    const oldTop = list.scrollTop;
+    renderMessages(id);
+    list.scrollTop = oldTop + list.scrollHeight - oldHeight; // keep the view still
+    list.dataset.loaded = "true";
+  } finally {
+    loading.delete(id);
+  }
+}
+
+function statusText(m) {
+  return { pending: "Sending…", sent: "Sent", delivered: "Delivered", failed: "Failed" }[m.status] ?? "";
+}
+
+function messageItem(m) {
+  const out = !m.incoming;
+  return h("li", { class: `msg ${out ? "out" : "in"}`, "data-seq": m.seq, "data-status": m.status ?? null },
+    m.missing ? h("p", { class: "integrity" }, `${m.missing} message${m.missing > 1 ? "s" : ""} may be missing`) : null,
+    m.bad_hash ? h("p", { class: "integrity" }, "This message does not follow the previous one: the history may differ") : null,
+    h("div", { class: "bubble" },
+      h("p", { class: "text" }, m.text),
+      h("p", { class: "meta" },
+        h("time", { datetime: m.time }, formatTime(m.time)),
+        out ? h("span", { class: `status ${m.status}` }, " · ", statusText(m)) : null,
+        out && m.status === "failed" ? h("button", { type: "button", class: "link", title: m.reason, onclick: () => retry(m) }, "Retry") : null)));
+}
+
+function renderMessages(id) {
+  const list = $("#messages");
+  if (!list) return;
+  const msgs = state.messages.get(id) ?? [];
+  const items = [];
+  let day = "";
+  for (const m of msgs) {
+    const d = new Date(m.time).toDateString();
+    if (d !== day) {
+      day = d;
+      items.push(h("li", { class: "day", role: "separator" }, formatDay(m.time)));
+    }
+    items.push(messageItem(m));
+  }
+  if (msgs.length === 0) items.push(h("li", { class: "day" }, "No messages yet."));
+  mount(list, items);
+}
+
+function addMessage(m) {
+  const msgs = state.messages.get(m.contact);
+  if (!msgs) return;
+  const i = msgs.findIndex((x) => x.seq === m.seq);
+  if (i >= 0) msgs[i] = m; else msgs.push(m);
+  msgs.sort((a, b) => a.seq - b.seq);
+  if (state.current !== m.contact) return;
+  const list = $("#messages");
+  const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 60;
+  renderMessages(m.contact);
+  if (atBottom || !m.incoming) list.scrollTop = list.scrollHeight;
+}
+
+async function retry(m) {
+  try {
+    const n = await state.core.call("messages.send", { contact: m.contact, text: m.text });
+    addMessage(n);
+  } catch (err) {
+    toast(`Not sent: ${err.message}`);
+  }
+}
+
+function markRead(id) {
+  state.core.call("contact.read", { id }).catch(() => {});
+  const c = state.contacts.get(id);
+  if (c) { c.unread = 0; renderContacts(); }
+}
+
+async function showDetails(id) {
+  const c = state.contacts.get(id);
+  const name = h("input", { id: "rename", value: c.name, maxlength: 64 });
+  let code = "Available once connected.";
+  try { code = (await state.core.call("contact.code", { id })).code; } catch { /* not connected yet */ }
+  mount($("#pane"), h("div", { class: "details" },
+    h("button", { type: "button", class: "back", onclick: () => openConversation(id) }, "‹ Conversation"),
+    h("h2", {}, c.name),
+    c.peer_name && c.peer_name !== c.name ? h("p", { class: "meta" }, `Calls themselves ${c.peer_name}`) : null,
+    c.incognito ? h("p", { class: "meta" }, `You appear to them as ${c.incognito}`) : null,
+    h("form", { onsubmit: async (e) => {
+      e.preventDefault();
+      try {
+        await state.core.call("contact.rename", { id, name: name.value });
+        toast("Renamed");
+      } catch (err) { toast(err.message); }
+    } }, field("Name (only you see it)", name), h("button", { type: "submit" }, "Rename")),
+    h("section", { "aria-labelledby": "code-title" },
+      h("h3", { id: "code-title" }, "Security code"),
+      h("p", { class: "hint" }, "Compare this code with your contact in person or on a call. If it is the same on both screens, nobody is in the middle."),
+      h("p", { id: "security-code", class: "code" }, code)),
+    h("button", { type: "button", class: "danger", onclick: async () => {
+      if (!confirm(`Delete ${c.name} and all messages? They will be told.`)) return;
+      try {
+        await state.core.call("contact.delete", { id });
+        state.contacts.delete(id);
+        state.messages.delete(id);
+        showEmptyPane();
+        toast("Contact deleted");
+      } catch (err) { toast(err.message); }
+    } }, "Delete contact")));
+}
+
+// ---------- settings ----------
+
+async function showSettings() {
+  state.current = null;
+  renderContacts();
+  document.documentElement.dataset.view = "pane";
+  const info = await state.core.call("profile.info");
+  const relayInput = h("input", { id: "relay-add", autocomplete: "off", spellcheck: "false", placeholder: "wisp://…@host:port" });
+  const est = await navigator.storage?.estimate?.().catch(() => null);
+  const persisted = await navigator.storage?.persisted?.().catch(() => false);
+  const saveRelays = async (relays, receive) => {
+    try {
+      state.profile = await state.core.call("relays.set", { relays, receive });
+      showSettings();
+    } catch (err) { setError("relay-error", err.message); }
+  };
+  mount($("#pane"), h("div", { class: "settings" },
+    backButton(),
+    h("h2", {}, "Settings"),
+    h("section", { "aria-labelledby": "relays-title" },
+      h("h3", { id: "relays-title" }, "Relays"),
+      h("p", { class: "hint" }, "You receive messages on these relays. New connections use the one you choose; your contacts send to it."),
+      h("ul", { class: "relays" }, (info.relays ?? []).map((r) => h("li", {},
+        h("label", { class: "choice" },
+          h("input", { type: "radio", name: "receive", checked: r === info.receive, onchange: () => saveRelays(info.relays, r) }),
+          h("code", {}, r)),
+        h("button", { type: "button", class: "link", "aria-label": `Remove ${r}`, onclick: () => {
+          const rest = info.relays.filter((x) => x !== r);
+          saveRelays(rest, rest.includes(info.receive) ? info.receive : (rest[0] ?? ""));
+        } }, "Remove")))),
+      h("form", { onsubmit: async (e) => {
+        e.preventDefault();
+        setError("relay-error", "");
+        const addr = relayInput.value.trim();
+        try {
+          await state.core.call("relay.check", { id: addr });
+        } catch (err) { setError("relay-error", `Not a relay address: ${err.message}`); return; }
+        const relays = [...(info.relays ?? []), addr];
+        saveRelays(relays, info.receive || addr);
+      } }, field("Add a relay", relayInput), errorLine("relay-error"), h("button", { type: "submit" }, "Add relay"))),
+    h("section", { "aria-labelledby": "storage-title" },
+      h("h3", { id: "storage-title" }, "Storage"),
+      h("p", { id: "storage-status" }, persisted ? "Persistent: the browser will not delete Wisp's data on its own." :
+        "Not persistent: the browser may delete Wisp's data when space runs low. Keep a backup."),
+      est ? h("p", { class: "meta" }, `Using about ${(est.usage / 1048576).toFixed(1)} MiB of ${(est.quota / 1048576).toFixed(0)} MiB available.`) : null),
+    h("section", { "aria-labelledby": "backup-title" },
+      h("h3", { id: "backup-title" }, "Backup"),
+      h("p", { class: "hint" }, "An encrypted file with your profile, contacts and messages, to restore Wisp in another browser. Import it there, then stop using this one: two browsers cannot receive on the same connections."),
+      exportForm()),
+    h("section", { "aria-labelledby": "profile-title" },
+      h("h3", { id: "profile-title" }, "Profile"),
+      h("div", { class: "row" },
+        h("button", { type: "button", class: "secondary", onclick: async () => {
+          await state.core.call("profile.lock");
+          state.releaseLock?.();
+          state.profile = null;
+          state.profiles = (await state.core.call("profiles.list")) ?? [];
+          showUnlock();
+        } }, "Lock"),
+        h("button", { type: "button", class: "danger", onclick: async () => {
+          if (!confirm("Delete this profile, its contacts and messages from this browser? This cannot be undone.")) return;
+          await state.core.call("profile.delete", { id: info.id });
+          state.releaseLock?.();
+          state.profile = null;
+          state.profiles = (await state.core.call("profiles.list")) ?? [];
+          setCanary();
+          route();
+        } }, "Delete profile"))),
+    h("p", { class: "meta" }, `Wisp core ${state.version?.version ?? ""}`)));
+}
+
+function exportForm() {
+  const pass = h("input", { id: "export-pass", type: "password", autocomplete: "new-password" });
+  const btn = h("button", { type: "submit" }, "Export backup");
+  return h("form", { onsubmit: async (e) => {
+    e.preventDefault();
+    setError("export-error", "");
+    busy(btn, true, "Exporting…");
+    try {
+      const { data } = await state.core.call("backup.export", { passphrase: pass.value });
+      const a = h("a", { href: blobURL(data, "application/octet-stream"), download: `wisp-backup-${new Date().toISOString().slice(0, 10)}.wisp` });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(a.href), 60_000);
+      pass.value = "";
+      toast("Backup saved");
+    } catch (err) {
+      setError("export-error", err.message);
+    } finally {
+      busy(btn, false, "Export backup");
+    }
+  } }, field("Backup passphrase", pass, "At least 8 characters; needed to import the backup. It can be your passphrase."),
+  errorLine("export-error"), btn);
+}
+
+// ---------- events from the core ----------
+
+function onCoreEvent(name, e) {
+  if (name !== "chat" || !state.profile) return;
+  switch (e.kind) {
+    case "contact": {
+      const c = e.contact;
+      state.contacts.set(c.id, c);
+      renderContacts();
+      const inv = $("#invite-status");
+      if (inv && inv.dataset.contact === c.id && c.state === "connected") {
+        openConversation(c.id);
+      }
+      if (state.current === c.id) {
+        const s = $("#conv-state");
+        if (s) s.textContent = stateText(c);
+        const t = $("#conv-title");
+        if (t) t.textContent = c.name;
+      }
+      break;
+    }
+    case "message": {
+      if (e.contact) state.contacts.set(e.contact.id, e.contact);
+      addMessage(e.message);
+      if (e.message.incoming && state.current === e.message.contact && document.visibilityState === "visible") markRead(e.message.contact);
+      renderContacts();
+      break;
+    }
+    case "status":
+      addMessage(e.message);
+      break;
+    case "relay": {
+      if (e.up) state.relaysDown.delete(e.relay); else state.relaysDown.add(e.relay);
+      const net = $("#net");
+      if (net) net.hidden = state.relaysDown.size === 0;
+      break;
+    }
+    case "problem":
+      console.warn("Wisp:", e.text);
+      break;
+  }
+}
+
+boot();

@@ -40,7 +40,7 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-	for _, bin := range []string{"wisp-host"} {
+	for _, bin := range []string{"wisp-host", "wisp-relay"} {
 		if _, err := os.Stat(filepath.Join(root, "bin", bin)); err != nil {
 			fmt.Fprintf(os.Stderr, "e2e: bin/%s is missing: run `make build` first (or `make test-e2e`)\n", bin)
 			return 1
@@ -178,6 +178,15 @@ func startProc(t testing.TB, ready *regexp.Regexp, name string, args ...string) 
 
 var hostReady = regexp.MustCompile(`^wisp host: (http://\S+)/$`)
 
+var relayReady = regexp.MustCompile(`^relay address: (wisp://\S+)$`)
+
+// startRelay runs bin/wisp-relay on a free loopback port with a fresh data
+// directory and returns its address.
+func startRelay(t testing.TB) (*proc, string) {
+	t.Helper()
+	return startProc(t, relayReady, "wisp-relay", "-listen", "127.0.0.1:0", "-data", t.TempDir())
+}
+
 // startHost runs bin/wisp-host on a free loopback port and returns its base
 // URL (no trailing slash).
 func startHost(t testing.TB, args ...string) (*proc, string) {
@@ -210,7 +219,26 @@ document.addEventListener("securitypolicyviolation", (e) =>
 // the test on console errors, exceptions and CSP violations.
 func newPage(t testing.TB) *tab {
 	t.Helper()
-	ctx, cancel := chromedp.NewContext(browserCtx, chromedp.WithNewBrowserContext())
+	return newPerson(t, "")
+}
+
+// newPerson is newPage for tests with several people: name goes into the
+// screenshot's file name.
+func newPerson(t testing.TB, name string) *tab {
+	t.Helper()
+	return openTab(t, browserCtx, strings.TrimSuffix(t.Name()+"-"+name, "-"), chromedp.WithNewBrowserContext())
+}
+
+// newTabBeside opens another tab in p's browser context: the same person,
+// the same storage.
+func newTabBeside(t testing.TB, p *tab, name string) *tab {
+	t.Helper()
+	return openTab(t, p.ctx, name)
+}
+
+func openTab(t testing.TB, parent context.Context, name string, opts ...chromedp.ContextOption) *tab {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(parent, opts...)
 	ctx, cancelTimeout := context.WithTimeout(ctx, 5*time.Minute)
 	p := &tab{ctx: ctx, t: t}
 	messages := chromedp.Console(ctx)
@@ -229,7 +257,7 @@ func newPage(t testing.TB) *tab {
 		t.Fatalf("installing the CSP probe: %v", err)
 	}
 	p.closeFn = func() {
-		p.screenshot(t.Name())
+		p.screenshot(name)
 		p.check()
 		cancelTimeout()
 		cancel()
