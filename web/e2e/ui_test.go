@@ -20,10 +20,9 @@ import (
 // fill types text into the input labelled label.
 func (p *tab) fill(label, text string) {
 	p.t.Helper()
-	id := eval[string](p, fmt.Sprintf(`(() => {
-		const l = [...document.querySelectorAll("label")].find(l => l.textContent.trim() === %q);
-		return l ? l.htmlFor : "";
-	})()`, label))
+	find := fmt.Sprintf(`[...document.querySelectorAll("label")].find(l => l.textContent.trim() === %q && l.offsetParent !== null)`, label)
+	p.waitJS(find+` !== undefined`, 30*time.Second, "field "+label)
+	id := eval[string](p, `(() => { const l = `+find+`; return l ? l.htmlFor : "" })()`)
 	if id == "" {
 		p.t.Fatalf("no field labelled %q\nconsole:\n%s", label, p.console())
 	}
