@@ -773,8 +773,9 @@ function onCoreEvent(name, e) {
       state.contacts.set(c.id, c);
       renderContacts();
       const inv = $("#invite-status");
-      if (inv && inv.dataset.contact === c.id && c.state === "connected") {
-        openConversation(c.id);
+      if (inv && inv.dataset.contact === c.id) {
+        if (c.state === "connecting") inv.textContent = `${c.name} is connecting…`;
+        if (c.state === "connected") openConversation(c.id);
       }
       if (state.current === c.id) {
         const s = $("#conv-state");

@@ -43,6 +43,9 @@ type Received struct {
 // Received may see the same (connection, ID) again after a crash and must
 // then keep one copy.
 type Events interface {
+	// Connecting: the inviter received a joiner's confirmation and is
+	// answering; peerInfo is the joiner's profile.
+	Connecting(conn ConnID, peerInfo []byte)
 	Connected(conn ConnID, peerInfo []byte)
 	Received(conn ConnID, msg Received) error
 	Sent(conn ConnID, id uint64)
@@ -803,6 +806,7 @@ func (a *Agent) acceptConfirmation(c *connRecord, h *connHandle, senderKey box.P
 		return false, err
 	}
 	h.poke()
+	a.ev.Connecting(c.ID, c.PeerInfo)
 	return true, nil
 }
 

@@ -21,21 +21,22 @@ import (
 // recorder is an Events implementation that keeps everything, exactly
 // once per (connection, ID), as the chat layer does.
 type recorder struct {
-	mu        sync.Mutex
-	connected map[ConnID][]byte
-	received  map[ConnID]map[uint64]Received
-	dupes     int
-	sent      map[ConnID]map[uint64]bool
-	delivered map[ConnID]map[uint64]bool
-	failed    map[ConnID]map[uint64]error
-	deleted   map[ConnID]bool
-	problems  []error
-	changed   chan struct{}
+	mu         sync.Mutex
+	connected  map[ConnID][]byte
+	connecting map[ConnID][]byte
+	received   map[ConnID]map[uint64]Received
+	dupes      int
+	sent       map[ConnID]map[uint64]bool
+	delivered  map[ConnID]map[uint64]bool
+	failed     map[ConnID]map[uint64]error
+	deleted    map[ConnID]bool
+	problems   []error
+	changed    chan struct{}
 }
 
 func newRecorder() *recorder {
 	return &recorder{
-		connected: map[ConnID][]byte{}, received: map[ConnID]map[uint64]Received{},
+		connected: map[ConnID][]byte{}, connecting: map[ConnID][]byte{}, received: map[ConnID]map[uint64]Received{},
 		sent: map[ConnID]map[uint64]bool{}, delivered: map[ConnID]map[uint64]bool{},
 		failed: map[ConnID]map[uint64]error{}, deleted: map[ConnID]bool{}, changed: make(chan struct{}, 1),
 	}
@@ -46,6 +47,13 @@ func (r *recorder) poke() {
 	case r.changed <- struct{}{}:
 	default:
 	}
+}
+
+func (r *recorder) Connecting(c ConnID, info []byte) {
+	r.mu.Lock()
+	r.connecting[c] = info
+	r.mu.Unlock()
+	r.poke()
 }
 
 func (r *recorder) Connected(c ConnID, info []byte) {
@@ -218,6 +226,9 @@ func connect(t testing.TB, a, b *peer, ra, rb *relaytest.Relay) (ConnID, ConnID)
 	}
 	a.ev.wait(t, "a connected", 20*time.Second, func() bool { return a.ev.connected[ca] != nil })
 	b.ev.wait(t, "b connected", 20*time.Second, func() bool { return b.ev.connected[cb] != nil })
+	if got := string(a.ev.connecting[ca]); got != "bob" {
+		t.Errorf("a saw %q connecting, want bob", got)
+	}
 	if got := string(a.ev.connected[ca]); got != "bob" {
 		t.Errorf("a sees %q, want bob", got)
 	}

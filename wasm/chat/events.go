@@ -34,6 +34,19 @@ func parsePeerInfo(b []byte) peerInfo {
 	return pi
 }
 
+func (e *profileEvents) Connecting(conn agent.ConnID, info []byte) {
+	pi := parsePeerInfo(info)
+	err := e.p().updateContact(string(conn), func(c *Contact) {
+		if c.State == ContactInvited {
+			c.State, c.Name, c.PeerName, c.Avatar = ContactConnecting, pi.Name, pi.Name, pi.Avatar
+			c.Invite = ""
+		}
+	})
+	if err != nil {
+		e.p().listen(Event{Kind: "problem", Text: "could not update a contact"})
+	}
+}
+
 func (e *profileEvents) Connected(conn agent.ConnID, info []byte) {
 	p := e.p()
 	pi := parsePeerInfo(info)
@@ -48,8 +61,8 @@ func (e *profileEvents) Connected(conn agent.ConnID, info []byte) {
 		p.listen(Event{Kind: "problem", Text: "a contact record does not open"})
 		return
 	}
-	if c.Name == "" || c.Name == c.PeerName || c.State != ContactConnected {
-		c.Name = pi.Name
+	if c.PeerName == "" || c.Name == c.PeerName {
+		c.Name = pi.Name // a placeholder, or not renamed by the user
 	}
 	c.PeerName, c.Avatar, c.State, c.Invite = pi.Name, pi.Avatar, ContactConnected, ""
 	if err := p.saveContact(c); err != nil {
