@@ -17,6 +17,7 @@ const state = {
   current: null,        // open conversation's contact id
   messages: new Map(),  // id → Message[] (oldest first, loaded pages)
   complete: new Set(),  // contact ids whose history is fully loaded
+  gen: new Map(),       // contact id → how many times its conversation was opened
   relaysDown: new Set(),
   invite: null,         // an invitation link opened in this tab, not yet used
   releaseLock: null,
@@ -198,6 +199,7 @@ function importSection() {
   const newPass = h("input", { id: "backup-new-pass", type: "password", autocomplete: "new-password" });
   const btn = h("button", { type: "submit", class: "secondary" }, "Import backup");
   return h("details", { class: "import" }, h("summary", {}, "Import a backup"),
+    h("p", { class: "hint" }, "Import your latest backup, and stop using Wisp in the browser it came from: messages sent or received there after the backup cannot be recovered, and two browsers cannot share one profile."),
     h("form", { onsubmit: async (e) => {
       e.preventDefault();
       setError("import-error", "");
@@ -280,6 +282,23 @@ async function unlock(id, passphrase) {
 }
 
 // ---------- one tab per profile (Web Locks) ----------
+// A tab holds the lock "wisp-profile-<id>" while it drives the profile.
+// "Use here" steals it; the tab that loses it locks its core and then says
+// so on the "wisp-locks" channel, and the new tab waits for that (or a few
+// seconds, for a tab that is frozen) before it opens the profile, so that
+// two cores never use the same keys at once.
+
+const lockChannel = "BroadcastChannel" in self ? new BroadcastChannel("wisp-locks") : null;
+
+function released(id, timeoutMs) {
+  if (!lockChannel) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => { lockChannel.removeEventListener("message", onMsg); resolve(); };
+    const onMsg = (e) => { if (e.data?.released === id) done(); };
+    lockChannel.addEventListener("message", onMsg);
+    setTimeout(done, timeoutMs);
+  });
+}
 
 async function takeLock(id, steal = false) {
   if (!navigator.locks) return true;
@@ -289,28 +308,44 @@ async function takeLock(id, steal = false) {
       if (!lock) { resolve(false); return; }
       resolve(true);
       return new Promise((release) => { state.releaseLock = release; });
-    }).catch(() => {
-      // Another tab stole the lock ("use here"): stop driving the profile.
-      state.core?.call("profile.lock").catch(() => {});
+    }).catch(async () => {
+      // Another tab took the profile ("Use here"): stop driving it, then tell.
       state.profile = null;
       mount(main(), h("section", { id: "elsewhere", class: "screen", "aria-labelledby": "elsewhere-title" },
         h("h2", { id: "elsewhere-title" }, "Wisp is open in another tab"),
         h("p", {}, "Wisp moved to another tab. Close this one, or reload it to take Wisp back."),
         h("button", { type: "button", onclick: () => location.reload() }, "Reload")));
+      await state.core?.call("profile.lock").catch(() => {});
+      lockChannel?.postMessage({ released: id });
     });
   });
 }
 
 function showOtherTab(id, passphrase) {
-  screen("elsewhere", "Wisp is open in another tab",
-    h("p", {}, "A profile can be used in one tab at a time, so that two tabs never send with the same keys."),
-    h("button", { type: "button", onclick: async () => {
+  const btn = h("button", { type: "button", onclick: async () => {
+    setError("elsewhere-error", "");
+    busy(btn, true, "Moving Wisp here…");
+    try {
+      // Check the passphrase first: a wrong one must not take Wisp away
+      // from the tab that is using it.
+      await state.core.call("profile.check", { id, passphrase });
+      const gone = released(id, 5000);
       await takeLock(id, true);
+      await gone;
       state.profile = await state.core.call("profile.unlock", { id, passphrase });
       await loadContacts();
       showMain();
       if (state.invite) showJoin();
-    } }, "Use here"));
+    } catch (err) {
+      state.releaseLock?.();
+      setError("elsewhere-error", err.code === "wrong_passphrase" ? "Wrong passphrase. Wisp stays in the other tab." : err.message);
+      busy(btn, false, "Use here");
+    }
+  } }, "Use here");
+  screen("elsewhere", "Wisp is open in another tab",
+    h("p", {}, "A profile can be used in one tab at a time, so that two tabs never send with the same keys."),
+    errorLine("elsewhere-error"), btn);
+  btn.focus();
 }
 
 function showWiped() {
@@ -333,7 +368,7 @@ function showMain() {
   mount(main(), h("div", { id: "app", class: "layout" },
     h("aside", { class: "sidebar", "aria-label": "Contacts" },
       h("div", { class: "me" },
-        p.avatar ? h("img", { class: "avatar", src: blobURL(p.avatar, "image/jpeg"), alt: "", width: 32, height: 32 }) : h("span", { class: "avatar initial", "aria-hidden": "true" }, p.name.slice(0, 1)),
+        p.avatar ? h("img", { class: "avatar", src: `data:image/jpeg;base64,${p.avatar}`, alt: "", width: 32, height: 32 }) : h("span", { class: "avatar initial", "aria-hidden": "true" }, p.name.slice(0, 1)),
         h("span", { class: "me-name" }, p.name),
         h("button", { type: "button", class: "secondary", onclick: showSettings }, "Settings")),
       h("p", { id: "net", class: "net", role: "status", hidden: state.relaysDown.size === 0 }, "Connecting…"),
@@ -366,7 +401,7 @@ function renderContacts() {
   mount(ul, list.map((c) => h("li", {},
     h("button", { type: "button", class: `contact${c.id === state.current ? " current" : ""}`,
       "aria-current": c.id === state.current ? "true" : null, onclick: () => openConversation(c.id) },
-    c.avatar ? h("img", { class: "avatar", src: blobURL(c.avatar, "image/jpeg"), alt: "", width: 36, height: 36 }) : h("span", { class: "avatar initial", "aria-hidden": "true" }, (c.name || "?").slice(0, 1)),
+    c.avatar ? h("img", { class: "avatar", src: `data:image/jpeg;base64,${c.avatar}`, alt: "", width: 36, height: 36 }) : h("span", { class: "avatar initial", "aria-hidden": "true" }, (c.name || "?").slice(0, 1)),
     h("span", { class: "c-main" },
       h("span", { class: "c-name" }, c.name),
       h("span", { class: "c-last" }, contactLabel(c))),
@@ -409,7 +444,7 @@ async function showNewConnection() {
       errorLine("paste-error"), connect))));
   try {
     const inv = await state.core.call("invite.create", {});
-    const qr = blobURL(inv.qr, "image/png");
+    const qr = `data:image/png;base64,${inv.qr}`;
     const copy = h("button", { type: "button", onclick: async () => {
       try { await navigator.clipboard.writeText(inv.link); toast("Link copied"); } catch { $("#invite-link").select(); toast("Select the link and copy it"); }
     } }, "Copy link");
@@ -531,6 +566,8 @@ async function openConversation(id) {
       h("label", { for: "composer", class: "visually-hidden" }, "Message"), text, sendBtn)));
   state.messages.set(id, []);
   state.complete.delete(id);
+  state.gen.set(id, (state.gen.get(id) ?? 0) + 1);
+  loading.delete(id); // a load for an earlier view of this conversation is dropped
   await loadOlder(id);
   list.scrollTop = list.scrollHeight;
   if (c.unread) markRead(id);
@@ -550,10 +587,12 @@ const loading = new Set();
 async function loadOlder(id) {
   if (loading.has(id) || state.complete.has(id)) return;
   loading.add(id);
+  const gen = state.gen.get(id);
   try {
     const have = state.messages.get(id) ?? [];
     const before = have.length ? have[0].seq : 0;
     const page = (await state.core.call("messages.page", { contact: id, before, limit: PAGE })) ?? [];
+    if (state.gen.get(id) !== gen) return; // the conversation was reopened meanwhile
     if (page.length < PAGE) state.complete.add(id);
     // Merge by position: events may have added messages meanwhile.
     const bySeq = new Map(page.map((m) => [m.seq, m]));
@@ -567,7 +606,7 @@ async function loadOlder(id) {
     list.scrollTop = oldTop + list.scrollHeight - oldHeight; // keep the view still
     list.dataset.loaded = "true";
   } finally {
-    loading.delete(id);
+    if (state.gen.get(id) === gen) loading.delete(id);
   }
 }
 
@@ -606,11 +645,17 @@ function renderMessages(id) {
   mount(list, items);
 }
 
+const STATUS_RANK = { pending: 0, sent: 1, delivered: 2, failed: 3 };
+
 function addMessage(m) {
   const msgs = state.messages.get(m.contact);
   if (!msgs) return;
   const i = msgs.findIndex((x) => x.seq === m.seq);
-  if (i >= 0) msgs[i] = m; else msgs.push(m);
+  if (i >= 0) {
+    // A late answer must not move a status backwards.
+    if ((STATUS_RANK[msgs[i].status] ?? -1) > (STATUS_RANK[m.status] ?? -1)) m = { ...m, status: msgs[i].status, reason: msgs[i].reason };
+    msgs[i] = m;
+  } else msgs.push(m);
   msgs.sort((a, b) => a.seq - b.seq);
   if (state.current !== m.contact) return;
   const list = $("#messages");

@@ -78,6 +78,10 @@ type Options struct {
 	ReceiptDelay time.Duration
 	// Rand defaults to crypto/rand.
 	Rand io.Reader
+	// HoldOutbox keeps the outbox workers from sending after Start until
+	// Resume is called, so the chat layer can first look at what is pending
+	// (see Pending) before any of it is sent and forgotten.
+	HoldOutbox bool
 }
 
 // Agent manages the connections of one profile.
@@ -89,13 +93,15 @@ type Agent struct {
 	rand  io.Reader
 	delay time.Duration
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	resumed chan struct{} // closed by Resume; workers wait for it
 
-	mu    sync.Mutex
-	conns map[ConnID]*connHandle
-	byRcv map[wire.QueueID]ConnID
+	mu     sync.Mutex
+	closed bool
+	conns  map[ConnID]*connHandle
+	byRcv  map[wire.QueueID]ConnID
 }
 
 // connHandle serialises work on one connection.
@@ -122,16 +128,42 @@ func New(opts Options) (*Agent, error) {
 	a := &Agent{
 		store: opts.Store, tr: opts.Relays, ev: opts.Events, pq: opts.PostQuantum,
 		rand: opts.Rand, delay: opts.ReceiptDelay, ctx: ctx, cancel: cancel,
-		conns: make(map[ConnID]*connHandle), byRcv: make(map[wire.QueueID]ConnID),
+		resumed: make(chan struct{}),
+		conns:   make(map[ConnID]*connHandle), byRcv: make(map[wire.QueueID]ConnID),
+	}
+	if !opts.HoldOutbox {
+		close(a.resumed)
 	}
 	opts.Relays.setHandler(a.HandleMessage)
+	opts.Relays.setConnected(a.pokeAll)
 	return a, nil
+}
+
+// Resume lets the outbox workers send (see Options.HoldOutbox).
+func (a *Agent) Resume() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	select {
+	case <-a.resumed:
+	default:
+		close(a.resumed)
+	}
+}
+
+// pokeAll wakes every outbox worker, for when a relay (re)connects.
+func (a *Agent) pokeAll() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, h := range a.conns {
+		h.poke()
+	}
 }
 
 // Start loads every stored connection, subscribes to its queue and resumes
 // its outbox. Subscription failures are not fatal: the transport retries
 // after reconnecting.
 func (a *Agent) Start(ctx context.Context) error {
+	var subs []relaySub
 	dirs, err := a.store.ListDirs("conn")
 	if err != nil {
 		return err
@@ -151,15 +183,30 @@ func (a *Agent) Start(ctx context.Context) error {
 			a.ev.Problem(id, err)
 			continue
 		}
-		h := a.register(c)
+		h, err := a.register(c)
+		if err != nil {
+			return err
+		}
 		if err := a.recoverOutbox(c, h); err != nil {
 			a.ev.Problem(id, err)
 		}
-		if c.State != StatePeerDeleted {
-			if err := a.subscribe(ctx, c); err != nil {
-				a.ev.Problem(id, fmt.Errorf("subscribing: %w", err))
-			}
+		if len(c.Receipts) > 0 {
+			h.mu.Lock()
+			a.scheduleReceipts(c.ID, h) // received before a restart, not yet acknowledged
+			h.mu.Unlock()
 		}
+		if c.State != StatePeerDeleted {
+			relay, sub, err := c.Rcv.subscription()
+			if err != nil {
+				a.ev.Problem(id, err)
+				continue
+			}
+			subs = append(subs, relaySub{relay, sub})
+		}
+	}
+	// One batch of SUBs per relay.
+	for relay, err := range a.tr.subscribeAll(ctx, subs) {
+		a.ev.Problem("", fmt.Errorf("subscribing on %s: %w", relay.Host, err))
 	}
 	return nil
 }
@@ -168,6 +215,7 @@ func (a *Agent) Start(ctx context.Context) error {
 func (a *Agent) Close() {
 	a.cancel()
 	a.mu.Lock()
+	a.closed = true
 	for _, h := range a.conns {
 		h.shutdown()
 	}
@@ -175,18 +223,21 @@ func (a *Agent) Close() {
 	a.wg.Wait()
 }
 
-func (a *Agent) register(c *connRecord) *connHandle {
+func (a *Agent) register(c *connRecord) (*connHandle, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.closed {
+		return nil, ErrClosed
+	}
 	if h, ok := a.conns[c.ID]; ok {
-		return h
+		return h, nil
 	}
 	h := &connHandle{wake: make(chan struct{}, 1), stop: make(chan struct{})}
 	a.conns[c.ID] = h
 	a.byRcv[c.Rcv.RcvID] = c.ID
 	a.wg.Add(1)
 	go a.outboxWorker(c.ID, h)
-	return h
+	return h, nil
 }
 
 func (a *Agent) handle(id ConnID) (*connHandle, error) {
@@ -255,9 +306,12 @@ func (a *Agent) CreateInvitation(ctx context.Context, relay wire.Address, info [
 	if err := a.saveConn(c); err != nil {
 		return "", Invitation{}, err
 	}
-	a.register(c)
+	if _, err := a.register(c); err != nil {
+		return "", Invitation{}, err
+	}
 	if err := a.subscribe(ctx, c); err != nil {
-		return "", Invitation{}, fmt.Errorf("subscribing to the new queue: %w", err)
+		// Remembered by the relay pool: it subscribes when the relay is back.
+		a.ev.Problem(c.ID, fmt.Errorf("subscribing: %w", err))
 	}
 	inv := Invitation{
 		Versions: Versions, Relay: relay, SenderID: q.SndID,
@@ -350,7 +404,10 @@ func (a *Agent) Join(ctx context.Context, inv Invitation, relay wire.Address, in
 	if err := a.saveConn(c); err != nil {
 		return "", err
 	}
-	h := a.register(c)
+	h, err := a.register(c)
+	if err != nil {
+		return "", err
+	}
 	if err := a.subscribe(ctx, c); err != nil {
 		a.ev.Problem(c.ID, fmt.Errorf("subscribing: %w", err))
 	}
@@ -489,6 +546,11 @@ func (h *connHandle) poke() {
 // outboxWorker sends a connection's outbox in order, retrying with backoff.
 func (a *Agent) outboxWorker(id ConnID, h *connHandle) {
 	defer a.wg.Done()
+	select {
+	case <-a.resumed:
+	case <-h.stop:
+		return
+	}
 	backoff := 100 * time.Millisecond
 	for {
 		sent, err := a.sendNext(id, h)
@@ -535,6 +597,10 @@ func randDuration(max time.Duration) time.Duration {
 // sendNext sends the oldest outbox entry. It reports whether it sent one.
 func (a *Agent) sendNext(id ConnID, h *connHandle) (bool, error) {
 	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return false, nil
+	}
 	c, err := a.loadConn(id)
 	if err != nil {
 		h.mu.Unlock()
@@ -584,6 +650,9 @@ func (a *Agent) sendNext(id ConnID, h *connHandle) (bool, error) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.closed {
+		return false, nil
+	}
 	if err := a.store.Delete(keys[0]); err != nil {
 		return false, err
 	}
@@ -633,6 +702,9 @@ func (a *Agent) HandleMessage(rcvID wire.QueueID, m wire.Message) (ack bool) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.closed {
+		return true // deleted meanwhile
+	}
 	c, err := a.loadConn(id)
 	if err != nil {
 		return !errors.Is(err, store.ErrCorrupt) && errors.Is(err, store.ErrNotFound)
@@ -678,7 +750,9 @@ func (a *Agent) receive(c *connRecord, h *connHandle, msg wire.Message) (bool, e
 	}
 	pt, err := st.Open(conf.Envelope)
 	if errors.Is(err, ratchet.ErrDuplicate) {
-		return true, nil // already processed before a crash, or a replay
+		// Processed before a crash (normal), a replay, or a peer sending
+		// with an old state (restored from an old backup): say so.
+		return true, fmt.Errorf("a message was dropped as a repeat: %w", err)
 	}
 	if err != nil {
 		return true, fmt.Errorf("a message was rejected: %w", err)
@@ -695,6 +769,7 @@ func (a *Agent) receive(c *connRecord, h *connHandle, msg wire.Message) (bool, e
 	// concurrent SENDs in any order) or, after a crash, one we processed but
 	// did not record; Events.Received keeps one copy either way.
 	var integ Integrity
+	var after func() // an event to report once the new state is saved
 	inOrder := hd.ID == c.RcvdID+1
 	if hd.ID > c.RcvdID+1 {
 		integ.Missing = hd.ID - c.RcvdID - 1
@@ -715,18 +790,18 @@ func (a *Agent) receive(c *connRecord, h *connHandle, msg wire.Message) (bool, e
 		if c.State == StateJoining {
 			c.State = StateConnected
 			c.PeerInfo = append([]byte(nil), body...)
-			defer a.ev.Connected(c.ID, c.PeerInfo)
+			after = func() { a.ev.Connected(c.ID, c.PeerInfo) }
 		}
 	case KindReceipt:
 		ids, err := decodeReceipt(body)
 		if err != nil {
 			a.ev.Problem(c.ID, err)
 		} else {
-			defer a.ev.Delivered(c.ID, ids)
+			after = func() { a.ev.Delivered(c.ID, ids) }
 		}
 	case KindDeleted:
 		c.State = StatePeerDeleted
-		defer a.ev.PeerDeleted(c.ID)
+		after = func() { a.ev.PeerDeleted(c.ID) }
 	default:
 		a.ev.Problem(c.ID, fmt.Errorf("%w: unexpected %c", ErrMalformed, hd.Kind))
 	}
@@ -736,6 +811,9 @@ func (a *Agent) receive(c *connRecord, h *connHandle, msg wire.Message) (bool, e
 	c.Ratchet = rs
 	if err := a.saveConn(c); err != nil {
 		return false, err
+	}
+	if after != nil {
+		after()
 	}
 	if len(c.Receipts) > 0 {
 		a.scheduleReceipts(c.ID, h)
@@ -828,8 +906,12 @@ func (a *Agent) flushReceipts(id ConnID) {
 		return
 	}
 	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return
+	}
 	c, err := a.loadConn(id)
-	if err != nil || len(c.Receipts) == 0 || c.Snd == nil || c.State == StatePeerDeleted {
+	if err != nil || len(c.Receipts) == 0 || c.Snd == nil || c.State == StatePeerDeleted || c.State == StateDeleting {
 		h.mu.Unlock()
 		return
 	}
@@ -942,16 +1024,27 @@ func (a *Agent) Delete(ctx context.Context, id ConnID) error {
 		h.mu.Unlock()
 		return err
 	}
+	// The notice advances the ratchet, so it is saved (as "deleting", which
+	// refuses further sends) before it is sent: a failed Delete must never
+	// leave a used message key to be used again.
 	var notice *outboxEntry
-	if c.Snd != nil && c.Ratchet != nil && c.State != StatePeerDeleted && c.State != StateInvited {
-		notice, _ = a.seal(c, KindDeleted, nil, c.SentID+1, c.SentHash)
+	if c.Snd != nil && c.Ratchet != nil && c.State != StatePeerDeleted && c.State != StateInvited && c.State != StateDeleting {
+		if notice, err = a.seal(c, KindDeleted, nil, c.SentID+1, c.SentHash); err != nil {
+			h.mu.Unlock()
+			return err
+		}
+	}
+	c.State = StateDeleting
+	if err := a.saveConn(c); err != nil {
+		h.mu.Unlock()
+		return err
 	}
 	h.mu.Unlock()
 	if notice != nil {
 		if relay, err := wire.ParseAddress(c.Snd.Relay); err == nil {
 			if auth, err := authKey(c.Snd.AuthSeed); err == nil {
 				sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				_ = a.tr.send(sctx, relay, c.Snd.SndID, auth, notice.Sealed)
+				_ = a.tr.send(sctx, relay, c.Snd.SndID, auth, notice.Sealed) // best effort
 				cancel()
 			}
 		}
@@ -968,5 +1061,9 @@ func (a *Agent) Delete(ctx context.Context, id ConnID) error {
 	delete(a.byRcv, c.Rcv.RcvID)
 	a.mu.Unlock()
 	h.shutdown()
+	// Under the handle's lock, so that nothing still holding the handle
+	// writes the connection back after it is gone.
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	return a.store.DeleteAll(store.Key("conn").Join(string(id)))
 }

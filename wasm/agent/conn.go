@@ -43,6 +43,8 @@ const (
 	StateConnected State = "connected"
 	// StatePeerDeleted: the contact deleted the connection.
 	StatePeerDeleted State = "peer-deleted"
+	// StateDeleting: we are deleting the connection; nothing more is sent.
+	StateDeleting State = "deleting"
 )
 
 // rcvQueue is our receiving queue.

@@ -4,6 +4,7 @@ package agent
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"github.com/wisp-chat/wisp/wasm/internal/relaytest"
@@ -225,4 +226,56 @@ func TestNoPlaintextAtRest(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestDeleteFailureSendsNothingMore: a Delete that cannot reach our relay
+// fails, keeps the connection, and refuses further sends (the notice
+// already used the next message key); once the relay is back, Delete
+// finishes and the peer has seen no repeat and no broken chain.
+func TestDeleteFailureSendsNothingMore(t *testing.T) {
+	ra, rb := relaytest.Start(t), relaytest.Start(t)
+	a, b := newPeer(t), newPeer(t)
+	ca, cb := connect(t, a, b, ra, rb)
+	if _, err := a.agent.Send(ctxT(t), ca, []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	b.ev.wait(t, "one", 20*time.Second, func() bool { return len(b.ev.received[cb]) == 1 })
+	ra.Stop() // a's receiving relay
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := a.agent.Delete(ctx, ca); err == nil {
+		t.Fatal("Delete succeeded with the relay down")
+	}
+	if _, err := a.agent.Send(ctxT(t), ca, []byte("two")); !errors.Is(err, ErrNotConnected) {
+		t.Errorf("Send after a failed Delete: %v, want ErrNotConnected", err)
+	}
+	b.ev.wait(t, "the notice", 20*time.Second, func() bool { return b.ev.deleted[cb] })
+	ra.Restart()
+	if err := a.agent.Delete(ctxT(t), ca); err != nil {
+		t.Fatal(err)
+	}
+	b.ev.mu.Lock()
+	defer b.ev.mu.Unlock()
+	if len(b.ev.received[cb]) != 1 || len(b.ev.problems) != 0 {
+		t.Errorf("b received %d messages, problems %v", len(b.ev.received[cb]), b.ev.problems)
+	}
+}
+
+// TestReceiptsSurviveRestart: receipts queued but not sent when the
+// receiver stops are sent after it starts again.
+func TestReceiptsSurviveRestart(t *testing.T) {
+	ra, rb := relaytest.Start(t), relaytest.Start(t)
+	a, b := newPeer(t), newPeer(t)
+	ca, cb := connect(t, a, b, ra, rb)
+	b.stop()
+	b.delay = time.Hour // receipts would wait an hour
+	b.start()
+	if _, err := a.agent.Send(ctxT(t), ca, []byte("ack me")); err != nil {
+		t.Fatal(err)
+	}
+	b.ev.wait(t, "message", 20*time.Second, func() bool { return len(b.ev.received[cb]) == 1 })
+	b.stop()
+	b.delay = 0
+	b.start()
+	a.ev.wait(t, "delivered after the restart", 20*time.Second, func() bool { return len(a.ev.delivered[ca]) == 1 })
 }

@@ -32,6 +32,13 @@ type Relays struct {
 	status   func(relay wire.Address, up bool, err error)
 	relayOfQ map[wire.QueueID]wire.Address
 	kick     chan struct{} // closed by Reconnect
+	onUp     func()        // the agent pokes its outbox workers
+}
+
+// relaySub is a subscription and the relay it is on.
+type relaySub struct {
+	relay wire.Address
+	sub   client.Subscription
 }
 
 // relayConn is one relay's client, once it is connected.
@@ -66,21 +73,36 @@ func (r *Relays) setHandler(h func(rcvID wire.QueueID, m wire.Message) bool) {
 	r.mu.Unlock()
 }
 
+// setConnected installs the hook called when a relay (re)connects.
+func (r *Relays) setConnected(f func()) {
+	r.mu.Lock()
+	r.onUp = f
+	r.mu.Unlock()
+}
+
+func (r *Relays) up(addr wire.Address) {
+	r.status(addr, true, nil)
+	r.mu.Lock()
+	f := r.onUp
+	r.mu.Unlock()
+	if f != nil {
+		f()
+	}
+}
+
 // Close closes every client.
 func (r *Relays) Close() {
-	r.cancel()
 	r.mu.Lock()
-	conns := make([]*relayConn, 0, len(r.relays))
+	r.cancel() // under the lock: dialLoop checks it before publishing a client
+	clients := make([]*client.Client, 0, len(r.relays))
 	for _, rc := range r.relays {
-		conns = append(conns, rc)
+		if rc.c != nil {
+			clients = append(clients, rc.c)
+		}
 	}
 	r.mu.Unlock()
-	for _, rc := range conns {
-		select {
-		case <-rc.ready:
-			rc.c.Close()
-		default:
-		}
+	for _, c := range clients {
+		c.Close()
 	}
 	r.wg.Wait()
 }
@@ -125,6 +147,11 @@ func (r *Relays) dialLoop(rc *relayConn) {
 		cancel()
 		if err == nil {
 			r.mu.Lock()
+			if r.ctx.Err() != nil { // closed while dialling
+				r.mu.Unlock()
+				c.Close()
+				return
+			}
 			rc.c = c
 			subs := make([]client.Subscription, 0, len(rc.subs))
 			for _, s := range rc.subs {
@@ -132,10 +159,10 @@ func (r *Relays) dialLoop(rc *relayConn) {
 			}
 			r.mu.Unlock()
 			close(rc.ready)
-			r.status(rc.addr, true, nil)
 			if len(subs) > 0 {
 				c.Subscribe(r.ctx, subs...)
 			}
+			r.up(rc.addr)
 			r.pump(rc)
 			return
 		}
@@ -173,9 +200,19 @@ func (r *Relays) pump(rc *relayConn) {
 					defer cancel()
 					_ = rc.c.Ack(ctx, sub, ev.Message.ID) // a lost ACK means a redelivery, which is handled
 				}()
+			} else {
+				// Not stored (storage failed): the relay holds the queue
+				// until a new SUB, so ask again after a pause.
+				go func() {
+					select {
+					case <-time.After(time.Second + mrand.N(time.Second)):
+						rc.c.Subscribe(r.ctx, sub)
+					case <-r.ctx.Done():
+					}
+				}()
 			}
 		case client.EventConnected:
-			r.status(rc.addr, true, nil)
+			r.up(rc.addr)
 		case client.EventDisconnected:
 			r.status(rc.addr, false, ev.Err)
 		case client.EventEnd:
@@ -259,6 +296,37 @@ func (r *Relays) deleteQueue(ctx context.Context, addr wire.Address, sub client.
 	delete(r.relayOfQ, sub.RcvID)
 	r.mu.Unlock()
 	return err
+}
+
+// subscribeAll subscribes many queues, one batch per relay; it returns the
+// relays whose batch failed (the subscriptions are kept and retried when
+// those relays reconnect).
+func (r *Relays) subscribeAll(ctx context.Context, subs []relaySub) map[wire.Address]error {
+	byRelay := map[wire.Address][]client.Subscription{}
+	for _, s := range subs {
+		byRelay[s.relay] = append(byRelay[s.relay], s.sub)
+	}
+	failed := map[wire.Address]error{}
+	for addr, list := range byRelay {
+		rc := r.conn(addr)
+		r.mu.Lock()
+		for _, s := range list {
+			rc.subs[s.RcvID] = s
+			r.relayOfQ[s.RcvID] = addr
+		}
+		c := rc.c
+		r.mu.Unlock()
+		if c == nil {
+			continue // dialLoop subscribes them on connect
+		}
+		for _, err := range c.Subscribe(ctx, list...) {
+			if err != nil {
+				failed[addr] = err
+				break
+			}
+		}
+	}
+	return failed
 }
 
 // conn0 returns the relayConn of addr; r.mu must be held.

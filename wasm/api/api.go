@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/hack-pad/hackpadfs"
 	"github.com/wisp-chat/wisp/server/wire"
@@ -222,6 +223,20 @@ type CodeResult struct {
 	Code string `json:"code"`
 }
 
+// networkTimeout bounds the calls that wait for relays, so that an
+// unreachable relay gives the page a relay_unreachable error instead of a
+// call that never returns.
+const networkTimeout = 30 * time.Second
+
+// timed wraps a handler with networkTimeout.
+func timed[P, R any](fn func(context.Context, P) (R, error)) func(context.Context, P) (R, error) {
+	return func(ctx context.Context, p P) (R, error) {
+		ctx, cancel := context.WithTimeout(ctx, networkTimeout)
+		defer cancel()
+		return fn(ctx, p)
+	}
+}
+
 // maxImportParams bounds a backup import call: the backup limit in base64,
 // plus room for the passphrases.
 const maxImportParams = chat.MaxBackupSize/3*4 + 4096
@@ -248,7 +263,14 @@ func (s *Service) Register(r *rpc.Router) {
 		id, err := m.CreateProfile(ctx, chat.NewProfile{DisplayName: p.Name, Avatar: p.Avatar, Passphrase: p.Passphrase})
 		return IDParams{ID: id}, coded(err)
 	})
-	rpc.Handle(r, "profile.unlock", s.unlock)
+	rpc.Handle(r, "profile.unlock", timed(s.unlock))
+	rpc.Handle(r, "profile.check", func(_ context.Context, up UnlockParams) (rpc.None, error) {
+		m, err := s.mgr()
+		if err != nil {
+			return rpc.None{}, err
+		}
+		return rpc.None{}, coded(m.CheckPassphrase(up.ID, up.Passphrase))
+	})
 	rpc.Handle(r, "backup.export", func(_ context.Context, ep ExportParams) (ExportResult, error) {
 		m, err := s.mgr()
 		if err != nil {
@@ -322,26 +344,26 @@ func (s *Service) Register(r *rpc.Router) {
 		}
 		return rpc.None{}, nil
 	})
-	rpc.Handle(r, "invite.create", func(ctx context.Context, ip InviteParams) (chat.Invitation, error) {
+	rpc.Handle(r, "invite.create", timed(func(ctx context.Context, ip InviteParams) (chat.Invitation, error) {
 		p, err := s.profile()
 		if err != nil {
 			return chat.Invitation{}, err
 		}
 		inv, err := p.CreateInvitation(ctx, ip.Incognito)
 		return inv, coded(err)
-	})
+	}))
 	rpc.Handle(r, "link.check", func(_ context.Context, jp JoinParams) (rpc.None, error) {
 		_, err := agent.ParseLink(jp.Link, agent.Versions)
 		return rpc.None{}, coded(err)
 	})
-	rpc.Handle(r, "join", func(ctx context.Context, jp JoinParams) (chat.Contact, error) {
+	rpc.Handle(r, "join", timed(func(ctx context.Context, jp JoinParams) (chat.Contact, error) {
 		p, err := s.profile()
 		if err != nil {
 			return chat.Contact{}, err
 		}
 		c, err := p.Join(ctx, jp.Link, jp.Incognito)
 		return c, coded(err)
-	})
+	}))
 	rpc.Handle(r, "contacts.list", func(context.Context, rpc.None) ([]chat.Contact, error) {
 		p, err := s.profile()
 		if err != nil {
@@ -372,13 +394,13 @@ func (s *Service) Register(r *rpc.Router) {
 		}
 		return rpc.None{}, coded(p.MarkRead(ip.ID))
 	})
-	rpc.Handle(r, "contact.delete", func(ctx context.Context, ip IDParams) (rpc.None, error) {
+	rpc.Handle(r, "contact.delete", timed(func(ctx context.Context, ip IDParams) (rpc.None, error) {
 		p, err := s.profile()
 		if err != nil {
 			return rpc.None{}, err
 		}
 		return rpc.None{}, coded(p.DeleteContact(ctx, ip.ID))
-	})
+	}))
 	rpc.Handle(r, "contact.code", func(_ context.Context, ip IDParams) (CodeResult, error) {
 		p, err := s.profile()
 		if err != nil {

@@ -411,3 +411,37 @@ func TestNothingReadableAtRest(t *testing.T) {
 		})
 	}
 }
+
+// TestConcurrentUnlock: two unlocks of one profile at once give one
+// profile, never two agents on the same keys.
+func TestConcurrentUnlock(t *testing.T) {
+	r := relaytest.Start(t)
+	u := newUser(t, "Ivy", "a long passphrase", r)
+	u.m.Lock(u.id)
+	got := make(chan *Profile, 2)
+	for range 2 {
+		go func() {
+			p, err := u.m.Unlock(ctxT(t), u.id, "a long passphrase", nil)
+			if err != nil {
+				t.Error(err)
+			}
+			got <- p
+		}()
+	}
+	if p1, p2 := <-got, <-got; p1 != p2 {
+		t.Error("two unlocks opened the profile twice")
+	}
+}
+
+func TestInvisibleNames(t *testing.T) {
+	r := relaytest.Start(t)
+	u := newUser(t, "Jo", "", r)
+	for _, name := range []string{"Al\u202eice", "Bo\u200bb", "line\u2028break", "tab\tname"} {
+		if _, err := u.m.CreateProfile(ctxT(t), NewProfile{DisplayName: name}); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%q: %v, want ErrInvalid", name, err)
+		}
+	}
+	if got := parsePeerInfo([]byte(`{"name":"Eve\u202e"}`)).Name; got != "Unnamed contact" {
+		t.Errorf("a peer name with a bidi override shows as %q", got)
+	}
+}

@@ -52,6 +52,9 @@ func (e *profileEvents) Connected(conn agent.ConnID, info []byte) {
 	pi := parsePeerInfo(info)
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.deleted[string(conn)] {
+		return
+	}
 	c, err := p.contact(string(conn))
 	if errors.Is(err, store.ErrNotFound) {
 		c = &Contact{ID: string(conn), NextSeq: 1}
@@ -82,6 +85,9 @@ func (e *profileEvents) Received(conn agent.ConnID, m agent.Received) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.deleted[id] {
+		return nil
+	}
 	c, err := p.contact(id)
 	if err != nil {
 		return err
@@ -125,8 +131,10 @@ func (e *profileEvents) Received(conn agent.ConnID, m agent.Received) error {
 func (p *Profile) setStatus(id string, agentID uint64, s Status, reason string) {
 	var seq uint64
 	if err := getJSON(p.st, idxKey(id, "o", agentID), &seq); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			// SendText has not stored it yet: it applies this when it does.
+		// Only our own agent's reports (sent, failed) can come before
+		// SendText stored the message; a receipt for an unknown message is
+		// the peer's business and is ignored, so a peer cannot grow this map.
+		if errors.Is(err, store.ErrNotFound) && s != StatusDelivered && !p.deleted[id] && len(p.early[id]) < maxEarly {
 			if p.early[id] == nil {
 				p.early[id] = map[uint64]statusUpdate{}
 			}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/hack-pad/hackpadfs"
@@ -42,6 +43,10 @@ type Manager struct {
 
 	mu   sync.Mutex
 	open map[string]*Profile
+	// ops serialises Unlock, Lock and DeleteProfile, so that one profile is
+	// never opened twice at once (two agents on one ratchet state would
+	// reuse message keys).
+	ops sync.Mutex
 }
 
 // NewManager returns a Manager over fsys.
@@ -212,6 +217,8 @@ func (m *Manager) CreateProfile(ctx context.Context, np NewProfile) (string, err
 // events to l. A wrong passphrase fails with ErrWrongPassphrase and changes
 // nothing. Unlocking an open profile returns it.
 func (m *Manager) Unlock(ctx context.Context, id, passphrase string, l Listener) (*Profile, error) {
+	m.ops.Lock()
+	defer m.ops.Unlock()
 	meta, err := m.meta(id)
 	if err != nil {
 		return nil, err
@@ -247,13 +254,34 @@ func (m *Manager) Unlock(ctx context.Context, id, passphrase string, l Listener)
 	return p, nil
 }
 
+// CheckPassphrase reports whether passphrase unlocks the profile, without
+// opening it: ErrWrongPassphrase, or nil. Profiles without a passphrase
+// accept any.
+func (m *Manager) CheckPassphrase(id, passphrase string) error {
+	meta, err := m.meta(id)
+	if err != nil {
+		return err
+	}
+	if meta.Mode != modePassphrase {
+		return nil
+	}
+	if _, err := vault.Unwrap([]byte(passphrase), meta.Key); errors.Is(err, vault.ErrWrongPassphrase) {
+		return ErrWrongPassphrase
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
 // DeleteProfile closes the profile if it is open and deletes everything
 // stored for it. Its contacts are not told (their messages will fail).
 func (m *Manager) DeleteProfile(id string) error {
+	m.ops.Lock()
+	defer m.ops.Unlock()
 	if _, err := m.meta(id); err != nil {
 		return err
 	}
-	m.Lock(id)
+	m.lock(id)
 	if err := hackpadfs.Remove(m.fs, metaPath(id)); err != nil {
 		return fmt.Errorf("chat: deleting the profile: %w", err)
 	}
@@ -265,6 +293,12 @@ func (m *Manager) DeleteProfile(id string) error {
 
 // Lock closes an open profile.
 func (m *Manager) Lock(id string) {
+	m.ops.Lock()
+	defer m.ops.Unlock()
+	m.lock(id)
+}
+
+func (m *Manager) lock(id string) {
 	m.mu.Lock()
 	p := m.open[id]
 	delete(m.open, id)
@@ -276,6 +310,8 @@ func (m *Manager) Lock(id string) {
 
 // Close locks every profile.
 func (m *Manager) Close() {
+	m.ops.Lock()
+	defer m.ops.Unlock()
 	m.mu.Lock()
 	ps := make([]*Profile, 0, len(m.open))
 	for id, p := range m.open {
@@ -306,8 +342,12 @@ func cleanName(s string) (string, error) {
 		return "", fmt.Errorf("%w: the display name is not valid text", ErrInvalid)
 	case len(s) > MaxDisplayName:
 		return "", fmt.Errorf("%w: the display name is %d bytes, the limit is %d", ErrTooLong, len(s), MaxDisplayName)
-	case strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }):
-		return "", fmt.Errorf("%w: the display name has control characters", ErrInvalid)
+	case strings.ContainsFunc(s, func(r rune) bool {
+		// Control, format (bidi overrides, zero-width) and separator
+		// characters would let a name pose as another one.
+		return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
+	}):
+		return "", fmt.Errorf("%w: the display name has control or invisible characters", ErrInvalid)
 	}
 	return s, nil
 }

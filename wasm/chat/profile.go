@@ -53,10 +53,14 @@ type Profile struct {
 	ag     *agent.Agent
 	listen Listener
 
-	mu    sync.Mutex // chat records
-	rec   profileRecord
-	early map[string]map[uint64]statusUpdate // statuses that arrived before SendText stored the message
+	mu      sync.Mutex // chat records
+	rec     profileRecord
+	early   map[string]map[uint64]statusUpdate // our agent's statuses that arrived before SendText stored the message
+	deleted map[string]bool                    // contacts being deleted: events for them are ignored
 }
+
+// maxEarly bounds the statuses kept per contact for messages not stored yet.
+const maxEarly = 64
 
 type statusUpdate struct {
 	status Status
@@ -71,7 +75,7 @@ func openProfile(ctx context.Context, m *Manager, id string, key vault.Key, l Li
 	if err != nil {
 		return nil, err
 	}
-	p := &Profile{m: m, id: id, key: key, st: st, listen: l, early: map[string]map[uint64]statusUpdate{}}
+	p := &Profile{m: m, id: id, key: key, st: st, listen: l, early: map[string]map[uint64]statusUpdate{}, deleted: map[string]bool{}}
 	if err := getJSON(st, "profile", &p.rec); err != nil {
 		return nil, fmt.Errorf("chat: reading the profile: %w", err)
 	}
@@ -82,7 +86,8 @@ func openProfile(ctx context.Context, m *Manager, id string, key vault.Key, l Li
 		}
 		p.listen(ev)
 	})
-	p.ag, err = agent.New(agent.Options{Store: st, Relays: p.relays, Events: (*profileEvents)(p), PostQuantum: !m.cfg.DisablePostQuantum})
+	p.ag, err = agent.New(agent.Options{Store: st, Relays: p.relays, Events: (*profileEvents)(p),
+		PostQuantum: !m.cfg.DisablePostQuantum, HoldOutbox: true})
 	if err != nil {
 		p.relays.Close()
 		return nil, err
@@ -91,10 +96,13 @@ func openProfile(ctx context.Context, m *Manager, id string, key vault.Key, l Li
 		p.close()
 		return nil, err
 	}
+	// Look at what the agent has queued before anything is sent, so a
+	// message whose SendText a crash interrupted still gets its record.
 	if err := p.reconcile(); err != nil {
 		p.close()
 		return nil, err
 	}
+	p.ag.Resume()
 	return p, nil
 }
 
@@ -391,11 +399,18 @@ func (p *Profile) DeleteContact(ctx context.Context, id string) error {
 	if !validContactID(id) {
 		return fmt.Errorf("%w: %q", ErrNoContact, id)
 	}
+	p.mu.Lock()
+	p.deleted[id] = true // events still in flight for it are ignored
+	p.mu.Unlock()
 	if err := p.ag.Delete(ctx, agent.ConnID(id)); err != nil && !errors.Is(err, agent.ErrNoConnection) {
+		p.mu.Lock()
+		delete(p.deleted, id)
+		p.mu.Unlock()
 		return err
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	delete(p.early, id)
 	return p.st.DeleteAll(contactDir(id))
 }
 
