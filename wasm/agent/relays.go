@@ -273,16 +273,7 @@ func (r *Relays) send(ctx context.Context, addr wire.Address, sndID wire.QueueID
 // subscribe remembers sub and subscribes it now if the relay is connected,
 // or as soon as it is. It does not wait for an unreachable relay.
 func (r *Relays) subscribe(ctx context.Context, addr wire.Address, sub client.Subscription) error {
-	rc := r.conn(addr)
-	r.mu.Lock()
-	rc.subs[sub.RcvID] = sub
-	r.relayOfQ[sub.RcvID] = addr
-	c := rc.c
-	r.mu.Unlock()
-	if c == nil {
-		return nil // dialLoop subscribes it on connect
-	}
-	return c.Subscribe(ctx, sub)[0]
+	return r.subscribeAll(ctx, []relaySub{{addr, sub}})[addr]
 }
 
 func (r *Relays) deleteQueue(ctx context.Context, addr wire.Address, sub client.Subscription) error {
