@@ -22,6 +22,11 @@
 // opens blocks with Session.Open, splits them with SplitBlock and parses each
 // transmission with ParseTransmission.
 //
+// File chunks use a second endpoint (FilesPath) with the same handshake;
+// after it, Session.SealFrame and Session.OpenFrame carry one
+// FileTransmission per frame, whose size is one of the chunk classes
+// (ChunkClass), and SealChunk/OpenChunk are the relay→recipient layer.
+//
 // Errors callers branch on are exported sentinels (ErrAddress, ErrBlock,
 // ErrHandshake, ...) wrapped with %w; a relay's ERR answer is an ErrCode,
 // which is itself an error: errors.Is(err, wire.CodeAuth).

@@ -229,17 +229,26 @@ type Transmission struct {
 }
 
 func (t *Transmission) appendUnsigned(dst []byte) ([]byte, error) {
-	if len(t.CorrID) > MaxCorrIDSize {
-		return nil, fmt.Errorf("%w: correlation ID is %d bytes", ErrTransmission, len(t.CorrID))
+	dst, err := appendEnvelope(dst, t.CorrID, t.EntityID)
+	if err != nil {
+		return nil, err
 	}
-	if len(t.EntityID) != 0 && len(t.EntityID) != IDSize {
-		return nil, fmt.Errorf("%w: entity ID is %d bytes", ErrTransmission, len(t.EntityID))
-	}
-	dst = append(dst, byte(len(t.CorrID)))
-	dst = append(dst, t.CorrID...)
-	dst = append(dst, byte(len(t.EntityID)))
-	dst = append(dst, t.EntityID...)
 	return AppendCommand(dst, &t.Command)
+}
+
+// appendEnvelope appends the correlation ID and entity ID fields that start
+// every transmission after its signature.
+func appendEnvelope(dst, corrID, entityID []byte) ([]byte, error) {
+	if len(corrID) > MaxCorrIDSize {
+		return nil, fmt.Errorf("%w: correlation ID is %d bytes", ErrTransmission, len(corrID))
+	}
+	if len(entityID) != 0 && len(entityID) != IDSize {
+		return nil, fmt.Errorf("%w: entity ID is %d bytes", ErrTransmission, len(entityID))
+	}
+	dst = append(dst, byte(len(corrID)))
+	dst = append(dst, corrID...)
+	dst = append(dst, byte(len(entityID)))
+	return append(dst, entityID...), nil
 }
 
 // Marshal encodes an unsigned transmission.
@@ -266,10 +275,16 @@ func (t *Transmission) Sign(sessionID [32]byte, key ed25519.PrivateKey) ([]byte,
 	if len(out) > MaxTransmissionSize {
 		return nil, fmt.Errorf("%w: transmission is %d bytes", ErrTooLarge, len(out))
 	}
-	d := signedDigest(sessionID, out[1+SignatureSize:])
+	signInto(out, signContext, sessionID, key)
+	return out, nil
+}
+
+// signInto fills the signature field at the start of out (1+SignatureSize
+// bytes reserved) with the signature of what follows it.
+func signInto(out []byte, context string, sessionID [32]byte, key ed25519.PrivateKey) {
+	d := signedDigest(context, sessionID, out[1+SignatureSize:])
 	out[0] = SignatureSize
 	copy(out[1:], ed25519.Sign(key, d[:]))
-	return out, nil
 }
 
 // signContext separates transmission digests from any other use of a key.
@@ -277,9 +292,9 @@ const signContext = "wisp transmission v1"
 
 // signedDigest is what a transmission's Ed25519 signature signs: hashing
 // first keeps signing and verifying a 16 KB SEND cheap and copy-free.
-func signedDigest(sessionID [32]byte, unsigned []byte) [sha256.Size]byte {
+func signedDigest(context string, sessionID [32]byte, unsigned []byte) [sha256.Size]byte {
 	h := sha256.New()
-	h.Write([]byte(signContext))
+	h.Write([]byte(context))
 	h.Write(sessionID[:])
 	h.Write(unsigned)
 	var d [sha256.Size]byte
@@ -293,6 +308,25 @@ func signedDigest(sessionID [32]byte, unsigned []byte) [sha256.Size]byte {
 // itself is broken. Slices alias b.
 func ParseTransmission(b []byte) (Transmission, error) {
 	var t Transmission
+	env, rest, err := parseEnvelope(b)
+	t.Signature, t.CorrID, t.EntityID, t.signed = env.sig, env.corrID, env.entityID, env.signed
+	if err != nil {
+		return t, err
+	}
+	t.Command, err = ParseCommand(rest)
+	return t, err
+}
+
+// envelope is the part of a transmission that every command set shares.
+type envelope struct {
+	sig, corrID, entityID []byte
+	signed                []byte // everything after the signature
+}
+
+// parseEnvelope splits the signature, correlation ID and entity ID off a
+// transmission and returns the command bytes after them.
+func parseEnvelope(b []byte) (envelope, []byte, error) {
+	var e envelope
 	field := func(max int, what string) ([]byte, error) {
 		if len(b) < 1 {
 			return nil, fmt.Errorf("%w: truncated before %s", ErrTransmission, what)
@@ -307,42 +341,47 @@ func ParseTransmission(b []byte) (Transmission, error) {
 	}
 	sig, err := field(SignatureSize, "signature")
 	if err != nil {
-		return t, err
+		return e, nil, err
 	}
 	if len(sig) != 0 && len(sig) != SignatureSize {
-		return t, fmt.Errorf("%w: signature is %d bytes", ErrTransmission, len(sig))
+		return e, nil, fmt.Errorf("%w: signature is %d bytes", ErrTransmission, len(sig))
 	}
-	t.signed = b
-	if t.CorrID, err = field(MaxCorrIDSize, "correlation ID"); err != nil {
-		return t, err
+	e.signed = b
+	if e.corrID, err = field(MaxCorrIDSize, "correlation ID"); err != nil {
+		return e, nil, err
 	}
-	if t.EntityID, err = field(IDSize, "entity ID"); err != nil {
-		return t, err
+	if e.entityID, err = field(IDSize, "entity ID"); err != nil {
+		return e, nil, err
 	}
-	if len(t.EntityID) != 0 && len(t.EntityID) != IDSize {
-		return t, fmt.Errorf("%w: entity ID is %d bytes", ErrTransmission, len(t.EntityID))
+	if len(e.entityID) != 0 && len(e.entityID) != IDSize {
+		return e, nil, fmt.Errorf("%w: entity ID is %d bytes", ErrTransmission, len(e.entityID))
 	}
 	if len(sig) > 0 {
-		t.Signature = sig
+		e.sig = sig
 	}
-	t.Command, err = ParseCommand(b)
-	return t, err
+	return e, b, nil
 }
 
 // Verify checks the transmission's signature by pub in this session. It
 // always does the full verification work, whatever the input, so callers
 // can use it for constant-time AUTH answers.
 func (t *Transmission) Verify(sessionID [32]byte, pub []byte) bool {
-	sig := t.Signature
-	if len(sig) != SignatureSize {
+	return verifyEnvelope(signContext, sessionID, t.signed, t.Signature, pub)
+}
+
+// verifyEnvelope checks sig over signed; it does the full work whatever
+// the input (missing signature, wrong key size).
+func verifyEnvelope(context string, sessionID [32]byte, signed, sig, pub []byte) bool {
+	present := len(sig) == SignatureSize
+	if !present {
 		sig = make([]byte, SignatureSize)
 	}
 	if len(pub) != ed25519.PublicKeySize {
 		pub = make([]byte, ed25519.PublicKeySize)
 	}
-	d := signedDigest(sessionID, t.signed)
+	d := signedDigest(context, sessionID, signed)
 	ok := ed25519.Verify(pub, d[:], sig)
-	return ok && len(t.Signature) == SignatureSize
+	return ok && present
 }
 
 // Message is a delivered message after the recipient opened it.

@@ -21,6 +21,13 @@ func runBareServer() error {
 	if _, err := raiseFileLimit(); err != nil {
 		return err
 	}
+	return serveBare(wire.BlockSize, func(typ websocket.MessageType, b []byte) (websocket.MessageType, []byte) { return typ, b })
+}
+
+// serveBare runs a plain coder/websocket server on a loopback port until
+// SIGTERM: it answers every message, read one at a time on each
+// connection, with what answer returns. It prints its address first.
+func serveBare(readLimit int64, answer func(websocket.MessageType, []byte) (websocket.MessageType, []byte)) error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -31,12 +38,13 @@ func runBareServer() error {
 			return
 		}
 		defer c.CloseNow()
-		c.SetReadLimit(wire.BlockSize)
+		c.SetReadLimit(readLimit)
 		for {
 			typ, b, err := c.Read(r.Context())
 			if err != nil {
 				return
 			}
+			typ, b = answer(typ, b)
 			if err := c.Write(r.Context(), typ, b); err != nil {
 				return
 			}

@@ -3,6 +3,7 @@
 //
 //	wisp-bench relay (-addr wisp://... | -spawn) -conns 100 -queues 1000 -msgs 10 -size 16000
 //	wisp-bench idle  (-addr wisp://... | -spawn) -conns 10000
+//	wisp-bench files (-addr wisp://... | -spawn) -size 104857600 -chunk 1048576 -inflight 4
 //
 // relay: creates -queues queues over -conns connections (each connection
 // receives on its share of the queues and sends to another connection's
@@ -15,6 +16,15 @@
 // idle: opens -conns connections that each create and subscribe one queue,
 // then stay idle, and reports the relay's memory per connection next to
 // the bare server holding as many idle connections.
+//
+// files: uploads -size bytes to the relay's file store in chunks of
+// -chunk bytes (FNEW then FPUT each, -inflight at once on one connection),
+// downloads them all (FGET) and checks them, then acknowledges them. It
+// reports upload and download MB/s (10^6 bytes per second) next to a
+// baseline: the same bytes moved up and then down as plain WebSocket
+// messages, with as many in flight, to a bare coder/websocket server in
+// its own process. ratio is relay_mb_per_s / baseline_mb_per_s (both
+// directions together).
 //
 // -spawn starts wisp-relay (found next to this binary, on PATH, or given
 // by -relay-bin) with a temporary data directory. RSS is read from
@@ -51,8 +61,12 @@ func main() {
 		err = runRelay(os.Args[2:])
 	case "idle":
 		err = runIdle(os.Args[2:])
+	case "files":
+		err = runFiles(os.Args[2:])
 	case "bare-server":
 		err = runBareServer()
+	case "bare-files-server":
+		err = runBareFilesServer()
 	default:
 		usage()
 	}
@@ -63,7 +77,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: wisp-bench relay|idle [flags]   (wisp-bench relay -h for flags)")
+	fmt.Fprintln(os.Stderr, "usage: wisp-bench relay|idle|files [flags]   (wisp-bench relay -h for flags)")
 	os.Exit(2)
 }
 

@@ -2,9 +2,13 @@
 //
 //	wisp-relay -listen 127.0.0.1:5223 -data DIR [-password P] [-metrics 127.0.0.1:9223]
 //	           [-tls-cert FILE -tls-key FILE | -acme-domain relay.example]
+//	           [-files DIR/files] [-files-quota 10737418240] [-files-retention 48h]
 //
 // The first start creates the relay's Ed25519 identity in DIR/identity.key
-// and the queue store DIR/queues.db. Once the listener accepts connections
+// and the queue store DIR/queues.db. The file chunk store (endpoint
+// /wisp/files) keeps its chunks and their records in the -files folder,
+// refuses new chunks beyond -files-quota bytes with QUOTA and deletes
+// chunks -files-retention after their creation. Once the listener accepts connections
 // it prints exactly one line to stdout:
 //
 //	relay address: wisp://<keyhash>@host:port
@@ -37,6 +41,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/wisp-chat/wisp/server/relay"
+	"github.com/wisp-chat/wisp/server/relay/files"
 	"github.com/wisp-chat/wisp/server/relay/store"
 	"github.com/wisp-chat/wisp/server/wire"
 	"golang.org/x/crypto/acme/autocert"
@@ -47,6 +52,9 @@ type config struct {
 	tlsCert, tlsKey, acme  string
 	password, metricsAddr  string
 	maxConns, newPerMinute int
+	filesDir               string
+	filesQuota             int64
+	filesRetention         time.Duration
 }
 
 func main() {
@@ -61,6 +69,9 @@ func main() {
 	flag.StringVar(&cfg.metricsAddr, "metrics", "", "serve Prometheus /metrics on this address (off by default)")
 	flag.IntVar(&cfg.maxConns, "max-conns", relay.DefaultLimits().MaxConns, "maximum concurrent connections")
 	flag.IntVar(&cfg.newPerMinute, "new-per-minute", relay.DefaultLimits().NewPerMinute, "queues one connection may create per minute")
+	flag.StringVar(&cfg.filesDir, "files", "", "file chunk store folder (default DATA/files)")
+	flag.Int64Var(&cfg.filesQuota, "files-quota", 10<<30, "bytes of file chunks the relay stores at most")
+	flag.DurationVar(&cfg.filesRetention, "files-retention", files.DefaultLimits().Retention, "how long a file chunk is kept")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -177,8 +188,15 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	fsrv, fst, err := openFiles(cfg, id, log)
+	if err != nil {
+		return err
+	}
+	defer fst.Close()
+	defer fsrv.Close()
 	mux := http.NewServeMux()
 	mux.Handle(wire.EndpointPath, srv)
+	mux.Handle(wire.FilesPath, fsrv)
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(discard{}, slog.LevelError)}
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
@@ -214,6 +232,30 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	defer cancel()
 	_ = hs.Shutdown(sctx)
 	return srv.Close()
+}
+
+// openFiles opens the file chunk store and its endpoint.
+func openFiles(cfg config, id ed25519.PrivateKey, log *slog.Logger) (*files.Server, *files.Store, error) {
+	if cfg.filesQuota <= 0 || cfg.filesRetention <= 0 {
+		return nil, nil, errors.New("-files-quota and -files-retention must be positive")
+	}
+	dir := cfg.filesDir
+	if dir == "" {
+		dir = filepath.Join(cfg.data, "files")
+	}
+	st, err := files.OpenStore(dir, cfg.filesQuota)
+	if err != nil {
+		return nil, nil, err
+	}
+	limits := files.DefaultLimits()
+	limits.Retention = cfg.filesRetention
+	limits.SweepInterval = min(limits.SweepInterval, cfg.filesRetention)
+	srv, err := files.New(files.Config{Identity: id, Store: st, Password: []byte(cfg.password), Limits: limits, Logger: log})
+	if err != nil {
+		_ = st.Close()
+		return nil, nil, err
+	}
+	return srv, st, nil
 }
 
 // discard drops net/http's own error log, which would contain client

@@ -23,6 +23,20 @@
 // new commands wait for the next connection, and the client reconnects with
 // jittered exponential backoff and resubscribes every remembered queue,
 // packing the SUB commands into as few blocks as fit.
+//
+// File chunks go through a FileClient on the relay's file endpoint
+// (wire.FilesPath, SPEC.md "File chunks"), one connection per relay:
+//
+//	fc, err := client.DialFiles(ctx, addr, client.Options{})
+//	snd, rcpts, err := fc.CreateChunk(ctx, wire.Class1M, 2, nil) // FNEW: 2 recipients, padded to 2
+//	err = fc.Upload(ctx, snd, chunk)        // FPUT: exactly 1 MiB of E2E ciphertext
+//	// rcpts[i].MarshalBinary() goes to recipient i in the file description;
+//	// each recipient, on its own FileClient:
+//	chunk, err := fc.Download(ctx, rcpt)    // FGET: relay layer opened; verify E2E
+//	err = fc.Ack(ctx, rcpt)                 // FACK: the last one deletes the chunk
+//	err = fc.DeleteChunk(ctx, snd)          // FDEL by the sender
+//
+// Calls from several goroutines are in flight together on the connection.
 package client
 
 import (
@@ -444,19 +458,29 @@ type conn struct {
 }
 
 func (c *Client) connect(ctx context.Context) (*conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, c.addr.WebSocketURL(), nil)
+	ws, sess, err := dialSession(ctx, c.opts.DialTimeout, c.addr.WebSocketURL(), c.addr.KeyHash, wire.BlockSize)
 	if err != nil {
-		return nil, fmt.Errorf("client: dial: %w", err)
-	}
-	ws.SetReadLimit(wire.BlockSize)
-	sess, err := handshake(ctx, ws, c.addr.KeyHash)
-	if err != nil {
-		_ = ws.Close(websocket.StatusPolicyViolation, "handshake failed")
 		return nil, err
 	}
 	return &conn{ws: ws, sess: sess, pending: make(map[uint64]*request), wake: make(chan struct{}, 1), pong: make(chan struct{}, 1), opts: &c.opts}, nil
+}
+
+// dialSession dials a relay endpoint and runs the handshake within
+// timeout; readLimit is the largest message the endpoint sends.
+func dialSession(ctx context.Context, timeout time.Duration, url string, kh wire.KeyHash, readLimit int64) (*websocket.Conn, *wire.Session, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("client: dial: %w", err)
+	}
+	ws.SetReadLimit(readLimit)
+	sess, err := handshake(ctx, ws, kh)
+	if err != nil {
+		_ = ws.Close(websocket.StatusPolicyViolation, "handshake failed")
+		return nil, nil, err
+	}
+	return ws, sess, nil
 }
 
 func handshake(ctx context.Context, ws *websocket.Conn, kh wire.KeyHash) (*wire.Session, error) {
