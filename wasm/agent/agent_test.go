@@ -148,7 +148,8 @@ func (r *recorder) wait(t testing.TB, what string, timeout time.Duration, cond f
 
 // peer is one profile: an agent over its own store.
 type peer struct {
-	delay  time.Duration // receipt delay (0: the default)
+	delay  time.Duration  // receipt delay (0: the default)
+	opts   client.Options // relay client options (zero: fast test backoff)
 	t      testing.TB
 	fs     hackpadfs.FS
 	sealer store.Sealer
@@ -180,7 +181,11 @@ func (p *peer) start() {
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	p.relays = NewRelays(client.Options{MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second}, nil, nil)
+	opts := p.opts
+	if opts == (client.Options{}) {
+		opts = client.Options{MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second}
+	}
+	p.relays = NewRelays(opts, nil, nil)
 	p.agent, err = New(Options{Store: st, Relays: p.relays, Events: p.ev, PostQuantum: true, ReceiptDelay: p.delay})
 	if err != nil {
 		p.t.Fatal(err)

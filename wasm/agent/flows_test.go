@@ -279,3 +279,24 @@ func TestReceiptsSurviveRestart(t *testing.T) {
 	b.start()
 	a.ev.wait(t, "delivered after the restart", 20*time.Second, func() bool { return len(a.ev.delivered[ca]) == 1 })
 }
+
+// TestReconnectNow: after an outage, Reconnect makes a client waiting in a
+// long backoff connect again at once.
+func TestReconnectNow(t *testing.T) {
+	ra, rb := relaytest.Start(t), relaytest.Start(t)
+	a, b := newPeer(t), newPeer(t)
+	b.stop()
+	b.opts = client.Options{MinBackoff: 20 * time.Second, MaxBackoff: 40 * time.Second}
+	b.start()
+	ca, cb := connect(t, a, b, ra, rb)
+	rb.Stop()
+	time.Sleep(200 * time.Millisecond) // b notices and starts its 10–20 s backoff
+	rb.Restart()
+	start := time.Now()
+	b.relays.Reconnect()
+	if _, err := a.agent.Send(ctxT(t), ca, []byte("are you back?")); err != nil {
+		t.Fatal(err)
+	}
+	b.ev.wait(t, "delivery after Reconnect", 8*time.Second, func() bool { return len(b.ev.received[cb]) == 1 })
+	t.Logf("delivered %v after Reconnect", time.Since(start).Round(time.Millisecond))
+}

@@ -107,14 +107,23 @@ func (r *Relays) Close() {
 	r.wg.Wait()
 }
 
-// Reconnect makes every relay that has not connected yet try again now,
-// for when the browser comes back online or wakes up. Connected relays
-// reconnect by themselves.
+// Reconnect makes every relay that is down try again now, for when the
+// browser comes back online or wakes up: relays never reached yet, and
+// clients waiting in their reconnect backoff.
 func (r *Relays) Reconnect() {
 	r.mu.Lock()
 	close(r.kick)
 	r.kick = make(chan struct{})
+	clients := make([]*client.Client, 0, len(r.relays))
+	for _, rc := range r.relays {
+		if rc.c != nil {
+			clients = append(clients, rc.c)
+		}
+	}
 	r.mu.Unlock()
+	for _, c := range clients {
+		c.Reconnect()
+	}
 }
 
 func (r *Relays) kicked() <-chan struct{} {

@@ -176,6 +176,7 @@ type Client struct {
 
 	mu   sync.Mutex
 	subs map[wire.QueueID]Subscription
+	kick chan struct{} // Reconnect: end the current backoff wait
 }
 
 // Dial connects to the relay and starts the background loop that keeps
@@ -186,7 +187,7 @@ func Dial(ctx context.Context, addr wire.Address, opts Options) (*Client, error)
 	c := &Client{
 		addr: addr, opts: opts, events: make(chan Event, opts.EventBuffer),
 		reqs: make(chan *request), ctx: cctx, cancel: cancel, done: make(chan struct{}),
-		subs: make(map[wire.QueueID]Subscription),
+		subs: make(map[wire.QueueID]Subscription), kick: make(chan struct{}, 1),
 	}
 	first, err := c.connect(ctx)
 	if err != nil {
@@ -195,6 +196,15 @@ func Dial(ctx context.Context, addr wire.Address, opts Options) (*Client, error)
 	}
 	go c.run(first)
 	return c, nil
+}
+
+// Reconnect makes a client that is waiting to reconnect try at once (the
+// network came back, the device woke up). A connected client is unaffected.
+func (c *Client) Reconnect() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
 }
 
 // Events returns the channel of pushed messages and connection changes.
@@ -243,10 +253,12 @@ func (c *Client) run(cn *conn) {
 		d := backoff/2 + mrand.N(backoff/2+1)
 		select {
 		case <-time.After(d):
+			backoff = min(backoff*2, c.opts.MaxBackoff)
+		case <-c.kick:
+			backoff = c.opts.MinBackoff
 		case <-c.ctx.Done():
 			return
 		}
-		backoff = min(backoff*2, c.opts.MaxBackoff)
 		var err error
 		cn, err = c.connect(c.ctx)
 		if err != nil {
