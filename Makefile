@@ -70,6 +70,7 @@ tools:
 	fi
 	@[ -x $(STATICCHECK) ] || $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 	@[ -x $(WASMBT) ] || $(GO) install github.com/agnivade/wasmbrowsertest@v0.11.0
+	@command -v npm >/dev/null || { echo "make test needs Node.js and npm (for axe-core in the browser tests)"; exit 1; }
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -86,13 +87,18 @@ test-native:
 test-wasm:
 	GOOS=js GOARCH=wasm $(GO) test -exec $(WASMBT) -timeout 10m $(WASM_TEST_PKGS)
 
-test-e2e: build
+test-e2e: build web/e2e/node_modules/axe-core/axe.min.js
 	WISP_ROOT=$(CURDIR) $(GO) test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) ./web/e2e/
+
+# axe-core (accessibility rules) for the e2e tests only; pinned by package-lock.json.
+web/e2e/node_modules/axe-core/axe.min.js: web/e2e/package.json web/e2e/package-lock.json
+	npm ci --prefix web/e2e --no-audit --no-fund --loglevel=error
+	@touch $@
 
 ## bench: browser start-up figures (median of 5 loads).
 bench: build
 	WISP_ROOT=$(CURDIR) $(GO) test -tags e2e -run '^$$' -bench . -benchtime 5x ./web/e2e/
 
 clean:
-	rm -rf bin $(RUN_DIR) web/core.wasm web/wasm_exec.js web/e2e/artifacts
+	rm -rf bin $(RUN_DIR) web/core.wasm web/wasm_exec.js web/e2e/artifacts web/e2e/node_modules
 	find $(DIST) -mindepth 1 ! -name .gitkeep -delete

@@ -536,7 +536,8 @@ async function openConversation(id) {
   }, oninput: () => autosize(text) });
   const sendBtn = h("button", { type: "submit" }, "Send");
   sendBtn.title = "Send (Enter); Shift+Enter for a new line";
-  const list = h("ol", { id: "messages", class: "messages", "aria-label": `Messages with ${c.name}`, onscroll: () => {
+  // Focusable, so that keyboard users can scroll the history.
+  const list = h("ol", { id: "messages", class: "messages", tabindex: 0, "aria-label": `Messages with ${c.name}`, onscroll: () => {
     if (list.scrollTop < 80) loadOlder(id);
   } });
   // Sends are chained so that messages keep the order they were typed in,
@@ -637,7 +638,7 @@ function renderMessages(id) {
     const d = new Date(m.time).toDateString();
     if (d !== day) {
       day = d;
-      items.push(h("li", { class: "day", role: "separator" }, formatDay(m.time)));
+      items.push(h("li", { class: "day" }, formatDay(m.time)));
     }
     items.push(messageItem(m));
   }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 )
 
@@ -43,4 +44,17 @@ func TestHistoryPaging(t *testing.T) {
 	if days := eval[[]string](b, `[...document.querySelectorAll("#messages .day")].map(e => e.textContent)`); len(days) != 1 || days[0] != "Today" {
 		t.Errorf("day separators: %q", days)
 	}
+	// The dark theme passes the same accessibility rules (contrast above all).
+	for _, p := range []*tab{a, b} {
+		if _, err := chromedp.Call(p.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.checkA11y("conversation, dark")
+	a.screenshot(t.Name() + "-dark")
+	a.click("Settings")
+	a.waitVisible(".settings")
+	a.checkA11y("settings, dark")
 }

@@ -128,6 +128,8 @@ func TestTwoPeopleChat(t *testing.T) {
 	a := newPerson(t, "alice")
 	a.run(chromedp.EmulateViewport(1200, 900))
 	a.run(chromedp.Navigate(base + "/"))
+	a.waitVisible("#onboarding")
+	a.checkA11y("onboarding")
 	a.createProfile("Alice", "alice's long passphrase")
 	a.screenshot(t.Name() + "-onboarded")
 
@@ -142,11 +144,13 @@ func TestTwoPeopleChat(t *testing.T) {
 	eval[bool](b, fmt.Sprintf(`(() => { [...document.querySelectorAll(".relays li")].find(li => li.querySelector("code").textContent === %q).querySelector("input").click(); return true })()`, relayB))
 	b.waitJS(fmt.Sprintf(`document.querySelector(".relays input:checked")?.parentElement.querySelector("code").textContent === %q`, relayB), 10*time.Second, "receive relay chosen")
 	b.screenshot(t.Name() + "-settings")
+	b.checkA11y("settings")
 
 	a.click("New connection")
 	a.waitJS(`document.querySelector("#invite-link")?.value.includes("#/invite/")`, 30*time.Second, "invitation link")
 	link := eval[string](a, `document.querySelector("#invite-link").value`)
 	a.screenshot(t.Name() + "-invitation")
+	a.checkA11y("invitation")
 
 	// The QR code in the page decodes to exactly the link shown.
 	png, err := chromedp.Run(a.ctx, chromedp.Screenshot(chromedp.CSS("#invite-qr")))
@@ -213,10 +217,13 @@ func TestTwoPeopleChat(t *testing.T) {
 	t.Logf("Enter → shown on the other side: median %v (n=%d)", median(latencies), n)
 	a.screenshot(t.Name() + "-conversation")
 	b.screenshot(t.Name() + "-conversation-phone")
+	a.checkA11y("conversation")
+	b.checkA11y("conversation, phone")
 
 	// Reload both: Alice unlocks with her passphrase; history and contact are there.
 	a.run(chromedp.Reload())
 	a.waitVisible("#unlock")
+	a.checkA11y("unlock")
 	a.fill("Passphrase", "not alice's passphrase")
 	a.click("Unlock")
 	a.waitJS(`document.querySelector("#unlock-error")?.textContent.startsWith("Wrong passphrase")`, 30*time.Second, "wrong passphrase refused")
