@@ -1,0 +1,65 @@
+// Package files moves files end to end through a relay's file store
+// (server/wire SPEC.md §11): the transport under the chat layer's file
+// messages. It has no UI and knows nothing of chats.
+//
+// # Sending
+//
+//	fc, err := client.DialFiles(ctx, relay, client.Options{})
+//	desc, sent, err := files.Send(ctx, fc, relay, blob, size, files.SendOptions{
+//		Progress: func(done, total int64) { ... },
+//	})
+//	b, err := desc.MarshalBinary() // send b in the E2E channel
+//	s, err := sent.MarshalBinary() // keep s (encrypted) for DeleteSent
+//
+// Send refuses a file over MaxFileSize (ErrTooLarge) before reading it.
+// It reads src in 256 KiB slices, never whole, hashes the plaintext
+// (SHA-256) and encrypts it with crypto/stream under a fresh random key.
+// The ciphertext is cut into relay chunks of one class, ClassForSize: the
+// smallest chunk class that holds min(ciphertext size, 4 MiB), so a small
+// file is one 64 KiB chunk and a large one is 4 MiB chunks. The last chunk
+// is padded with random bytes, so the relay learns the size only to
+// within a chunk (the recipient knows the exact ciphertext size from the
+// description). Each chunk is created for one recipient (FNEW) and
+// uploaded (FPUT) by one of SendOptions.InFlight workers, in any order;
+// a chunk whose connection drops is tried again. Memory stays near
+// (InFlight + 2) chunks whatever the file size.
+//
+// # Receiving
+//
+//	desc, err := files.UnmarshalDescription(b)
+//	err = files.Receive(ctx, fc, desc, st, "files/7c2e", files.ReceiveOptions{})
+//	r, err := files.Open(st, "files/7c2e", desc) // verified plaintext
+//	_, err = io.Copy(out, r)                     // io.EOF only for the described file
+//
+// Receive stores each chunk as it arrives as one record of the encrypted
+// store (wasm/store), named dir/cNNNN, so a Receive interrupted by a
+// reload, a lost connection or ctx resumes from the chunks already stored.
+// When all are there it decrypts the whole file from the records and
+// checks the stream authentication, the size and the SHA-256; any mismatch
+// is ErrCorrupted ("file corrupted"), the records are deleted and nothing
+// is reported as received. Only then does it acknowledge the chunks on
+// the relay (FACK). Open verifies again and streams the plaintext from
+// the records, one chunk in memory at a time. st.DeleteAll(dir) removes a
+// received file. The sender removes its chunks with DeleteSent.
+//
+// # Description size
+//
+// A description is 85 bytes plus the relay address plus 89 bytes per
+// chunk: about 23 KB for 1 GiB (257 chunks, MaxDescriptionSize = 23,213
+// bytes). A message body of the agent holds about 13,200 bytes, so a
+// description inline in one message carries at most about 145 chunks,
+// i.e. files up to about 580 MiB. Larger files take a second level:
+// Redirect uploads the encoded description as a small file of its own and
+// returns its description (at most 429 bytes, marked Redirect), which goes
+// in the message instead; the recipient calls Follow to get the real
+// description, then Receive. DescriptionSize tells the chat layer which
+// case it is in before it sends:
+//
+//	if n, _ := files.DescriptionSize(size, relay); n > maxBody {
+//		desc, redirSent, err = files.Redirect(ctx, fc, relay, desc, files.SendOptions{})
+//	}
+//	...
+//	if desc.Redirect {
+//		desc, err = files.Follow(ctx, fc, desc, st, "files/7c2e-d", files.ReceiveOptions{})
+//	}
+package files

@@ -1,0 +1,33 @@
+package files
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+// FuzzUnmarshalDescription: any input either fails with
+// ErrInvalidDescription or decodes to a description that encodes back to
+// exactly the input.
+func FuzzUnmarshalDescription(f *testing.F) {
+	for _, size := range []int64{0, 70 << 10, 5 << 20} {
+		b, err := fakeDescription(f, size, "127.0.0.1").MarshalBinary()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := UnmarshalDescription(b)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidDescription) {
+				t.Fatalf("error not wrapping ErrInvalidDescription: %v", err)
+			}
+			return
+		}
+		again, err := d.MarshalBinary()
+		if err != nil || !bytes.Equal(again, b) {
+			t.Fatalf("decoded but re-encodes differently: %v", err)
+		}
+	})
+}

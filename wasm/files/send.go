@@ -1,0 +1,332 @@
+package files
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/wisp-chat/wisp/crypto/stream"
+	"github.com/wisp-chat/wisp/server/wire"
+	"github.com/wisp-chat/wisp/server/wire/client"
+)
+
+// Relay is the part of *client.FileClient this package uses; a
+// FileClient connected to the relay named in the description satisfies it.
+type Relay interface {
+	CreateChunk(ctx context.Context, class wire.ChunkClass, n int, password []byte) (client.SenderChunk, []client.RecipientChunk, error)
+	Upload(ctx context.Context, s client.SenderChunk, data []byte) error
+	Download(ctx context.Context, r client.RecipientChunk) ([]byte, error)
+	Ack(ctx context.Context, r client.RecipientChunk) error
+	DeleteChunk(ctx context.Context, s client.SenderChunk) error
+}
+
+// Defaults of SendOptions and ReceiveOptions.
+const (
+	DefaultInFlight = 4
+	DefaultRetries  = 3
+	// readSlice is how much of the source Send reads at a time.
+	readSlice = 256 << 10
+)
+
+// Progress reports transferred bytes. done and total count relay chunk
+// bytes (whole padded chunks), so total is the chunk count times the class
+// size; done reaches total when every chunk is on the relay (Send) or in
+// the store (Receive). It is called from several goroutines, never
+// concurrently.
+type Progress func(done, total int64)
+
+// SendOptions tune Send. The zero value is usable.
+type SendOptions struct {
+	// InFlight is how many chunks are uploaded at once (DefaultInFlight
+	// when 0). Memory is bounded by (InFlight + 2) × the class size.
+	InFlight int
+	// Retries is how many times a chunk is tried again after
+	// client.ErrConnectionLost (DefaultRetries when 0, none when < 0).
+	Retries int
+	// Password is the relay's password for FNEW, if it has one.
+	Password []byte
+	// Progress, if set, is called after each chunk is uploaded.
+	Progress Progress
+}
+
+func inFlight(n int) int {
+	if n <= 0 {
+		return DefaultInFlight
+	}
+	return n
+}
+
+func retries(n int) int {
+	switch {
+	case n == 0:
+		return DefaultRetries
+	case n < 0:
+		return 0
+	}
+	return n
+}
+
+// retry runs op until it succeeds, fails with an error other than
+// client.ErrConnectionLost, or has failed 1+tries times.
+func retry(ctx context.Context, tries int, op func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := op()
+		if err == nil || !errors.Is(err, client.ErrConnectionLost) || attempt >= tries {
+			return err
+		}
+		select {
+		case <-time.After(time.Duration(attempt+1) * 50 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// progress serialises callbacks and counts bytes.
+type progress struct {
+	mu    sync.Mutex
+	fn    Progress
+	done  int64
+	total int64
+}
+
+func (p *progress) add(n int64) {
+	if p.fn == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done += n
+	p.fn(p.done, p.total)
+}
+
+// job is one relay chunk to transfer.
+type job struct {
+	index int
+	data  []byte
+}
+
+// chunker collects the stream ciphertext into whole relay chunks and
+// hands each to out, taking buffers from free.
+type chunker struct {
+	ctx   context.Context
+	size  int
+	free  chan []byte
+	out   chan<- job
+	cur   []byte
+	index int
+}
+
+func (c *chunker) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		if c.cur == nil {
+			select {
+			case c.cur = <-c.free:
+				c.cur = c.cur[:0]
+			case <-c.ctx.Done():
+				return n, c.ctx.Err()
+			}
+		}
+		k := copy(c.cur[len(c.cur):c.size], p)
+		c.cur = c.cur[:len(c.cur)+k]
+		p, n = p[k:], n+k
+		if len(c.cur) == c.size {
+			if err := c.emit(); err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, nil
+}
+
+// emit sends the current chunk.
+func (c *chunker) emit() error {
+	select {
+	case c.out <- job{index: c.index, data: c.cur}:
+		c.cur = nil
+		c.index++
+		return nil
+	case <-c.ctx.Done():
+		return c.ctx.Err()
+	}
+}
+
+// finish pads the last chunk with random bytes, so the relay cannot tell
+// where the ciphertext ends, and sends it.
+func (c *chunker) finish() error {
+	if c.cur == nil {
+		return nil
+	}
+	pad := c.cur[len(c.cur):c.size]
+	if _, err := rand.Read(pad); err != nil {
+		return fmt.Errorf("files: padding: %w", err)
+	}
+	c.cur = c.cur[:c.size]
+	return c.emit()
+}
+
+// encrypt reads src in slices, hashes the plaintext and encrypts it into
+// relay chunks.
+func encrypt(src io.Reader, size int64, key stream.Key, h hash.Hash, c *chunker) error {
+	w := stream.NewWriter(c, key)
+	buf := make([]byte, readSlice)
+	n, err := io.CopyBuffer(w, io.TeeReader(io.LimitReader(src, size), h), buf)
+	if err != nil {
+		return fmt.Errorf("files: reading or encrypting the file: %w", err)
+	}
+	if n != size {
+		return fmt.Errorf("files: the file has %d bytes, expected %d", n, size)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("files: encrypting: %w", err)
+	}
+	return c.finish()
+}
+
+// Send encrypts size bytes of src under a fresh random key and uploads
+// them to relay through fc as chunks of one class (ClassForSize), several
+// at once. It returns the Description to send to the recipient and the
+// SenderState to keep for DeleteSent. A file over MaxFileSize is
+// ErrTooLarge before anything is read or uploaded. When Send fails, the
+// chunks it created are deleted (best effort) and nothing is returned.
+// fc must be connected to relay, whose address goes in the description.
+func Send(ctx context.Context, fc Relay, relay wire.Address, src io.ReaderAt, size int64, opts SendOptions) (*Description, *SenderState, error) {
+	if size < 0 || size > MaxFileSize {
+		return nil, nil, fmt.Errorf("%w: %d bytes", ErrTooLarge, size)
+	}
+	class, err := ClassForSize(size)
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := stream.NewKey(rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	n := chunkCount(size, class)
+	d := &Description{Size: size, Class: class, Key: key, Relay: relay, Chunks: make([]client.RecipientChunk, n)}
+	for i := range d.Chunks {
+		d.Chunks[i].Class = class // until CreateChunk fills it in
+	}
+	if err := d.validate(); err != nil { // the relay address, before any upload
+		return nil, nil, err
+	}
+	st := &SenderState{Relay: relay, Chunks: make([]client.SenderChunk, n)}
+	created := make([]bool, n)
+	workers := min(inFlight(opts.InFlight), n)
+	tries := retries(opts.Retries)
+	prog := &progress{fn: opts.Progress, total: int64(n) * int64(class.Size())}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	jobs := make(chan job)
+	free := make(chan []byte, workers+1)
+	for range workers + 1 {
+		free <- make([]byte, class.Size())
+	}
+	// Each chunk index is written by the one worker that has its job and
+	// read only after wg.Wait, so the slices need no lock.
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for j := range jobs {
+				err := retry(ctx, tries, func() error {
+					snd, rcpt, err := createChunk(ctx, fc, class, opts.Password)
+					if err != nil {
+						return fmt.Errorf("files: creating chunk %d: %w", j.index, err)
+					}
+					st.Chunks[j.index], d.Chunks[j.index], created[j.index] = snd, rcpt, true
+					return nil
+				})
+				if err == nil {
+					err = retry(ctx, tries, func() error {
+						if err := fc.Upload(ctx, st.Chunks[j.index], j.data); err != nil {
+							return fmt.Errorf("files: uploading chunk %d: %w", j.index, err)
+						}
+						return nil
+					})
+				}
+				free <- j.data
+				if err != nil {
+					cancel(err)
+					continue
+				}
+				prog.add(int64(class.Size()))
+			}
+		})
+	}
+	h := sha256.New()
+	encErr := encrypt(io.NewSectionReader(src, 0, size), size, key, h, &chunker{ctx: ctx, size: class.Size(), free: free, out: jobs})
+	close(jobs)
+	wg.Wait()
+	err = context.Cause(ctx)
+	if err == nil {
+		err = encErr
+	}
+	if err != nil {
+		cleanup(ctx, fc, st.Chunks, created)
+		return nil, nil, err
+	}
+	copy(d.Digest[:], h.Sum(nil))
+	return d, st, nil
+}
+
+// createTimeout bounds a CreateChunk that Send lets finish after ctx ends.
+const createTimeout = 15 * time.Second
+
+// createChunk creates one chunk for one recipient. Once sent, FNEW is not
+// abandoned when ctx ends (only bounded by createTimeout): a created chunk
+// whose answer was dropped would hold quota on the relay until it
+// expires, while a finished one is deleted by cleanup. (An answer lost
+// with the connection has the same cost; the retry creates a new chunk.)
+func createChunk(ctx context.Context, fc Relay, class wire.ChunkClass, password []byte) (client.SenderChunk, client.RecipientChunk, error) {
+	if err := ctx.Err(); err != nil {
+		return client.SenderChunk{}, client.RecipientChunk{}, err
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
+	defer cancel()
+	snd, rcpts, err := fc.CreateChunk(cctx, class, 1, password)
+	if err != nil {
+		return client.SenderChunk{}, client.RecipientChunk{}, err
+	}
+	if len(rcpts) != 1 {
+		return client.SenderChunk{}, client.RecipientChunk{}, fmt.Errorf("%w: %d recipient records for one", client.ErrUnexpected, len(rcpts))
+	}
+	return snd, rcpts[0], nil
+}
+
+// cleanup deletes the chunks a failed Send created, with a short budget
+// that outlives ctx's cancellation.
+func cleanup(ctx context.Context, fc Relay, chunks []client.SenderChunk, created []bool) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	for i, c := range chunks {
+		if created[i] {
+			_ = fc.DeleteChunk(ctx, c)
+		}
+	}
+}
+
+// DeleteSent deletes the sender's chunks from the relay, e.g. once the
+// recipients have the file or it is cancelled. A chunk already gone
+// (every recipient acknowledged it, it expired or was deleted) counts as
+// deleted. fc must be connected to st.Relay.
+func DeleteSent(ctx context.Context, fc Relay, st *SenderState) error {
+	var errs []error
+	for i, c := range st.Chunks {
+		err := retry(ctx, DefaultRetries, func() error { return fc.DeleteChunk(ctx, c) })
+		if err != nil && !errors.Is(err, wire.CodeAuth) {
+			errs = append(errs, fmt.Errorf("files: deleting chunk %d: %w", i, err))
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return errors.Join(errs...)
+}
