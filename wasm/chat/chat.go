@@ -89,7 +89,9 @@ type Message struct {
 	// Missing and BadHash report integrity problems of an incoming message.
 	Missing uint64 `json:"missing,omitempty"`
 	BadHash bool   `json:"bad_hash,omitempty"`
-	AgentID uint64 `json:"-"`
+	// File is set for a file message; Text then holds its name.
+	File    *FileMeta `json:"file,omitempty"`
+	AgentID uint64    `json:"-"`
 }
 
 // ContactState is where a contact is in its life.

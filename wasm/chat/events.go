@@ -78,10 +78,14 @@ func (e *profileEvents) Connected(conn agent.ConnID, info []byte) {
 func (e *profileEvents) Received(conn agent.ConnID, m agent.Received) error {
 	p := e.p()
 	id := string(conn)
+	var file *fileBody
 	text, err := decodeText(m.Body)
 	if err != nil {
-		p.listen(Event{Kind: "problem", Text: "a message in an unknown format was dropped"})
-		return nil
+		if file, err = decodeFile(m.Body); err != nil {
+			p.listen(Event{Kind: "problem", Text: "a message in an unknown format was dropped"})
+			return nil
+		}
+		text = file.Name
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -115,7 +119,12 @@ func (e *profileEvents) Received(conn agent.ConnID, m agent.Received) error {
 	}
 	msg := Message{Contact: id, Seq: seq, Incoming: true, Text: text, Time: m.Sent.UTC(),
 		Missing: m.Integrity.Missing, BadHash: m.Integrity.BadHash, AgentID: m.ID}
-	if err := p.putMessage(&msg); err != nil {
+	rec := messageRecord{Message: msg, AgentID: m.ID}
+	if file != nil {
+		msg.File = &FileMeta{Name: file.Name, Type: file.Type, Size: file.Size, Thumbnail: file.Thumb, State: FileAvailable}
+		rec.Message, rec.FileDesc = msg, file.Desc
+	}
+	if err := putJSON(p.st, msgKey(id, seq), rec); err != nil {
 		return err
 	}
 	c.LastText, c.LastTime = text, msg.Time

@@ -16,6 +16,7 @@ import (
 
 	"github.com/wisp-chat/wisp/crypto/vault"
 	"github.com/wisp-chat/wisp/server/wire"
+	"github.com/wisp-chat/wisp/server/wire/client"
 	"github.com/wisp-chat/wisp/wasm/agent"
 	"github.com/wisp-chat/wisp/wasm/store"
 )
@@ -57,6 +58,9 @@ type Profile struct {
 	rec     profileRecord
 	early   map[string]map[uint64]statusUpdate // our agent's statuses that arrived before SendText stored the message
 	deleted map[string]bool                    // contacts being deleted: events for them are ignored
+
+	fmu sync.Mutex
+	fcs map[wire.Address]*client.FileClient // file relay connections, dialled on first use
 }
 
 // maxEarly bounds the statuses kept per contact for messages not stored yet.
@@ -75,7 +79,8 @@ func openProfile(ctx context.Context, m *Manager, id string, key vault.Key, l Li
 	if err != nil {
 		return nil, err
 	}
-	p := &Profile{m: m, id: id, key: key, st: st, listen: l, early: map[string]map[uint64]statusUpdate{}, deleted: map[string]bool{}}
+	p := &Profile{m: m, id: id, key: key, st: st, listen: l, early: map[string]map[uint64]statusUpdate{}, deleted: map[string]bool{},
+		fcs: map[wire.Address]*client.FileClient{}}
 	if err := getJSON(st, "profile", &p.rec); err != nil {
 		return nil, fmt.Errorf("chat: reading the profile: %w", err)
 	}
@@ -109,6 +114,7 @@ func openProfile(ctx context.Context, m *Manager, id string, key vault.Key, l Li
 func (p *Profile) close() {
 	p.ag.Close()
 	p.relays.Close()
+	p.closeFiles()
 }
 
 // Reconnect makes relays that are down try again now (network is back).
@@ -465,13 +471,20 @@ func (p *Profile) SendText(ctx context.Context, id, text string) (Message, error
 	return p.storeOutgoing(id, agentID, text, time.Now().UTC())
 }
 
-// storeOutgoing writes an outgoing message record; p.mu must be held.
+// storeOutgoing writes an outgoing text message record; p.mu must be held.
 func (p *Profile) storeOutgoing(id string, agentID uint64, text string, t time.Time) (Message, error) {
+	return p.storeOutgoingMessage(id, agentID, Message{Text: text}, t)
+}
+
+// storeOutgoingMessage writes an outgoing message record (text or file,
+// from msg); p.mu must be held.
+func (p *Profile) storeOutgoingMessage(id string, agentID uint64, msg Message, t time.Time) (Message, error) {
 	c, err := p.contact(id)
 	if err != nil {
 		return Message{}, err
 	}
-	msg := Message{Contact: id, Seq: c.NextSeq, Text: text, Time: t, Status: StatusPending, AgentID: agentID}
+	text := msg.Text
+	msg.Contact, msg.Seq, msg.Time, msg.Status, msg.AgentID = id, c.NextSeq, t, StatusPending, agentID
 	if u, ok := p.early[id][agentID]; ok {
 		msg.Status, msg.Reason = u.status, u.reason
 		delete(p.early[id], agentID)
@@ -493,19 +506,40 @@ func (p *Profile) storeOutgoing(id string, agentID uint64, text string, t time.T
 
 type messageRecord struct {
 	Message
-	AgentID uint64 `json:"agent_id"`
+	AgentID  uint64 `json:"agent_id"`
+	FileDesc []byte `json:"file_desc,omitempty"` // files.Description of a received file
 }
 
 func (p *Profile) putMessage(m *Message) error {
-	return putJSON(p.st, msgKey(m.Contact, m.Seq), messageRecord{Message: *m, AgentID: m.AgentID})
+	rec, err := p.getRecord(m.Contact, m.Seq)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	var desc []byte
+	if rec != nil {
+		desc = rec.FileDesc
+	}
+	return putJSON(p.st, msgKey(m.Contact, m.Seq), messageRecord{Message: *m, AgentID: m.AgentID, FileDesc: desc})
 }
 
-func (p *Profile) getMessage(id string, seq uint64) (*Message, error) {
+// getRecord loads a message record; p.mu must be held.
+func (p *Profile) getRecord(id string, seq uint64) (*messageRecord, error) {
+	if !validContactID(id) {
+		return nil, fmt.Errorf("%w: %q", ErrNoContact, id)
+	}
 	var r messageRecord
 	if err := getJSON(p.st, msgKey(id, seq), &r); err != nil {
 		return nil, err
 	}
 	r.Message.AgentID = r.AgentID
+	return &r, nil
+}
+
+func (p *Profile) getMessage(id string, seq uint64) (*Message, error) {
+	r, err := p.getRecord(id, seq)
+	if err != nil {
+		return nil, err
+	}
 	return &r.Message, nil
 }
 
@@ -553,11 +587,15 @@ func (p *Profile) reconcile() error {
 			if ok, err := p.st.Has(idxKey(string(id), "o", m.ID)); err != nil || ok {
 				continue
 			}
-			text, err := decodeText(m.Body)
-			if err != nil {
+			msg := Message{}
+			if text, err := decodeText(m.Body); err == nil {
+				msg.Text = text
+			} else if f, err := decodeFile(m.Body); err == nil {
+				msg.Text, msg.File = f.Name, &FileMeta{Name: f.Name, Type: f.Type, Size: f.Size, Thumbnail: f.Thumb, State: FileSent}
+			} else {
 				continue
 			}
-			if _, err := p.storeOutgoing(string(id), m.ID, text, time.Now().UTC()); err != nil && !errors.Is(err, store.ErrNotFound) {
+			if _, err := p.storeOutgoingMessage(string(id), m.ID, msg, time.Now().UTC()); err != nil && !errors.Is(err, store.ErrNotFound) {
 				p.mu.Unlock()
 				return err
 			}

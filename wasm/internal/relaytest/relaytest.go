@@ -1,7 +1,8 @@
 //go:build !js
 
-// Package relaytest runs real Wisp relays on loopback ports for the tests
-// of the client-side packages. A relay can be stopped and started again on
+// Package relaytest runs real Wisp relays (queues and file chunks, one
+// identity, one port, as wisp-relay serves them) on loopback ports for the
+// tests of the client-side packages. A relay can be stopped and started again on
 // the same port with the same identity and data, to test outages.
 //
 //	r := relaytest.Start(t)
@@ -12,6 +13,7 @@ package relaytest
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -20,6 +22,7 @@ import (
 	"testing"
 
 	"github.com/wisp-chat/wisp/server/relay"
+	relayfiles "github.com/wisp-chat/wisp/server/relay/files"
 	relaystore "github.com/wisp-chat/wisp/server/relay/store"
 	"github.com/wisp-chat/wisp/server/wire"
 )
@@ -31,11 +34,13 @@ type Relay struct {
 	dir  string
 	port int
 
-	mu   sync.Mutex
-	addr wire.Address
-	srv  *relay.Server
-	st   *relaystore.Store
-	http *http.Server
+	mu    sync.Mutex
+	addr  wire.Address
+	srv   *relay.Server
+	st    *relaystore.Store
+	files *relayfiles.Server
+	fst   *relayfiles.Store
+	http  *http.Server
 }
 
 // Start starts a relay with a fresh identity and data directory; it stops
@@ -77,9 +82,19 @@ func (r *Relay) Restart() {
 	if err != nil {
 		r.t.Fatal(err)
 	}
+	fst, err := relayfiles.OpenStore(filepath.Join(r.dir, "files"), 1<<30)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	files, err := relayfiles.New(relayfiles.Config{Identity: r.id, Store: fst, Limits: relayfiles.DefaultLimits(),
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		r.t.Fatal(err)
+	}
 	mux := http.NewServeMux()
 	mux.Handle(wire.EndpointPath, srv)
-	r.srv, r.st, r.http = srv, st, &http.Server{Handler: mux}
+	mux.Handle(wire.FilesPath, files)
+	r.srv, r.st, r.files, r.fst, r.http = srv, st, files, fst, &http.Server{Handler: mux}
 	go r.http.Serve(ln)
 	r.addr = srv.Address("127.0.0.1", uint16(r.port))
 }
@@ -92,7 +107,12 @@ func (r *Relay) Stop() {
 		return
 	}
 	_ = r.srv.Close()
+	_ = r.files.Close()
 	_ = r.http.Close()
 	_ = r.st.Close()
+	_ = r.fst.Close()
 	r.srv = nil
 }
+
+// FilesDir is where the relay keeps file chunks (for tamper tests).
+func (r *Relay) FilesDir() string { return filepath.Join(r.dir, "files") }

@@ -1,0 +1,175 @@
+//go:build !js
+
+package chat
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/hack-pad/hackpadfs"
+	"github.com/wisp-chat/wisp/wasm/internal/relaytest"
+)
+
+// panicReader fails the test if anything reads it.
+type panicReader struct{ t *testing.T }
+
+func (r panicReader) ReadAt([]byte, int64) (int, error) {
+	r.t.Error("the file was read")
+	return 0, io.EOF
+}
+
+func TestSendFile(t *testing.T) {
+	r1, r2 := relaytest.Start(t), relaytest.Start(t)
+	a := newUser(t, "Kim", "", r1)
+	b := newUser(t, "Lou", "", r2)
+	ab, ba := connect(t, a, b, false)
+
+	data := make([]byte, 3<<20+7)
+	if _, err := rand.Read(data); err != nil {
+		t.Fatal(err)
+	}
+	thumb := []byte("\xff\xd8\xff tiny jpeg")
+	var lastDone int64
+	m, err := a.p.SendFile(ctxT(t), ab, FileMeta{Name: "holiday.bin", Type: "application/octet-stream", Size: int64(len(data)), Thumbnail: thumb},
+		bytes.NewReader(data), func(done, total int64) { lastDone = done })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.File == nil || m.File.State != FileSent || m.Text != "holiday.bin" || lastDone == 0 {
+		t.Fatalf("sent message %+v (progress %d)", m, lastDone)
+	}
+	var in Message
+	waitFor(t, "the file message", func() (bool, error) {
+		msgs, err := b.p.Messages(ba, 0, 10)
+		if len(msgs) == 1 {
+			in = msgs[0]
+		}
+		return len(msgs) == 1, err
+	})
+	if in.File == nil || in.File.State != FileAvailable || in.File.Size != int64(len(data)) || !bytes.Equal(in.File.Thumbnail, thumb) {
+		t.Fatalf("received %+v", in)
+	}
+	if _, _, err := b.p.OpenFile(ba, in.Seq); !errors.Is(err, ErrInvalid) {
+		t.Errorf("opening before the download: %v", err)
+	}
+	if err := b.p.DownloadFile(ctxT(t), ba, in.Seq, nil); err != nil {
+		t.Fatal(err)
+	}
+	rd, meta, err := b.p.OpenFile(ba, in.Seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sha256.Sum256(got) != sha256.Sum256(data) || meta.State != FileDownloaded || meta.Name != "holiday.bin" {
+		t.Errorf("downloaded %d bytes, state %s", len(got), meta.State)
+	}
+	// Nothing of the file is readable in either browser's storage.
+	for _, u := range []*user{a, b} {
+		for name, content := range snapshotFS(t, u) {
+			if bytes.Contains([]byte(content), data[1000:1064]) || bytes.Contains([]byte(content), []byte("holiday")) {
+				t.Errorf("%s holds file plaintext or its name", name)
+			}
+		}
+	}
+}
+
+func TestFileTamperedOnRelay(t *testing.T) {
+	r1, r2 := relaytest.Start(t), relaytest.Start(t)
+	a := newUser(t, "Max", "", r1)
+	b := newUser(t, "Noa", "", r2)
+	ab, ba := connect(t, a, b, false)
+	data := make([]byte, 300<<10)
+	if _, err := rand.Read(data); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.p.SendFile(ctxT(t), ab, FileMeta{Name: "doc.pdf", Size: int64(len(data))}, bytes.NewReader(data), nil); err != nil {
+		t.Fatal(err)
+	}
+	// Flip one byte in every chunk file the relay (a's receiving relay) stores.
+	flipped := 0
+	_ = filepath.WalkDir(r1.FilesDir(), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || filepath.Ext(p) == ".db" {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil || len(b) < 100 {
+			return err
+		}
+		b[len(b)/2] ^= 1
+		flipped++
+		return os.WriteFile(p, b, 0o600)
+	})
+	if flipped == 0 {
+		t.Fatal("found no chunk file to tamper with")
+	}
+	var in Message
+	waitFor(t, "the file message", func() (bool, error) {
+		msgs, err := b.p.Messages(ba, 0, 10)
+		if len(msgs) == 1 {
+			in = msgs[0]
+		}
+		return len(msgs) == 1, err
+	})
+	if err := b.p.DownloadFile(ctxT(t), ba, in.Seq, nil); err == nil {
+		t.Fatal("a tampered file downloaded")
+	}
+	msgs, _ := b.p.Messages(ba, 0, 10)
+	if st := msgs[0].File.State; st != FileFailed && st != FileCorrupted {
+		t.Errorf("state after tampering: %s", st)
+	}
+	if _, _, err := b.p.OpenFile(ba, in.Seq); err == nil {
+		t.Error("a tampered file opened")
+	}
+}
+
+func TestFileLimits(t *testing.T) {
+	r := relaytest.Start(t)
+	a := newUser(t, "Oli", "", r)
+	b := newUser(t, "Pat", "", r)
+	ab, _ := connect(t, a, b, false)
+	for _, tc := range []struct {
+		meta FileMeta
+		want error
+	}{
+		{FileMeta{Name: "huge.iso", Size: MaxFileSize + 1}, ErrTooLong},
+		{FileMeta{Name: "", Size: 10}, ErrInvalid},
+		{FileMeta{Name: "a/b", Size: 10}, ErrInvalid},
+		{FileMeta{Name: "x", Size: 10, Thumbnail: make([]byte, MaxThumbnail+1)}, ErrTooLong},
+		{FileMeta{Name: "neg", Size: -1}, ErrTooLong},
+	} {
+		if _, err := a.p.SendFile(ctxT(t), ab, tc.meta, panicReader{t}, nil); !errors.Is(err, tc.want) {
+			t.Errorf("%+v: %v, want %v", tc.meta.Name, err, tc.want)
+		}
+	}
+	if msgs, _ := a.p.Messages(ab, 0, 10); len(msgs) != 0 {
+		t.Errorf("refused files left %d messages", len(msgs))
+	}
+}
+
+// snapshotFS returns every file of a user's storage.
+func snapshotFS(t *testing.T, u *user) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := hackpadfs.WalkDir(u.fs, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := hackpadfs.ReadFile(u.fs, p)
+		out[p] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
