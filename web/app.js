@@ -557,13 +557,25 @@ async function openConversation(id) {
       }
     });
   }
-  mount($("#pane"), h("div", { class: "conversation" },
+  const picker = h("input", { id: "attach-input", type: "file", multiple: true, hidden: true, onchange: () => {
+    for (const f of picker.files) sendFile(id, f);
+    picker.value = "";
+  } });
+  const attach = h("button", { type: "button", class: "secondary", "aria-label": "Attach file", title: "Attach file (or drop files here)", onclick: () => picker.click() }, "Attach");
+  text.addEventListener("paste", (e) => {
+    const images = [...(e.clipboardData?.files ?? [])].filter((f) => f.type.startsWith("image/"));
+    if (images.length) { e.preventDefault(); for (const f of images) sendFile(id, f); }
+  });
+  mount($("#pane"), h("div", { class: "conversation",
+    ondragover: (e) => { if (e.dataTransfer?.types.includes("Files")) { e.preventDefault(); } },
+    ondrop: (e) => { if (e.dataTransfer?.files.length) { e.preventDefault(); for (const f of e.dataTransfer.files) sendFile(id, f); } } },
     h("header", { class: "conv-head" }, backButton(),
       h("h2", { id: "conv-title" }, c.name),
       h("span", { id: "conv-state", class: "meta" }, stateText(c)),
       h("button", { type: "button", class: "secondary", onclick: () => showDetails(id) }, "Details")),
     list,
     h("form", { class: "composer", onsubmit: (e) => { e.preventDefault(); send(); } },
+      picker, attach,
       h("label", { for: "composer", class: "visually-hidden" }, "Message"), text, sendBtn)));
   state.messages.set(id, []);
   state.complete.delete(id);
@@ -617,6 +629,7 @@ function statusText(m) {
 
 function messageItem(m) {
   const out = !m.incoming;
+  if (m.file) return fileItem(m);
   return h("li", { class: `msg ${out ? "out" : "in"}`, "data-seq": m.seq, "data-status": m.status ?? null },
     m.missing ? h("p", { class: "integrity" }, `${m.missing} message${m.missing > 1 ? "s" : ""} may be missing`) : null,
     m.bad_hash ? h("p", { class: "integrity" }, "This message does not follow the previous one: the history may differ") : null,
@@ -626,6 +639,166 @@ function messageItem(m) {
         h("time", { datetime: m.time }, formatTime(m.time)),
         out ? h("span", { class: `status ${m.status}` }, " · ", statusText(m)) : null,
         out && m.status === "failed" ? h("button", { type: "button", class: "link", title: m.reason, onclick: () => retry(m) }, "Retry") : null)));
+}
+
+// ---------- files ----------
+
+const MAX_FILE = 1 << 30;
+const AUTO_DOWNLOAD = 5 << 20; // images up to this size download by themselves
+const THUMB_TYPES = ["image/jpeg", "image/png", "image/webp", "image/gif"];
+
+function formatSize(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1 << 20) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1 << 30) return `${(n / (1 << 20)).toFixed(1)} MiB`;
+  return `${(n / (1 << 30)).toFixed(2)} GiB`;
+}
+
+/** A small JPEG preview of an image, sent inline with the file. */
+async function makeThumbnail(file) {
+  if (!THUMB_TYPES.includes(file.type)) return null;
+  try {
+    const bitmap = await createImageBitmap(file);
+    const scale = Math.min(1, 160 / Math.max(bitmap.width, bitmap.height));
+    const canvas = new OffscreenCanvas(Math.max(1, Math.round(bitmap.width * scale)), Math.max(1, Math.round(bitmap.height * scale)));
+    canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+    for (const q of [0.7, 0.5, 0.3]) {
+      const blob = await canvas.convertToBlob({ type: "image/jpeg", quality: q });
+      if (blob.size <= 6000) return blobBase64(blob);
+    }
+  } catch { /* not decodable: send without a preview */ }
+  return null;
+}
+
+const transfers = new Map(); // transfer id → progress element
+let transferSeq = 0;
+
+function progressBar(id, label) {
+  const bar = h("progress", { max: 1, value: 0, "aria-label": label });
+  const info = h("span", { class: "meta" }, "");
+  transfers.set(id, { bar, info, start: performance.now() });
+  return h("div", { class: "transfer" }, bar, info);
+}
+
+function onTransfer(t) {
+  const el = transfers.get(t.id);
+  if (!el) return;
+  el.bar.max = t.total || 1;
+  el.bar.value = t.done;
+  const secs = (performance.now() - el.start) / 1000;
+  el.info.textContent = `${formatSize(t.done)} of ${formatSize(t.total)}${secs > 0.5 ? ` · ${formatSize(t.done / secs)}/s` : ""}`;
+  if (t.done >= t.total) transfers.delete(t.id);
+}
+
+async function sendFile(contact, file) {
+  if (file.size > MAX_FILE) {
+    toast(`${file.name} is ${formatSize(file.size)}: Wisp sends files up to 1 GiB.`);
+    return;
+  }
+  const tid = `up-${++transferSeq}`;
+  const list = $("#messages");
+  const item = h("li", { class: "msg out uploading", "data-transfer": tid },
+    h("div", { class: "bubble file" }, h("p", { class: "text" }, file.name), progressBar(tid, `Uploading ${file.name}`)));
+  list?.append(item);
+  if (list) list.scrollTop = list.scrollHeight;
+  try {
+    const thumbnail = await makeThumbnail(file);
+    const m = await state.core.call("file.send", { contact, name: file.name, type: file.type, thumbnail, transfer: tid }, file);
+    item.remove();
+    addMessage(m);
+  } catch (err) {
+    item.remove();
+    toast(`${file.name} was not sent: ${err.message}`);
+  } finally {
+    transfers.delete(tid);
+  }
+}
+
+function fileItem(m) {
+  const f = m.file;
+  const out = !m.incoming;
+  const tid = `${m.contact}/${m.seq}`;
+  const thumb = f.thumbnail ? h("img", { class: "thumb", src: `data:image/jpeg;base64,${f.thumbnail}`, alt: `Preview of ${f.name}`,
+    onclick: f.state === "downloaded" ? () => viewImage(m) : null }) : null;
+  const actions = [];
+  if (m.incoming) {
+    if (f.state === "available" || f.state === "failed") {
+      actions.push(h("button", { type: "button", class: "link", onclick: (e) => download(m, e.target) }, f.state === "failed" ? "Retry download" : "Download"));
+    }
+    if (f.state === "downloaded") actions.push(h("button", { type: "button", class: "link", onclick: () => saveFile(m) }, "Save"));
+    if (f.state === "corrupted") actions.push(h("span", { class: "integrity" }, "File corrupted: it did not match what was sent."));
+    if (f.state === "expired") actions.push(h("span", { class: "integrity" }, "This file has expired on the relay."));
+  }
+  return h("li", { class: `msg ${out ? "out" : "in"}`, "data-seq": m.seq, "data-status": m.status ?? null, "data-file": f.state },
+    h("div", { class: "bubble file" }, thumb,
+      h("p", { class: "text" }, f.name),
+      h("p", { class: "meta" }, `${formatSize(f.size)}${f.type ? " · " + f.type : ""}`),
+      transfers.has(tid) ? h("div", { class: "transfer" }, transfers.get(tid).bar, transfers.get(tid).info) : null,
+      actions.length ? h("p", { class: "file-actions" }, actions) : null,
+      h("p", { class: "meta" }, h("time", { datetime: m.time }, formatTime(m.time)),
+        out ? h("span", { class: `status ${m.status}` }, " · ", statusText(m)) : null)));
+}
+
+const downloading = new Set();
+async function download(m, button) {
+  const tid = `${m.contact}/${m.seq}`;
+  if (downloading.has(tid)) return;
+  downloading.add(tid);
+  if (button) button.replaceWith(progressBar(tid, `Downloading ${m.file.name}`));
+  else progressBar(tid, `Downloading ${m.file.name}`);
+  try {
+    await state.core.call("file.download", { contact: m.contact, seq: m.seq });
+  } catch (err) {
+    if (err.code !== "file_corrupted" && err.code !== "file_expired") toast(`${m.file.name}: ${err.message}`);
+  } finally {
+    downloading.delete(tid);
+    transfers.delete(tid);
+  }
+}
+
+/** Reads a downloaded file from the core into a Blob. */
+async function fileBlob(m) {
+  const { handle, file } = await state.core.call("file.open", { contact: m.contact, seq: m.seq });
+  const parts = [];
+  for (;;) {
+    const r = await state.core.call("file.read", { handle });
+    if (r.data) parts.push(Uint8Array.from(atob(r.data), (c) => c.charCodeAt(0)));
+    if (r.eof) break;
+  }
+  return new Blob(parts, { type: file.type || "application/octet-stream" });
+}
+
+async function saveFile(m) {
+  try {
+    const url = URL.createObjectURL(await fileBlob(m));
+    const a = h("a", { href: url, download: m.file.name });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  } catch (err) {
+    toast(`${m.file.name}: ${err.message}`);
+  }
+}
+
+async function viewImage(m) {
+  try {
+    const url = URL.createObjectURL(await fileBlob(m));
+    const close = () => { dialog.close(); dialog.remove(); URL.revokeObjectURL(url); };
+    const dialog = h("dialog", { class: "viewer", "aria-label": m.file.name, onclose: () => URL.revokeObjectURL(url) },
+      h("img", { src: url, alt: m.file.name }),
+      h("div", { class: "row" }, h("button", { type: "button", onclick: () => saveFile(m) }, "Save"),
+        h("button", { type: "button", class: "secondary", onclick: close }, "Close")));
+    document.body.append(dialog);
+    dialog.showModal();
+  } catch (err) {
+    toast(`${m.file.name}: ${err.message}`);
+  }
+}
+
+function maybeAutoDownload(m) {
+  const f = m.file;
+  if (m.incoming && f && f.state === "available" && THUMB_TYPES.includes(f.type) && f.size <= AUTO_DOWNLOAD) download(m);
 }
 
 function renderMessages(id) {
@@ -812,6 +985,7 @@ function exportForm() {
 // ---------- events from the core ----------
 
 function onCoreEvent(name, e) {
+  if (name === "transfer") { onTransfer(e); return; }
   if (name !== "chat" || !state.profile) return;
   switch (e.kind) {
     case "contact": {
@@ -834,6 +1008,7 @@ function onCoreEvent(name, e) {
     case "message": {
       if (e.contact) state.contacts.set(e.contact.id, e.contact);
       addMessage(e.message);
+      maybeAutoDownload(e.message);
       if (e.message.incoming && state.current === e.message.contact && document.visibilityState === "visible") markRead(e.message.contact);
       renderContacts();
       break;

@@ -33,13 +33,16 @@ export class CoreClient extends EventTarget {
     worker.addEventListener("messageerror", () => this.#fail("the core sent a message that could not be read"));
   }
 
-  /** Calls method with params (a JSON-serialisable value); resolves with the result. */
-  call(method, params = null) {
+  /**
+   * Calls method with params (a JSON-serialisable value) and, for file
+   * uploads, a Blob the core reads in slices; resolves with the result.
+   */
+  call(method, params = null, blob = undefined) {
     if (this.#dead) return Promise.reject(new CoreError("core_stopped", this.#dead));
     const id = this.#next++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      this.#worker.postMessage({ id, method, params: params === null ? "" : JSON.stringify(params) });
+      this.#worker.postMessage({ id, method, params: params === null ? "" : JSON.stringify(params), blob });
     });
   }
 

@@ -1,7 +1,7 @@
 // worker.js — hosts the Go core (core.wasm) in a dedicated Web Worker.
 //
 // Protocol with the page (see rpc.js):
-//   page → worker  {id, method, params}         params: JSON string or ""
+//   page → worker  {id, method, params, blob}   params: JSON string or ""; blob: a File to upload, or undefined
 //   worker → page  {type: "result", id, result}  result: JSON string
 //                  {type: "error", id, error: {code, message}}
 //                  {type: "event", name, data}   data: JSON string
@@ -25,8 +25,8 @@ function fatal(message) {
 }
 
 function handle(msg) {
-  const { id, method, params } = msg;
-  core.call(method, params).then(
+  const { id, method, params, blob } = msg;
+  core.call(method, params, blob).then(
     (result) => self.postMessage({ type: "result", id, result }),
     (err) => self.postMessage({
       type: "error", id,

@@ -15,6 +15,8 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -24,6 +26,7 @@ import (
 	"github.com/wisp-chat/wisp/wasm/agent"
 	"github.com/wisp-chat/wisp/wasm/buildinfo"
 	"github.com/wisp-chat/wisp/wasm/chat"
+	"github.com/wisp-chat/wisp/wasm/files"
 	"github.com/wisp-chat/wisp/wasm/rpc"
 )
 
@@ -43,6 +46,8 @@ const (
 	CodeLocked          rpc.Code = "locked"
 	CodeNotReady        rpc.Code = "not_ready"
 	CodeUnreachable     rpc.Code = "relay_unreachable"
+	CodeFileCorrupted   rpc.Code = "file_corrupted"
+	CodeFileExpired     rpc.Code = "file_expired"
 )
 
 // errorCodes maps sentinel errors to codes, most specific first.
@@ -62,6 +67,8 @@ var errorCodes = []struct {
 	{chat.ErrNoContact, CodeNoContact},
 	{chat.ErrNoProfile, CodeNoProfile},
 	{chat.ErrLocked, CodeLocked},
+	{files.ErrCorrupted, CodeFileCorrupted},
+	{files.ErrExpired, CodeFileExpired},
 	{agent.ErrNotConnected, CodeNotReady},
 	{context.DeadlineExceeded, CodeUnreachable},
 	{client.ErrConnectionLost, CodeUnreachable},
@@ -96,10 +103,12 @@ type Service struct {
 	emit   Emit
 	client client.Options
 
-	mu      sync.Mutex
-	manager *chat.Manager
-	active  *chat.Profile
-	id      string
+	mu         sync.Mutex
+	manager    *chat.Manager
+	active     *chat.Profile
+	id         string
+	readers    map[int]io.Reader // files opened for saving
+	nextHandle int
 }
 
 // New returns a Service.
@@ -216,6 +225,61 @@ type ImportParams struct {
 	Data          []byte `json:"data"`
 	Passphrase    string `json:"passphrase"`
 	NewPassphrase string `json:"new_passphrase,omitempty"`
+}
+
+// FileSendParams send the call's attachment as a file.
+type FileSendParams struct {
+	Contact   string `json:"contact"`
+	Name      string `json:"name"`
+	Type      string `json:"type"`
+	Thumbnail []byte `json:"thumbnail,omitempty"`
+	// Transfer names this upload in "transfer" progress events.
+	Transfer string `json:"transfer"`
+}
+
+// FileParams name a file message.
+type FileParams struct {
+	Contact string `json:"contact"`
+	Seq     uint64 `json:"seq"`
+}
+
+// ReadParams read the next bytes of an opened file.
+type ReadParams struct {
+	Handle int `json:"handle"`
+}
+
+// ReadResult is a slice of a file; EOF marks the end.
+type ReadResult struct {
+	Data []byte `json:"data"`
+	EOF  bool   `json:"eof"`
+}
+
+// OpenResult is an opened file.
+type OpenResult struct {
+	Handle int           `json:"handle"`
+	File   chat.FileMeta `json:"file"`
+}
+
+// Transfer is a progress event of an upload or download.
+type Transfer struct {
+	ID    string `json:"id"`
+	Done  int64  `json:"done"`
+	Total int64  `json:"total"`
+}
+
+// readSize is how much one file.read returns (base64 in JSON: 1.33 MiB).
+const readSize = 1 << 20
+
+// progress returns a callback emitting "transfer" events at most every
+// 100 ms, and always the last one.
+func (s *Service) progress(id string) chat.Progress {
+	var last time.Time
+	return func(done, total int64) {
+		if now := time.Now(); done == total || now.Sub(last) >= 100*time.Millisecond {
+			last = now
+			s.emit("transfer", Transfer{ID: id, Done: done, Total: total})
+		}
+	}
 }
 
 // CodeResult is a contact's security code.
@@ -416,6 +480,67 @@ func (s *Service) Register(r *rpc.Router) {
 		}
 		m, err := p.SendText(ctx, sp.Contact, sp.Text)
 		return m, coded(err)
+	})
+	rpc.Handle(r, "file.send", func(ctx context.Context, fp FileSendParams) (chat.Message, error) {
+		p, err := s.profile()
+		if err != nil {
+			return chat.Message{}, err
+		}
+		a, ok := rpc.AttachmentFrom(ctx)
+		if !ok {
+			return chat.Message{}, rpc.Errorf(rpc.CodeBadRequest, "file.send needs the file as an attachment")
+		}
+		m, err := p.SendFile(ctx, fp.Contact, chat.FileMeta{Name: fp.Name, Type: fp.Type, Size: a.Size(), Thumbnail: fp.Thumbnail},
+			a, s.progress(fp.Transfer))
+		return m, coded(err)
+	})
+	rpc.Handle(r, "file.download", func(ctx context.Context, fp FileParams) (rpc.None, error) {
+		p, err := s.profile()
+		if err != nil {
+			return rpc.None{}, err
+		}
+		return rpc.None{}, coded(p.DownloadFile(ctx, fp.Contact, fp.Seq, s.progress(fmt.Sprintf("%s/%d", fp.Contact, fp.Seq))))
+	})
+	rpc.Handle(r, "file.open", func(_ context.Context, fp FileParams) (OpenResult, error) {
+		p, err := s.profile()
+		if err != nil {
+			return OpenResult{}, err
+		}
+		rd, meta, err := p.OpenFile(fp.Contact, fp.Seq)
+		if err != nil {
+			return OpenResult{}, coded(err)
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.nextHandle++
+		if s.readers == nil {
+			s.readers = map[int]io.Reader{}
+		}
+		s.readers[s.nextHandle] = rd
+		return OpenResult{Handle: s.nextHandle, File: meta}, nil
+	})
+	rpc.Handle(r, "file.read", func(_ context.Context, rp ReadParams) (ReadResult, error) {
+		s.mu.Lock()
+		rd, ok := s.readers[rp.Handle]
+		s.mu.Unlock()
+		if !ok {
+			return ReadResult{}, rpc.Errorf(rpc.CodeBadRequest, "no open file %d", rp.Handle)
+		}
+		buf := make([]byte, readSize)
+		n, err := io.ReadFull(rd, buf)
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			s.mu.Lock()
+			delete(s.readers, rp.Handle)
+			s.mu.Unlock()
+			return ReadResult{Data: buf[:n], EOF: true}, nil
+		}
+		if err != nil {
+			s.mu.Lock()
+			delete(s.readers, rp.Handle)
+			s.mu.Unlock()
+			return ReadResult{}, coded(err)
+		}
+		return ReadResult{Data: buf[:n]}, nil
 	})
 	rpc.Handle(r, "messages.page", func(_ context.Context, pp PageParams) ([]chat.Message, error) {
 		p, err := s.profile()

@@ -5,7 +5,7 @@
 // Install defines one global object:
 //
 //	globalThis[name] = {
-//	  call(method, paramsJSON) → Promise<resultJSON>   // rejects with {code, message}
+//	  call(method, paramsJSON[, blob]) → Promise<resultJSON>   // rejects with {code, message}
 //	  setEventSink(fn(name, dataJSON))
 //	}
 //
@@ -104,11 +104,20 @@ func (b *Bridge) call(_ js.Value, args []js.Value) any {
 	default:
 		method = args[0].String()
 	}
+	ctx := b.ctx
+	if argErr == nil && len(args) > 2 && !args[2].IsUndefined() && !args[2].IsNull() {
+		bl, err := newBlob(args[2])
+		if err != nil {
+			argErr = rpc.Errorf(rpc.CodeBadRequest, "call: %w", err)
+		} else {
+			ctx = rpc.WithAttachment(ctx, bl)
+		}
+	}
 	return NewPromise(func() (any, error) {
 		if argErr != nil {
 			return nil, argErr
 		}
-		out, err := b.router.Call(b.ctx, method, []byte(params))
+		out, err := b.router.Call(ctx, method, []byte(params))
 		if err != nil {
 			return nil, err
 		}

@@ -12,7 +12,7 @@ import (
 )
 
 // await waits for a JavaScript promise without blocking the event loop.
-func await(t *testing.T, p js.Value) (js.Value, js.Value) {
+func awaitT(t *testing.T, p js.Value) (js.Value, js.Value) {
 	t.Helper()
 	type result struct{ ok, err js.Value }
 	ch := make(chan result, 1)
@@ -58,7 +58,7 @@ func TestInstallCallEmit(t *testing.T) {
 		t.Error("the ready hook was not called")
 	}
 
-	res, rej := await(t, core.Call("call", "add", `{"A":2,"B":3}`))
+	res, rej := awaitT(t, core.Call("call", "add", `{"A":2,"B":3}`))
 	if !rej.IsUndefined() || res.String() != "5" {
 		t.Errorf("add = %v / %v", res, rej)
 	}
@@ -69,7 +69,7 @@ func TestInstallCallEmit(t *testing.T) {
 		t.Fatal("call did not return a Promise")
 	}
 	close(release)
-	if res, _ := await(t, p); res.String() != `"done"` {
+	if res, _ := awaitT(t, p); res.String() != `"done"` {
 		t.Errorf("slow = %v", res)
 	}
 
@@ -83,7 +83,7 @@ func TestInstallCallEmit(t *testing.T) {
 		{[]any{"add", 7}, "bad_request"},
 		{[]any{"add", `{"A":"x"}`}, "bad_request"},
 	} {
-		_, rej := await(t, core.Call("call", tc.args...))
+		_, rej := awaitT(t, core.Call("call", tc.args...))
 		if rej.IsUndefined() || rej.Get("code").String() != tc.code || rej.Get("message").String() == "" {
 			t.Errorf("call%v rejected with %v, want code %s", tc.args, rej, tc.code)
 		}

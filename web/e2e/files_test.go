@@ -1,0 +1,131 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"image"
+	"image/color"
+	"image/png"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/chromedp"
+)
+
+// allowDownloads saves p's downloads into a new folder and returns it.
+func allowDownloads(t *testing.T, p *tab) string {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := chromedp.CallBrowser(p.ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+		Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: dir,
+		BrowserContextID: chromedp.FromContext(p.ctx).BrowserContextID,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// waitFile waits for a completed download named name in dir.
+func waitFile(t *testing.T, dir, name string) []byte {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if b, err := os.ReadFile(filepath.Join(dir, name)); err == nil {
+			if _, err := os.Stat(filepath.Join(dir, name+".crdownload")); err != nil {
+				return b
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s was not saved", name)
+	return nil
+}
+
+// TestFiles: Alice sends a 2 MiB PNG and a 20 MiB binary with the file
+// dialog; Bob sees the preview at once, the picture downloads by itself,
+// the binary on "Download", and both save byte for byte.
+func TestFiles(t *testing.T) {
+	_, relayA := startRelay(t)
+	_, relayB := startRelay(t)
+	_, base := startHost(t, "-relay", relayA, "-relay", relayB)
+	a, b := newPerson(t, "alice"), newPerson(t, "bob")
+	for p, name := range map[*tab]string{a: "Alice", b: "Bob"} {
+		p.run(chromedp.Navigate(base + "/"))
+		p.createProfile(name, "")
+	}
+	connectPeople(t, a, b, "Alice", "Bob")
+
+	dir := t.TempDir()
+	img := image.NewNRGBA(image.Rect(0, 0, 740, 740))
+	noise := make([]byte, len(img.Pix))
+	if _, err := rand.Read(noise); err != nil {
+		t.Fatal(err)
+	}
+	for i := range img.Pix {
+		img.Pix[i] = noise[i]
+		if i%4 == 3 {
+			img.Pix[i] = 255
+		}
+	}
+	img.Set(0, 0, color.NRGBA{255, 0, 0, 255})
+	pngPath := filepath.Join(dir, "photo.png")
+	f, err := os.Create(pngPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := png.Encode(f, img); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	binPath := filepath.Join(dir, "archive.bin")
+	bin := make([]byte, 20<<20)
+	if _, err := rand.Read(bin); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(binPath, bin, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pngData, _ := os.ReadFile(pngPath)
+	t.Logf("picture %d bytes, binary %d bytes", len(pngData), len(bin))
+
+	start := time.Now()
+	a.run(chromedp.SetUploadFiles(chromedp.CSS("#attach-input"), []string{pngPath, binPath}))
+	a.waitJS(`[...document.querySelectorAll("#messages .msg.out[data-file]")].length === 2`, 120*time.Second, "both files sent")
+	b.waitJS(`document.querySelector("#messages .msg.in[data-file] img.thumb") !== null`, 60*time.Second, "the preview")
+	b.waitJS(`[...document.querySelectorAll("#messages .msg.in[data-file='downloaded']")].length === 1`, 60*time.Second, "the picture downloads by itself")
+	b.click("Download")
+	b.waitJS(`[...document.querySelectorAll("#messages .msg.in[data-file='downloaded']")].length === 2`, 120*time.Second, "the binary downloaded")
+	t.Logf("2 files (%.1f MiB) from Alice's pick to Bob's Save in %v", float64(len(pngData)+len(bin))/(1<<20), time.Since(start).Round(time.Millisecond))
+	b.screenshot(t.Name() + "-received")
+
+	downloads := allowDownloads(t, b)
+	eval[bool](b, `(() => { [...document.querySelectorAll("#messages .file-actions button")].filter(x => x.textContent === "Save").forEach(x => x.click()); return true })()`)
+	for name, want := range map[string][]byte{"photo.png": pngData, "archive.bin": bin} {
+		got := waitFile(t, downloads, name)
+		if sha256.Sum256(got) != sha256.Sum256(want) {
+			t.Errorf("%s saved with %d bytes and another SHA-256", name, len(got))
+		}
+	}
+	b.checkA11y("conversation with files")
+
+	// A file over 1 GiB is refused before any upload.
+	huge := filepath.Join(dir, "huge.iso")
+	hf, err := os.Create(huge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hf.Truncate(1<<30 + 1); err != nil {
+		t.Fatal(err)
+	}
+	hf.Close()
+	a.run(chromedp.SetUploadFiles(chromedp.CSS("#attach-input"), []string{huge}))
+	a.waitJS(`document.querySelector("#toast")?.textContent.includes("up to 1 GiB")`, 10*time.Second, "the refusal")
+	if n := eval[int](a, `document.querySelectorAll("#messages .msg.out[data-file]").length`); n != 2 {
+		t.Errorf("after the refusal %d files are shown", n)
+	}
+}
