@@ -233,7 +233,9 @@ func (p *Profile) DownloadFile(ctx context.Context, id string, seq uint64, progr
 
 func fileFailure(err error) string {
 	switch {
-	case errors.Is(err, files.ErrCorrupted):
+	case errors.Is(err, files.ErrCorrupted), errors.Is(err, wire.CodeInternal):
+		// INTERNAL on a download is the relay finding its copy damaged
+		// (it checks each chunk's digest before serving it).
 		return FileCorrupted
 	case errors.Is(err, files.ErrExpired):
 		return FileExpired

@@ -18,6 +18,12 @@ import (
 // the UI and waits until both see each other connected.
 func connectPeople(t *testing.T, a, b *tab, aName, bName string) {
 	t.Helper()
+	connectPeopleTB(t, a, b, aName, bName)
+}
+
+// connectPeopleTB is connectPeople for tests and benchmarks.
+func connectPeopleTB(t testing.TB, a, b *tab, aName, bName string) {
+	t.Helper()
 	a.click("New connection")
 	a.waitJS(`document.querySelector("#invite-link")?.value.includes("#/invite/")`, 30*time.Second, "invitation link")
 	link := eval[string](a, `document.querySelector("#invite-link").value`)

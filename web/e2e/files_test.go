@@ -52,7 +52,7 @@ func waitFile(t *testing.T, dir, name string) []byte {
 func TestFiles(t *testing.T) {
 	_, relayA := startRelay(t)
 	_, relayB := startRelay(t)
-	_, base := startHost(t, "-relay", relayA, "-relay", relayB)
+	host, base := startHost(t, "-relay", relayA, "-relay", relayB)
 	a, b := newPerson(t, "alice"), newPerson(t, "bob")
 	for p, name := range map[*tab]string{a: "Alice", b: "Bob"} {
 		p.run(chromedp.Navigate(base + "/"))
@@ -127,5 +127,49 @@ func TestFiles(t *testing.T) {
 	a.waitJS(`document.querySelector("#toast")?.textContent.includes("up to 1 GiB")`, 10*time.Second, "the refusal")
 	if n := eval[int](a, `document.querySelectorAll("#messages .msg.out[data-file]").length`); n != 2 {
 		t.Errorf("after the refusal %d files are shown", n)
+	}
+	// Files go to the relays only: the host saw nothing but the bundle.
+	checkHostLog(t, host.Log())
+}
+
+// BenchmarkFileTransfer: one 100 MiB file from Alice's pick to Bob's
+// "Save" (Bob presses Download as soon as the file appears); reports MB/s
+// and the longest main-thread task on either page during the transfer.
+// Run: make build && WISP_ROOT=$PWD go test -tags e2e -run '^$' -bench FileTransfer -benchtime 1x ./web/e2e/
+func BenchmarkFileTransfer(b *testing.B) {
+	_, relayA := startRelay(b)
+	_, relayB := startRelay(b)
+	_, base := startHost(b, "-relay", relayA, "-relay", relayB)
+	path := filepath.Join(b.TempDir(), "big.bin")
+	data := make([]byte, 100<<20)
+	if _, err := rand.Read(data); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		alice, bob := newPerson(b, "alice"), newPerson(b, "bob")
+		for p, name := range map[*tab]string{alice: "Alice", bob: "Bob"} {
+			p.run(chromedp.Navigate(base + "/"))
+			p.createProfile(name, "")
+		}
+		connectPeopleTB(b, alice, bob, "Alice", "Bob")
+		for _, p := range []*tab{alice, bob} {
+			eval[bool](p, `(() => { window.__longest = 0; new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__longest = Math.max(window.__longest, e.duration); }).observe({ type: "longtask" }); return true })()`)
+		}
+		start := time.Now()
+		alice.run(chromedp.SetUploadFiles(chromedp.CSS("#attach-input"), []string{path}))
+		bob.waitJS(`document.querySelector("#messages .msg.in[data-file='available']") !== null`, 5*time.Minute, "the file message")
+		up := time.Since(start)
+		bob.click("Download")
+		bob.waitJS(`document.querySelector("#messages .msg.in[data-file='downloaded']") !== null`, 5*time.Minute, "the download")
+		total := time.Since(start)
+		b.ReportMetric(float64(len(data))/1e6/total.Seconds(), "MB/s")
+		b.ReportMetric(float64(len(data))/1e6/up.Seconds(), "upload-MB/s")
+		b.ReportMetric(eval[float64](alice, `window.__longest`), "ms-longest-task-sender")
+		b.ReportMetric(eval[float64](bob, `window.__longest`), "ms-longest-task-receiver")
+		alice.close()
+		bob.close()
 	}
 }
