@@ -644,7 +644,12 @@ function messageItem(m) {
 // ---------- files ----------
 
 const MAX_FILE = 1 << 30;
-const AUTO_DOWNLOAD = 5 << 20; // images up to this size download by themselves
+const AUTO_KEY = "wisp.autoDownloadMiB"; // a display preference, not secret
+/** Pictures up to this size download by themselves (Settings; default 5 MiB). */
+function autoDownloadLimit() {
+  const v = Number(localStorage.getItem(AUTO_KEY) ?? "5");
+  return (Number.isFinite(v) && v >= 0 ? v : 5) * (1 << 20);
+}
 const THUMB_TYPES = ["image/jpeg", "image/png", "image/webp", "image/gif"];
 
 function formatSize(n) {
@@ -676,8 +681,10 @@ let transferSeq = 0;
 function progressBar(id, label) {
   const bar = h("progress", { max: 1, value: 0, "aria-label": label });
   const info = h("span", { class: "meta" }, "");
-  transfers.set(id, { bar, info, start: performance.now() });
-  return h("div", { class: "transfer" }, bar, info);
+  const cancel = h("button", { type: "button", class: "link", "aria-label": `Cancel: ${label}`,
+    onclick: () => state.core.call("file.cancel", { transfer: id }).catch(() => {}) }, "Cancel");
+  transfers.set(id, { bar, info, cancel, start: performance.now() });
+  return h("div", { class: "transfer" }, bar, h("span", { class: "row" }, info, cancel));
 }
 
 function onTransfer(t) {
@@ -708,7 +715,7 @@ async function sendFile(contact, file) {
     addMessage(m);
   } catch (err) {
     item.remove();
-    toast(`${file.name} was not sent: ${err.message}`);
+    toast(err.code === "canceled" ? `Sending ${file.name} was cancelled.` : `${file.name} was not sent: ${err.message}`);
   } finally {
     transfers.delete(tid);
   }
@@ -733,7 +740,7 @@ function fileItem(m) {
     h("div", { class: "bubble file" }, thumb,
       h("p", { class: "text" }, f.name),
       h("p", { class: "meta" }, `${formatSize(f.size)}${f.type ? " · " + f.type : ""}`),
-      transfers.has(tid) ? h("div", { class: "transfer" }, transfers.get(tid).bar, transfers.get(tid).info) : null,
+      transfers.has(tid) ? h("div", { class: "transfer" }, transfers.get(tid).bar, h("span", { class: "row" }, transfers.get(tid).info, transfers.get(tid).cancel)) : null,
       actions.length ? h("p", { class: "file-actions" }, actions) : null,
       h("p", { class: "meta" }, h("time", { datetime: m.time }, formatTime(m.time)),
         out ? h("span", { class: `status ${m.status}` }, " · ", statusText(m)) : null)));
@@ -749,7 +756,8 @@ async function download(m, button) {
   try {
     await state.core.call("file.download", { contact: m.contact, seq: m.seq });
   } catch (err) {
-    if (err.code !== "file_corrupted" && err.code !== "file_expired") toast(`${m.file.name}: ${err.message}`);
+    if (err.code === "canceled") toast(`Download of ${m.file.name} cancelled; it resumes where it stopped.`);
+    else if (err.code !== "file_corrupted" && err.code !== "file_expired") toast(`${m.file.name}: ${err.message}`);
   } finally {
     downloading.delete(tid);
     transfers.delete(tid);
@@ -798,7 +806,7 @@ async function viewImage(m) {
 
 function maybeAutoDownload(m) {
   const f = m.file;
-  if (m.incoming && f && f.state === "available" && THUMB_TYPES.includes(f.type) && f.size <= AUTO_DOWNLOAD) download(m);
+  if (m.incoming && f && f.state === "available" && THUMB_TYPES.includes(f.type) && f.size <= autoDownloadLimit()) download(m);
 }
 
 function renderMessages(id) {
@@ -931,6 +939,18 @@ async function showSettings() {
       h("p", { id: "storage-status" }, persisted ? "Persistent: the browser will not delete Wisp's data on its own." :
         "Not persistent: the browser may delete Wisp's data when space runs low. Keep a backup."),
       est ? h("p", { class: "meta" }, `Using about ${(est.usage / 1048576).toFixed(1)} MiB of ${(est.quota / 1048576).toFixed(0)} MiB available.`) : null),
+    h("section", { "aria-labelledby": "files-title" },
+      h("h3", { id: "files-title" }, "Files"),
+      h("form", { onsubmit: (e) => {
+        e.preventDefault();
+        const v = Number($("#auto-download").value);
+        if (!Number.isFinite(v) || v < 0 || v > 1024) { toast("Enter a size from 0 to 1024 MiB."); return; }
+        localStorage.setItem(AUTO_KEY, String(v));
+        toast("Saved");
+      } }, field("Download pictures automatically up to (MiB)",
+        h("input", { id: "auto-download", type: "number", min: 0, max: 1024, step: 1, value: String(autoDownloadLimit() / (1 << 20)) }),
+        "Other files wait for you to press Download. 0 turns automatic downloads off."),
+      h("button", { type: "submit", class: "secondary" }, "Save setting"))),
     h("section", { "aria-labelledby": "backup-title" },
       h("h3", { id: "backup-title" }, "Backup"),
       h("p", { class: "hint" }, "An encrypted file with your profile, contacts and messages, to restore Wisp in another browser. Import it there, then stop using this one: two browsers cannot receive on the same connections."),

@@ -71,6 +71,7 @@ var errorCodes = []struct {
 	{files.ErrExpired, CodeFileExpired},
 	{agent.ErrNotConnected, CodeNotReady},
 	{context.DeadlineExceeded, CodeUnreachable},
+	{context.Canceled, rpc.CodeCanceled},
 	{client.ErrConnectionLost, CodeUnreachable},
 }
 
@@ -109,6 +110,24 @@ type Service struct {
 	id         string
 	readers    map[int]io.Reader // files opened for saving
 	nextHandle int
+	cancels    map[string]context.CancelFunc // transfers in progress, by transfer ID
+}
+
+// track registers a cancellable transfer; the returned func ends it.
+func (s *Service) track(ctx context.Context, id string) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	s.mu.Lock()
+	if s.cancels == nil {
+		s.cancels = map[string]context.CancelFunc{}
+	}
+	s.cancels[id] = cancel
+	s.mu.Unlock()
+	return ctx, func() {
+		s.mu.Lock()
+		delete(s.cancels, id)
+		s.mu.Unlock()
+		cancel()
+	}
 }
 
 // New returns a Service.
@@ -234,6 +253,12 @@ type FileSendParams struct {
 	Type      string `json:"type"`
 	Thumbnail []byte `json:"thumbnail,omitempty"`
 	// Transfer names this upload in "transfer" progress events.
+	Transfer string `json:"transfer"`
+}
+
+// TransferParams name a transfer to cancel: an upload's Transfer, or
+// "<contact>/<seq>" for a download.
+type TransferParams struct {
 	Transfer string `json:"transfer"`
 }
 
@@ -490,16 +515,30 @@ func (s *Service) Register(r *rpc.Router) {
 		if !ok {
 			return chat.Message{}, rpc.Errorf(rpc.CodeBadRequest, "file.send needs the file as an attachment")
 		}
+		ctx, done := s.track(ctx, fp.Transfer)
+		defer done()
 		m, err := p.SendFile(ctx, fp.Contact, chat.FileMeta{Name: fp.Name, Type: fp.Type, Size: a.Size(), Thumbnail: fp.Thumbnail},
 			a, s.progress(fp.Transfer))
 		return m, coded(err)
+	})
+	rpc.Handle(r, "file.cancel", func(_ context.Context, tp TransferParams) (rpc.None, error) {
+		s.mu.Lock()
+		cancel := s.cancels[tp.Transfer]
+		s.mu.Unlock()
+		if cancel != nil {
+			cancel()
+		}
+		return rpc.None{}, nil
 	})
 	rpc.Handle(r, "file.download", func(ctx context.Context, fp FileParams) (rpc.None, error) {
 		p, err := s.profile()
 		if err != nil {
 			return rpc.None{}, err
 		}
-		return rpc.None{}, coded(p.DownloadFile(ctx, fp.Contact, fp.Seq, s.progress(fmt.Sprintf("%s/%d", fp.Contact, fp.Seq))))
+		id := fmt.Sprintf("%s/%d", fp.Contact, fp.Seq)
+		ctx, done := s.track(ctx, id)
+		defer done()
+		return rpc.None{}, coded(p.DownloadFile(ctx, fp.Contact, fp.Seq, s.progress(id)))
 	})
 	rpc.Handle(r, "file.open", func(_ context.Context, fp FileParams) (OpenResult, error) {
 		p, err := s.profile()

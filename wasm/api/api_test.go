@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -19,11 +20,12 @@ import (
 )
 
 type tab struct {
-	t      *testing.T
-	r      *rpc.Router
-	svc    *Service
-	mu     sync.Mutex
-	events []chat.Event
+	t         *testing.T
+	r         *rpc.Router
+	svc       *Service
+	mu        sync.Mutex
+	events    []chat.Event
+	transfers int
 }
 
 func newTab(t *testing.T, relay *relaytest.Relay) *tab {
@@ -34,7 +36,12 @@ func newTab(t *testing.T, relay *relaytest.Relay) *tab {
 	tb := &tab{t: t, r: rpc.NewRouter()}
 	tb.svc = New(func(context.Context) (hackpadfs.FS, error) { return fsys, nil }, func(name string, data any) {
 		tb.mu.Lock()
-		tb.events = append(tb.events, data.(chat.Event))
+		switch d := data.(type) {
+		case chat.Event:
+			tb.events = append(tb.events, d)
+		case Transfer:
+			tb.transfers++
+		}
 		tb.mu.Unlock()
 	}, client.Options{MinBackoff: 50 * time.Millisecond})
 	tb.svc.Register(tb.r)
@@ -155,5 +162,82 @@ func TestFlowThroughTheAPI(t *testing.T) {
 	b.call("contact.code", IDParams{ID: c.ID}, &code2)
 	if code1.Code == "" || code1 != code2 {
 		t.Errorf("codes %q %q", code1.Code, code2.Code)
+	}
+}
+
+// sizedReader is an attachment of n zero bytes that never allocates them.
+type sizedReader struct{ n int64 }
+
+func (r sizedReader) Size() int64 { return r.n }
+func (r sizedReader) ReadAt(p []byte, off int64) (int, error) {
+	if off >= r.n {
+		return 0, io.EOF
+	}
+	n := min(int64(len(p)), r.n-off)
+	clear(p[:n])
+	if n < int64(len(p)) {
+		return int(n), io.EOF
+	}
+	return int(n), nil
+}
+
+func TestFileSendCancel(t *testing.T) {
+	relay := relaytest.Start(t)
+	a, b := newTab(t, relay), newTab(t, relay)
+	var id IDParams
+	a.call("profile.create", NewProfileParams{Name: "Ann"}, &id)
+	a.call("profile.unlock", UnlockParams{ID: id.ID}, nil)
+	b.call("profile.create", NewProfileParams{Name: "Bo"}, &id)
+	b.call("profile.unlock", UnlockParams{ID: id.ID}, nil)
+	var inv chat.Invitation
+	a.call("invite.create", InviteParams{}, &inv)
+	b.call("join", JoinParams{Link: inv.Link}, nil)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var c chat.Contact
+		a.call("contact.get", IDParams{ID: inv.Contact}, &c)
+		if c.State == chat.ContactConnected {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("not connected")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := a.try("file.send", FileSendParams{Contact: inv.Contact, Name: "x"}, nil); code(err) != rpc.CodeBadRequest {
+		t.Errorf("file.send without an attachment: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		params, _ := json.Marshal(FileSendParams{Contact: inv.Contact, Name: "big.bin", Transfer: "t1"})
+		ctx := rpc.WithAttachment(context.Background(), sizedReader{512 << 20})
+		_, err := a.r.Call(ctx, "file.send", params)
+		done <- err
+	}()
+	for {
+		a.mu.Lock()
+		started := a.transfers > 0
+		a.mu.Unlock()
+		if started {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no progress")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	a.call("file.cancel", TransferParams{Transfer: "t1"}, nil)
+	select {
+	case err := <-done:
+		if code(err) != rpc.CodeCanceled {
+			t.Errorf("cancelled upload: %v, want %s", err, rpc.CodeCanceled)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the upload did not stop")
+	}
+	var msgs []chat.Message
+	a.call("messages.page", PageParams{Contact: inv.Contact}, &msgs)
+	if len(msgs) != 0 {
+		t.Errorf("a cancelled upload left %d messages", len(msgs))
 	}
 }

@@ -113,6 +113,19 @@ func TestFiles(t *testing.T) {
 	}
 	b.checkA11y("conversation with files")
 
+	// A reload in the middle of a download: it resumes from the chunks
+	// already stored and completes.
+	a.run(chromedp.SetUploadFiles(chromedp.CSS("#attach-input"), []string{binPath}))
+	b.waitJS(`document.querySelector("#messages .msg.in[data-file='available']") !== null`, 60*time.Second, "a second binary")
+	b.click("Download")
+	b.waitJS(`(() => { const p = document.querySelector("#messages .msg.in .transfer progress"); return p && p.value > 0 && p.value < p.max })()`, 60*time.Second, "the download under way")
+	b.run(chromedp.Reload())
+	b.waitVisible("#app")
+	b.openContact("Alice")
+	b.waitJS(`document.querySelector("#messages .msg.in[data-file='available'], #messages .msg.in[data-file='failed']") !== null`, 30*time.Second, "the unfinished download")
+	b.click(map[bool]string{true: "Download", false: "Retry download"}[eval[bool](b, `document.querySelector("#messages .msg.in[data-file='available']") !== null`)])
+	b.waitJS(`[...document.querySelectorAll("#messages .msg.in[data-file='downloaded']")].length === 3`, 120*time.Second, "the resumed download")
+
 	// A file over 1 GiB is refused before any upload.
 	huge := filepath.Join(dir, "huge.iso")
 	hf, err := os.Create(huge)
@@ -125,7 +138,7 @@ func TestFiles(t *testing.T) {
 	hf.Close()
 	a.run(chromedp.SetUploadFiles(chromedp.CSS("#attach-input"), []string{huge}))
 	a.waitJS(`document.querySelector("#toast")?.textContent.includes("up to 1 GiB")`, 10*time.Second, "the refusal")
-	if n := eval[int](a, `document.querySelectorAll("#messages .msg.out[data-file]").length`); n != 2 {
+	if n := eval[int](a, `document.querySelectorAll("#messages .msg.out[data-file]").length`); n != 3 {
 		t.Errorf("after the refusal %d files are shown", n)
 	}
 	// Files go to the relays only: the host saw nothing but the bundle.
