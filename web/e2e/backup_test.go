@@ -14,15 +14,22 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// connectPeople makes a (with a profile) invite b (with a profile) through
-// the UI and waits until both see each other connected.
-func connectPeople(t *testing.T, a, b *tab, aName, bName string) {
+// aliceAndBob opens two people on the app at base, each with a profile
+// without passphrase, connected to each other.
+func aliceAndBob(t testing.TB, base string) (*tab, *tab) {
 	t.Helper()
-	connectPeopleTB(t, a, b, aName, bName)
+	a, b := newPerson(t, "alice"), newPerson(t, "bob")
+	for p, name := range map[*tab]string{a: "Alice", b: "Bob"} {
+		p.run(chromedp.Navigate(base + "/"))
+		p.createProfile(name, "")
+	}
+	connectPeople(t, a, b, "Alice", "Bob")
+	return a, b
 }
 
-// connectPeopleTB is connectPeople for tests and benchmarks.
-func connectPeopleTB(t testing.TB, a, b *tab, aName, bName string) {
+// connectPeople makes a (with a profile) invite b (with a profile)
+// through the UI and waits until both see each other connected.
+func connectPeople(t testing.TB, a, b *tab, aName, bName string) {
 	t.Helper()
 	a.click("New connection")
 	a.waitJS(`document.querySelector("#invite-link")?.value.includes("#/invite/")`, 30*time.Second, "invitation link")
@@ -40,12 +47,7 @@ func connectPeopleTB(t testing.TB, a, b *tab, aName, bName string) {
 func TestBackupRestore(t *testing.T) {
 	_, relay := startRelay(t)
 	_, base := startHost(t, "-relay", relay)
-	a, b := newPerson(t, "alice"), newPerson(t, "bob")
-	for p, name := range map[*tab]string{a: "Alice", b: "Bob"} {
-		p.run(chromedp.Navigate(base + "/"))
-		p.createProfile(name, "")
-	}
-	connectPeople(t, a, b, "Alice", "Bob")
+	a, b := aliceAndBob(t, base)
 	a.send("before the backup")
 	b.waitJS(`[...document.querySelectorAll("#messages .msg.in .text")].some(e => e.textContent === "before the backup")`, 30*time.Second, "message")
 

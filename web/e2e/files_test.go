@@ -53,12 +53,7 @@ func TestFiles(t *testing.T) {
 	_, relayA := startRelay(t)
 	_, relayB := startRelay(t)
 	host, base := startHost(t, "-relay", relayA, "-relay", relayB)
-	a, b := newPerson(t, "alice"), newPerson(t, "bob")
-	for p, name := range map[*tab]string{a: "Alice", b: "Bob"} {
-		p.run(chromedp.Navigate(base + "/"))
-		p.createProfile(name, "")
-	}
-	connectPeople(t, a, b, "Alice", "Bob")
+	a, b := aliceAndBob(t, base)
 
 	dir := t.TempDir()
 	img := image.NewNRGBA(image.Rect(0, 0, 740, 740))
@@ -162,12 +157,7 @@ func BenchmarkFileTransfer(b *testing.B) {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		alice, bob := newPerson(b, "alice"), newPerson(b, "bob")
-		for p, name := range map[*tab]string{alice: "Alice", bob: "Bob"} {
-			p.run(chromedp.Navigate(base + "/"))
-			p.createProfile(name, "")
-		}
-		connectPeopleTB(b, alice, bob, "Alice", "Bob")
+		alice, bob := aliceAndBob(b, base)
 		for _, p := range []*tab{alice, bob} {
 			eval[bool](p, `(() => { window.__longest = 0; new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__longest = Math.max(window.__longest, e.duration); }).observe({ type: "longtask" }); return true })()`)
 		}

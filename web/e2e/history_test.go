@@ -16,12 +16,7 @@ import (
 func TestHistoryPaging(t *testing.T) {
 	_, relay := startRelay(t)
 	_, base := startHost(t, "-relay", relay)
-	a, b := newPerson(t, "alice"), newPerson(t, "bob")
-	for p, name := range map[*tab]string{a: "Alice", b: "Bob"} {
-		p.run(chromedp.Navigate(base + "/"))
-		p.createProfile(name, "")
-	}
-	connectPeople(t, a, b, "Alice", "Bob")
+	a, b := aliceAndBob(t, base)
 	const n = 65
 	for i := range n {
 		a.send(fmt.Sprintf("line %02d", i))
