@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/wisp-chat/wisp/server/relay/internal/sessions"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -58,10 +59,9 @@ type Server struct {
 	dummyKey [wire.KeySize]byte
 	nconns   atomic.Int64
 
-	mu     sync.Mutex
-	subs   map[store.QueueKey]*subscription
-	conns  map[*conn]struct{}
-	closed bool
+	mu       sync.Mutex
+	subs     map[store.QueueKey]*subscription
+	sessions sessions.Set[*conn]
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -90,7 +90,6 @@ func New(cfg Config) (*Server, error) {
 		cfg:    cfg,
 		log:    cfg.Logger,
 		subs:   make(map[store.QueueKey]*subscription),
-		conns:  make(map[*conn]struct{}),
 		ctx:    ctx,
 		cancel: cancel,
 	}
@@ -137,40 +136,25 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) track(c *conn, add bool) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if add {
-		if s.closed {
-			return false
-		}
-		s.conns[c] = struct{}{}
-	} else {
-		delete(s.conns, c)
+	if !add {
+		s.sessions.Remove(c)
+		return true
 	}
-	return true
+	return s.sessions.Add(c)
 }
 
 // Connections returns the number of open sessions.
 func (s *Server) Connections() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.conns)
+	return s.sessions.Len()
 }
 
 // Close ends every session with a going-away close and stops the sweeper.
 // It does not close the store.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	conns, first := s.sessions.Close()
+	if !first {
 		return nil
 	}
-	s.closed = true
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
 	s.cancel()
 	for _, c := range conns {
 		c.closeWith(websocket.StatusGoingAway, "relay shutting down")

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"sync"
 	"time"
 
@@ -15,8 +17,6 @@ import (
 	"github.com/wisp-chat/wisp/server/wire"
 	"github.com/wisp-chat/wisp/wasm/store"
 )
-
-type randReader = io.Reader
 
 // Integrity is what the receiver learnt about a message's place in the
 // sequence.
@@ -566,7 +566,7 @@ func (a *Agent) outboxWorker(id ConnID, h *connHandle) {
 				return
 			}
 		default:
-			wait := backoff/2 + randDuration(backoff/2)
+			wait := backoff/2 + mrand.N(backoff/2+1)
 			if backoff < 30*time.Second {
 				backoff *= 2
 			}
@@ -579,19 +579,6 @@ func (a *Agent) outboxWorker(id ConnID, h *connHandle) {
 			}
 		}
 	}
-}
-
-func randDuration(max time.Duration) time.Duration {
-	if max <= 0 {
-		return 0
-	}
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	n := uint64(0)
-	for _, x := range b {
-		n = n<<8 | uint64(x)
-	}
-	return time.Duration(n % uint64(max))
 }
 
 // sendNext sends the oldest outbox entry. It reports whether it sent one.
@@ -620,7 +607,7 @@ func (a *Agent) sendNext(id ConnID, h *connHandle) (bool, error) {
 		return false, err
 	}
 	var e outboxEntry
-	if err := jsonUnmarshal(b, &e); err != nil {
+	if err := json.Unmarshal(b, &e); err != nil {
 		return false, err
 	}
 	if !e.Confirmation && e.ID > c.SentID {
@@ -707,7 +694,7 @@ func (a *Agent) HandleMessage(rcvID wire.QueueID, m wire.Message) (ack bool) {
 	}
 	c, err := a.loadConn(id)
 	if err != nil {
-		return !errors.Is(err, store.ErrCorrupt) && errors.Is(err, store.ErrNotFound)
+		return errors.Is(err, store.ErrNotFound) // deleted: drop; unreadable: keep it queued
 	}
 	ack, err = a.receive(c, h, m)
 	if err != nil {

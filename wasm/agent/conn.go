@@ -206,5 +206,3 @@ func (q rcvQueue) subscription() (wire.Address, client.Subscription, error) {
 	bk := [32]byte(q.RelayBox)
 	return relay, client.Subscription{RcvID: q.RcvID, Auth: auth, BoxKey: &bk}, nil
 }
-
-func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

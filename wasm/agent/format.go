@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/wisp-chat/wisp/crypto/box"
 	"github.com/wisp-chat/wisp/crypto/ratchet"
@@ -101,7 +102,7 @@ func decodeMessage(b []byte) (header, []byte, error) {
 func messageHash(plaintext []byte) [sha256.Size]byte { return sha256.Sum256(plaintext) }
 
 // sealQueue builds a SEND body: our queue key || box(agent message).
-func sealQueue(rand randReader, ours box.PublicKey, shared box.SharedKey, agentMsg []byte) ([]byte, error) {
+func sealQueue(rand io.Reader, ours box.PublicKey, shared box.SharedKey, agentMsg []byte) ([]byte, error) {
 	sealed, err := box.Seal(rand, shared, agentMsg, queueBoxSize)
 	if err != nil {
 		return nil, err

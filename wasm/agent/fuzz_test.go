@@ -78,3 +78,14 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		}
 	})
 }
+
+// TestReceiptLimit: a receipt of maxReceiptIDs fits in one message, one
+// more does not.
+func TestReceiptLimit(t *testing.T) {
+	if n := len(encodeReceipt(make([]uint64, maxReceiptIDs))); n > MaxBody {
+		t.Errorf("a full receipt is %d bytes, MaxBody is %d", n, MaxBody)
+	}
+	if n := len(encodeReceipt(make([]uint64, maxReceiptIDs+1))); n <= MaxBody {
+		t.Errorf("a receipt past the limit still fits (%d bytes)", n)
+	}
+}

@@ -26,13 +26,12 @@ type Relays struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu       sync.Mutex
-	relays   map[wire.Address]*relayConn
-	handler  func(rcvID wire.QueueID, m wire.Message) bool
-	status   func(relay wire.Address, up bool, err error)
-	relayOfQ map[wire.QueueID]wire.Address
-	kick     chan struct{} // closed by Reconnect
-	onUp     func()        // the agent pokes its outbox workers
+	mu      sync.Mutex
+	relays  map[wire.Address]*relayConn
+	handler func(rcvID wire.QueueID, m wire.Message) bool
+	status  func(relay wire.Address, up bool, err error)
+	kick    chan struct{} // closed by Reconnect
+	onUp    func()        // the agent pokes its outbox workers
 }
 
 // relaySub is a subscription and the relay it is on.
@@ -61,8 +60,8 @@ func NewRelays(opts client.Options, password func(wire.Address) []byte, status R
 	}
 	return &Relays{
 		opts: opts, password: password, ctx: ctx, cancel: cancel, status: status,
-		relays: make(map[wire.Address]*relayConn), relayOfQ: make(map[wire.QueueID]wire.Address),
-		kick: make(chan struct{}),
+		relays: make(map[wire.Address]*relayConn),
+		kick:   make(chan struct{}),
 	}
 }
 
@@ -292,8 +291,7 @@ func (r *Relays) deleteQueue(ctx context.Context, addr wire.Address, sub client.
 	}
 	err = c.Delete(ctx, sub)
 	r.mu.Lock()
-	delete(r.conn0(addr).subs, sub.RcvID)
-	delete(r.relayOfQ, sub.RcvID)
+	delete(r.relays[addr].subs, sub.RcvID)
 	r.mu.Unlock()
 	return err
 }
@@ -312,7 +310,6 @@ func (r *Relays) subscribeAll(ctx context.Context, subs []relaySub) map[wire.Add
 		r.mu.Lock()
 		for _, s := range list {
 			rc.subs[s.RcvID] = s
-			r.relayOfQ[s.RcvID] = addr
 		}
 		c := rc.c
 		r.mu.Unlock()
@@ -328,6 +325,3 @@ func (r *Relays) subscribeAll(ctx context.Context, subs []relaySub) map[wire.Add
 	}
 	return failed
 }
-
-// conn0 returns the relayConn of addr; r.mu must be held.
-func (r *Relays) conn0(addr wire.Address) *relayConn { return r.relays[addr] }

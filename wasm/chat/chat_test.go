@@ -288,6 +288,16 @@ func TestInputLimits(t *testing.T) {
 	if err := a.p.SetRelays([]string{"https://not.a.relay"}, "https://not.a.relay"); !errors.Is(err, ErrInvalid) {
 		t.Errorf("bad relay: %v", err)
 	}
+	var many []string
+	for i := range MaxRelays + 1 {
+		many = append(many, fmt.Sprintf("%s@127.0.0.1:%d", strings.Split(r.Addr().String(), "@")[0], 1000+i))
+	}
+	if err := a.p.SetRelays(many, many[0]); !errors.Is(err, ErrTooLong) {
+		t.Errorf("%d relays: %v, want ErrTooLong", len(many), err)
+	}
+	if err := a.p.SetRelays(many[:MaxRelays], many[0]); err != nil {
+		t.Errorf("%d relays (the limit): %v", MaxRelays, err)
+	}
 	for _, link := range []string{"https://example.com", "http://127.0.0.1:8080/#/invite/AAAA", "http://x/#/invite/!!"} {
 		if _, err := b.p.Join(ctxT(t), link, false); err == nil {
 			t.Errorf("link %q accepted", link)
@@ -443,5 +453,26 @@ func TestInvisibleNames(t *testing.T) {
 	}
 	if got := parsePeerInfo([]byte(`{"name":"Eve\u202e"}`)).Name; got != "Unnamed contact" {
 		t.Errorf("a peer name with a bidi override shows as %q", got)
+	}
+}
+
+// TestEarlyStatusesBounded: statuses for messages not stored yet are kept
+// up to maxEarly per contact, and receipts for unknown messages not at all.
+func TestEarlyStatusesBounded(t *testing.T) {
+	r := relaytest.Start(t)
+	a := newUser(t, "Quinn", "", r)
+	b := newUser(t, "Rae", "", r)
+	ab, _ := connect(t, a, b, false)
+	ev := (*profileEvents)(a.p)
+	for id := uint64(1000); id < 1000+2*maxEarly; id++ {
+		ev.Sent(agent.ConnID(ab), id)
+	}
+	ev.Delivered(agent.ConnID(ab), []uint64{5000, 5001})
+	a.p.mu.Lock()
+	n := len(a.p.early[ab])
+	_, receipt := a.p.early[ab][5000]
+	a.p.mu.Unlock()
+	if n != maxEarly || receipt {
+		t.Errorf("%d early statuses (want %d), receipt kept: %v", n, maxEarly, receipt)
 	}
 }

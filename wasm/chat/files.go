@@ -172,12 +172,7 @@ func (p *Profile) SendFile(ctx context.Context, id string, meta FileMeta, src io
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	meta.State = FileSent
-	return p.storeOutgoingFile(id, agentID, &meta, time.Now().UTC())
-}
-
-// storeOutgoingFile is storeOutgoing for a file message; p.mu must be held.
-func (p *Profile) storeOutgoingFile(id string, agentID uint64, meta *FileMeta, t time.Time) (Message, error) {
-	return p.storeOutgoingMessage(id, agentID, Message{Text: meta.Name, File: meta}, t)
+	return p.storeOutgoingMessage(id, agentID, Message{Text: meta.Name, File: &meta}, time.Now().UTC())
 }
 
 func fileDir(id string, seq uint64) store.Key {

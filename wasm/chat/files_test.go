@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/hack-pad/hackpadfs"
@@ -144,6 +145,7 @@ func TestFileLimits(t *testing.T) {
 		{FileMeta{Name: "huge.iso", Size: MaxFileSize + 1}, ErrTooLong},
 		{FileMeta{Name: "", Size: 10}, ErrInvalid},
 		{FileMeta{Name: "a/b", Size: 10}, ErrInvalid},
+		{FileMeta{Name: strings.Repeat("n", MaxFileName+1), Size: 10}, ErrInvalid},
 		{FileMeta{Name: "x", Size: 10, Thumbnail: make([]byte, MaxThumbnail+1)}, ErrTooLong},
 		{FileMeta{Name: "neg", Size: -1}, ErrTooLong},
 	} {
@@ -153,6 +155,10 @@ func TestFileLimits(t *testing.T) {
 	}
 	if msgs, _ := a.p.Messages(ab, 0, 10); len(msgs) != 0 {
 		t.Errorf("refused files left %d messages", len(msgs))
+	}
+	atLimit := fileBody{Name: strings.Repeat("n", MaxFileName), Size: MaxFileSize, Thumb: make([]byte, MaxThumbnail)}
+	if err := atLimit.validate(); err != nil {
+		t.Errorf("a file at every limit: %v", err)
 	}
 }
 

@@ -196,18 +196,20 @@ func (m *Manager) CreateProfile(ctx context.Context, np NewProfile) (string, err
 	if len(relays) > 0 {
 		rec.Receive = relays[0]
 	}
-	if err := putJSON(st, "profile", rec); err != nil {
-		return "", err
-	}
-	// The key record last: a profile without it does not exist.
+	// The key record last: a profile without it does not exist. On any
+	// failure the data written so far is removed again.
 	b, err := json.Marshal(meta)
+	if err == nil {
+		err = putJSON(st, "profile", rec)
+	}
+	if err == nil {
+		err = hackpadfs.MkdirAll(m.fs, metaDir, 0o700)
+	}
+	if err == nil {
+		err = hackpadfs.WriteFullFile(m.fs, metaPath(meta.ID), b, 0o600)
+	}
 	if err != nil {
-		return "", err
-	}
-	if err := hackpadfs.MkdirAll(m.fs, metaDir, 0o700); err != nil {
-		return "", err
-	}
-	if err := hackpadfs.WriteFullFile(m.fs, metaPath(meta.ID), b, 0o600); err != nil {
+		_ = hackpadfs.RemoveAll(m.fs, dataDir(meta.ID))
 		return "", fmt.Errorf("chat: saving the profile: %w", err)
 	}
 	return meta.ID, nil

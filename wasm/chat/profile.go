@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -160,7 +161,7 @@ func (p *Profile) SetRelays(relays []string, receive string) error {
 		if err != nil {
 			return err
 		}
-		if !contains(relays, r[0]) {
+		if !slices.Contains(relays, r[0]) {
 			return fmt.Errorf("%w: the receiving relay must be in the list", ErrInvalid)
 		}
 		receive = r[0]
@@ -176,15 +177,6 @@ func (p *Profile) SetRelays(relays []string, receive string) error {
 	}
 	p.rec = rec
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // receiveRelay is where a new connection's queue goes.

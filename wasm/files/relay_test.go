@@ -5,31 +5,22 @@ package files
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hack-pad/hackpadfs"
-	"github.com/wisp-chat/wisp/server/relay"
-	relayfiles "github.com/wisp-chat/wisp/server/relay/files"
-	queuestore "github.com/wisp-chat/wisp/server/relay/store"
 	"github.com/wisp-chat/wisp/server/wire"
 	"github.com/wisp-chat/wisp/server/wire/client"
+	"github.com/wisp-chat/wisp/wasm/internal/relaytest"
 	"github.com/wisp-chat/wisp/wasm/store"
 )
 
@@ -45,52 +36,11 @@ func startRelay(t testing.TB) *testRelay {
 	return startRelayQuota(t, 4<<30)
 }
 
-// startRelayQuota starts a relay with a storage quota of quota bytes.
+// startRelayQuota starts a relay with a file storage quota of quota bytes.
 func startRelayQuota(t testing.TB, quota int64) *testRelay {
 	t.Helper()
-	_, id, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	st, err := relayfiles.OpenStore(dir, quota)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := relayfiles.New(relayfiles.Config{Identity: id, Store: st, Limits: relayfiles.DefaultLimits(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The queue endpoint too, under the same identity, as wisp-relay
-	// serves them: one address for messages and files.
-	qst, err := queuestore.Open(filepath.Join(t.TempDir(), "queues.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	qsrv, err := relay.New(relay.Config{Identity: id, Store: qst, Limits: relay.DefaultLimits()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle(wire.FilesPath, srv)
-	mux.Handle(wire.EndpointPath, qsrv)
-	hs := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		_ = srv.Close()
-		_ = qsrv.Close()
-		hs.Close()
-		_ = st.Close()
-		_ = qst.Close()
-	})
-	_, p, err := net.SplitHostPort(hs.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	port, err := strconv.Atoi(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testRelay{addr: wire.Address{KeyHash: wire.HashIdentity(id.Public().(ed25519.PublicKey)), Host: "127.0.0.1", Port: uint16(port)}, dir: dir}
+	r := relaytest.StartQuota(t, quota)
+	return &testRelay{addr: r.Addr(), dir: r.FilesDir()}
 }
 
 // chunkFiles returns the paths of the chunk files on the relay's disk.

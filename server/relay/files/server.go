@@ -32,6 +32,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/wisp-chat/wisp/server/relay/internal/sessions"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -104,9 +105,7 @@ type Server struct {
 	nconns   atomic.Int64
 	chunkOps chan struct{}
 
-	mu     sync.Mutex
-	conns  map[*conn]struct{}
-	closed bool
+	sessions sessions.Set[*conn]
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -135,7 +134,7 @@ func New(cfg Config) (*Server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, chunkOps: make(chan struct{}, l.MaxChunkOps),
-		conns: make(map[*conn]struct{}), ctx: ctx, cancel: cancel,
+		ctx: ctx, cancel: cancel,
 		pwHash:   sha256.Sum256(cfg.Password),
 		dummyKey: sha256.Sum256([]byte("wisp relay: no such chunk")),
 	}
@@ -167,40 +166,25 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) track(c *conn, add bool) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if !add {
-		delete(s.conns, c)
+		s.sessions.Remove(c)
 		return true
 	}
-	if s.closed {
-		return false
-	}
-	s.conns[c] = struct{}{}
-	return true
+	return s.sessions.Add(c)
 }
 
 // Connections returns the number of open file sessions.
 func (s *Server) Connections() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.conns)
+	return s.sessions.Len()
 }
 
 // Close ends every session with a going-away close and stops the sweeper.
 // It does not close the store.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	conns, first := s.sessions.Close()
+	if !first {
 		return nil
 	}
-	s.closed = true
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
 	s.cancel()
 	for _, c := range conns {
 		c.closeWith(websocket.StatusGoingAway, "relay shutting down")

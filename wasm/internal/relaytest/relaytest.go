@@ -29,10 +29,11 @@ import (
 
 // Relay is a relay running in this process.
 type Relay struct {
-	t    testing.TB
-	id   ed25519.PrivateKey
-	dir  string
-	port int
+	t     testing.TB
+	id    ed25519.PrivateKey
+	dir   string
+	port  int
+	quota int64 // file store quota in bytes
 
 	mu    sync.Mutex
 	addr  wire.Address
@@ -47,11 +48,17 @@ type Relay struct {
 // when the test ends.
 func Start(t testing.TB) *Relay {
 	t.Helper()
+	return StartQuota(t, 1<<30)
+}
+
+// StartQuota is Start with a file store quota of quota bytes.
+func StartQuota(t testing.TB, quota int64) *Relay {
+	t.Helper()
 	_, id, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &Relay{t: t, id: id, dir: t.TempDir()}
+	r := &Relay{t: t, id: id, dir: t.TempDir(), quota: quota}
 	r.Restart()
 	t.Cleanup(r.Stop)
 	return r
@@ -82,7 +89,7 @@ func (r *Relay) Restart() {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	fst, err := relayfiles.OpenStore(filepath.Join(r.dir, "files"), 1<<30)
+	fst, err := relayfiles.OpenStore(r.FilesDir(), r.quota)
 	if err != nil {
 		r.t.Fatal(err)
 	}
