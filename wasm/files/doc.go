@@ -32,15 +32,20 @@
 //	_, err = io.Copy(out, r)                     // io.EOF only for the described file
 //
 // Receive stores each chunk as it arrives as one record of the encrypted
-// store (wasm/store), named dir/cNNNN, so a Receive interrupted by a
-// reload, a lost connection or ctx resumes from the chunks already stored.
-// When all are there it decrypts the whole file from the records and
-// checks the stream authentication, the size and the SHA-256; any mismatch
-// is ErrCorrupted ("file corrupted"), the records are deleted and nothing
-// is reported as received. Only then does it acknowledge the chunks on
-// the relay (FACK). Open verifies again and streams the plaintext from
-// the records, one chunk in memory at a time. st.DeleteAll(dir) removes a
-// received file. The sender removes its chunks with DeleteSent.
+// store (wasm/store, PutOnce: written in place, no temporary copy), named
+// dir/cNNNN, so a Receive interrupted by a reload, a lost connection or
+// ctx resumes from the chunks already stored (a record torn by a crash
+// does not open and is fetched again). While the chunks download, the
+// calling goroutine decrypts and hashes the file in order, from the
+// downloaded chunks in memory and the stored ones read back, holding at
+// most InFlight+2 chunks waiting; the stream authentication, the size and
+// the SHA-256 must all match, else ErrCorrupted ("file corrupted"): the
+// records are deleted and nothing is reported as received. Only then
+// does it acknowledge the chunks on the relay (FACK). Open streams the
+// plaintext from the records, one chunk in memory at a time, checking it
+// again as it goes: its reader returns io.EOF only for the described
+// file. st.DeleteAll(dir) removes a received file. The sender removes its
+// chunks with DeleteSent.
 //
 // # Description size
 //

@@ -73,13 +73,15 @@ func missing(st *store.Store, dir store.Key, n int) ([]int, error) {
 }
 
 // Receive downloads the file of desc from the relay through fc into st,
-// one record per chunk under dir, several at once, then verifies it and
+// one record per chunk under dir, several at once, verifies it and
 // acknowledges the chunks on the relay. Chunks already under dir (from an
-// interrupted Receive) are not downloaded again. nil means the whole file
-// is stored and verified; Open then returns it. ErrCorrupted means it
-// failed verification (its records are deleted: a new Receive downloads
-// it again); ErrExpired that the relay no longer has a chunk. fc must be
-// connected to desc.Relay.
+// interrupted Receive) are not downloaded again. The file is verified
+// while it downloads: chunks are decrypted and hashed in file order as
+// they arrive (stored ones are read back), so no second pass over the
+// store is needed. nil means the whole file is stored and verified; Open
+// then returns it. ErrCorrupted means it failed verification (its records
+// are deleted: a new Receive downloads it again); ErrExpired that the
+// relay no longer has a chunk. fc must be connected to desc.Relay.
 func Receive(ctx context.Context, fc Relay, desc *Description, st *store.Store, dir store.Key, opts ReceiveOptions) error {
 	if err := desc.validate(); err != nil {
 		return err
@@ -95,9 +97,6 @@ func Receive(ctx context.Context, fc Relay, desc *Description, st *store.Store, 
 	prog := &progress{fn: opts.Progress, total: int64(len(desc.Chunks)) * cs}
 	prog.add(int64(len(desc.Chunks)-len(todo)) * cs)
 	if err := download(ctx, fc, desc, st, dir, todo, opts, prog); err != nil {
-		return err
-	}
-	if err := verify(st, dir, desc, io.Discard); err != nil {
 		if errors.Is(err, ErrCorrupted) {
 			if derr := st.DeleteAll(dir); derr != nil {
 				return errors.Join(err, derr)
@@ -105,46 +104,68 @@ func Receive(ctx context.Context, fc Relay, desc *Description, st *store.Store, 
 		}
 		return err
 	}
-	var errs []error
+	return ack(ctx, fc, desc, opts)
+}
+
+// ack acknowledges every chunk of a received file, several at once.
+func ack(ctx context.Context, fc Relay, desc *Description, opts ReceiveOptions) error {
 	tries := retries(opts.Retries)
-	for i, c := range desc.Chunks {
-		err := retry(ctx, tries, func() error { return fc.Ack(ctx, c) })
+	errs := make([]error, len(desc.Chunks))
+	each(len(desc.Chunks), inFlight(opts.InFlight), func(i int) {
+		err := retry(ctx, tries, func() error { return fc.Ack(ctx, desc.Chunks[i]) })
 		// AUTH: acknowledged by an earlier Receive, or gone anyway.
 		if err != nil && !errors.Is(err, wire.CodeAuth) {
-			errs = append(errs, fmt.Errorf("chunk %d: %w", i, err))
+			errs[i] = fmt.Errorf("chunk %d: %w", i, err)
 		}
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%w: %w", ErrNotAcknowledged, errors.Join(errs...))
+	})
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotAcknowledged, err)
 	}
 	return nil
 }
 
-// download fetches the chunks in todo with several workers.
+// each calls fn(i) for i in [0, n) from up to workers goroutines.
+func each(n, workers int, fn func(i int)) {
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(workers, n) {
+		wg.Go(func() {
+			for i := range next {
+				fn(i)
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+}
+
+// download fetches and stores the chunks in todo with several workers
+// while the calling goroutine decrypts and hashes the whole file in order
+// (plainReader over a chunkReader fed from the downloads and, for chunks
+// stored earlier, from the store). Memory stays bounded: a chunk is only
+// requested while fewer than window downloaded chunks wait to be
+// verified.
 func download(ctx context.Context, fc Relay, desc *Description, st *store.Store, dir store.Key, todo []int, opts ReceiveOptions, prog *progress) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	workers := inFlight(opts.InFlight)
+	window := make(chan struct{}, workers+2)
+	ready := make(map[int]chan []byte, len(todo))
+	for _, i := range todo {
+		ready[i] = make(chan []byte, 1)
+	}
 	jobs := make(chan int)
 	tries := retries(opts.Retries)
 	var wg sync.WaitGroup
-	for range min(inFlight(opts.InFlight), len(todo)) {
+	for range min(workers, len(todo)) {
 		wg.Go(func() {
 			for i := range jobs {
-				var data []byte
-				err := retry(ctx, tries, func() error {
-					var err error
-					data, err = fc.Download(ctx, desc.Chunks[i])
-					return err
-				})
-				switch {
-				case errors.Is(err, wire.CodeAuth):
-					err = fmt.Errorf("%w: chunk %d: %w", ErrExpired, i, err)
-				case err != nil:
-					err = fmt.Errorf("files: downloading chunk %d: %w", i, err)
-				case len(data) != desc.Class.Size():
-					err = fmt.Errorf("%w: chunk %d has %d bytes", ErrCorrupted, i, len(data))
-				default:
-					if err = st.Put(chunkKey(dir, i), data); err != nil {
+				data, err := fetch(ctx, fc, desc, i, tries)
+				if err == nil {
+					if err = st.PutOnce(chunkKey(dir, i), data); err != nil {
 						err = fmt.Errorf("files: storing chunk %d: %w", i, err)
 					}
 				}
@@ -153,27 +174,91 @@ func download(ctx context.Context, fc Relay, desc *Description, st *store.Store,
 					continue
 				}
 				prog.add(int64(len(data)))
+				ready[i] <- data
 			}
 		})
 	}
-feed:
-	for _, i := range todo {
+	wg.Go(func() {
+		defer close(jobs)
+		for _, i := range todo {
+			select {
+			case window <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case jobs <- i:
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+	load := func(i int) ([]byte, error) {
+		c, fresh := ready[i]
+		if !fresh {
+			b, err := loadChunk(st, dir, i)
+			if errors.Is(err, store.ErrCorrupt) {
+				// A record torn by a crash during PutOnce: fetch it again.
+				if b, err = fetch(ctx, fc, desc, i, tries); err == nil {
+					err = st.PutOnce(chunkKey(dir, i), b)
+				}
+			}
+			return b, err
+		}
 		select {
-		case jobs <- i:
+		case b := <-c:
+			<-window
+			return b, nil
 		case <-ctx.Done():
-			break feed
+			return nil, context.Cause(ctx)
 		}
 	}
-	close(jobs)
+	_, err := io.Copy(io.Discard, newPlainReader(desc, load))
+	if err == nil {
+		err = context.Cause(ctx) // nil unless a worker failed after the last chunk
+	}
+	cancel(err)
 	wg.Wait()
-	return context.Cause(ctx)
+	return err
 }
 
-// chunkReader reads the ciphertext of a file from its chunk records, one
-// record in memory at a time, without the padding of the last chunk.
+// fetch downloads chunk i, trying again after lost connections.
+func fetch(ctx context.Context, fc Relay, desc *Description, i, tries int) ([]byte, error) {
+	var data []byte
+	err := retry(ctx, tries, func() error {
+		var err error
+		data, err = fc.Download(ctx, desc.Chunks[i])
+		return err
+	})
+	switch {
+	case errors.Is(err, wire.CodeAuth):
+		return nil, fmt.Errorf("%w: chunk %d: %w", ErrExpired, i, err)
+	case err != nil:
+		return nil, fmt.Errorf("files: downloading chunk %d: %w", i, err)
+	case len(data) != desc.Class.Size():
+		return nil, fmt.Errorf("%w: chunk %d has %d bytes", ErrCorrupted, i, len(data))
+	}
+	return data, nil
+}
+
+// loadChunk reads chunk i of a stored file.
+func loadChunk(st *store.Store, dir store.Key, i int) ([]byte, error) {
+	b, err := st.Get(chunkKey(dir, i))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, fmt.Errorf("%w: chunk %d missing", ErrIncomplete, i)
+	case errors.Is(err, store.ErrCorrupt):
+		return nil, fmt.Errorf("%w: chunk %d: %w", ErrCorrupted, i, err)
+	case err != nil:
+		return nil, fmt.Errorf("files: reading chunk %d: %w", i, err)
+	}
+	return b, nil
+}
+
+// chunkReader reads the ciphertext of a file chunk by chunk, one chunk in
+// memory at a time, without the padding of the last chunk.
 type chunkReader struct {
-	st   *store.Store
-	dir  store.Key
+	load func(i int) ([]byte, error)
 	n    int   // chunks
 	next int   // next chunk to load
 	left int64 // ciphertext bytes not yet returned
@@ -185,14 +270,9 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 		if r.left == 0 || r.next == r.n {
 			return 0, io.EOF
 		}
-		b, err := r.st.Get(chunkKey(r.dir, r.next))
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			return 0, fmt.Errorf("%w: chunk %d missing", ErrIncomplete, r.next)
-		case errors.Is(err, store.ErrCorrupt):
-			return 0, fmt.Errorf("%w: chunk %d: %w", ErrCorrupted, r.next, err)
-		case err != nil:
-			return 0, fmt.Errorf("files: reading chunk %d: %w", r.next, err)
+		b, err := r.load(r.next)
+		if err != nil {
+			return 0, err
 		}
 		r.next++
 		r.cur = b[:min(int64(len(b)), r.left)]
@@ -213,8 +293,10 @@ type plainReader struct {
 	err  error
 }
 
-func newPlainReader(st *store.Store, dir store.Key, desc *Description) *plainReader {
-	cr := &chunkReader{st: st, dir: dir, n: len(desc.Chunks), left: desc.CiphertextSize()}
+// newPlainReader decrypts the file of desc from its chunks, which load
+// returns in order.
+func newPlainReader(desc *Description, load func(i int) ([]byte, error)) *plainReader {
+	cr := &chunkReader{load: load, n: len(desc.Chunks), left: desc.CiphertextSize()}
 	return &plainReader{src: stream.NewReader(cr, desc.Key), h: sha256.New(), desc: desc}
 }
 
@@ -245,27 +327,26 @@ func (r *plainReader) Read(p []byte) (int, error) {
 	return k, nil
 }
 
-// verify decrypts the whole stored file into w and checks it.
-func verify(st *store.Store, dir store.Key, desc *Description, w io.Writer) error {
-	_, err := io.Copy(w, newPlainReader(st, dir, desc))
-	return err
-}
-
 // Open returns the plaintext of a file Receive stored under dir, for the
-// UI to save. It first decrypts and checks the whole file (ErrCorrupted,
-// ErrIncomplete), then returns a reader that decrypts it again from the
-// records, one chunk in memory at a time, and checks it again: its Read
-// returns io.EOF only after the whole file has matched the description.
-// The reader must be read to io.EOF before the file is trusted.
+// UI to save: a reader that decrypts it from the records, one chunk in
+// memory at a time, and checks it as it goes. Open itself only checks
+// that every chunk record is there (ErrIncomplete); the reader's Read
+// returns io.EOF only after the whole file has matched the description
+// (ErrCorrupted otherwise), so the caller must read it to io.EOF before
+// it trusts or shows any of it. Receive has verified the file once
+// already; this second check costs no extra pass.
 func Open(st *store.Store, dir store.Key, desc *Description) (io.Reader, error) {
 	if err := desc.validate(); err != nil {
 		return nil, err
 	}
-	if !dir.Valid() {
+	if !dir.Valid() || !chunkKey(dir, 0).Valid() {
 		return nil, fmt.Errorf("files: %w: %q", store.ErrBadKey, dir)
 	}
-	if err := verify(st, dir, desc, io.Discard); err != nil {
+	switch todo, err := missing(st, dir, len(desc.Chunks)); {
+	case err != nil:
 		return nil, err
+	case len(todo) > 0:
+		return nil, fmt.Errorf("%w: %d of %d chunks missing", ErrIncomplete, len(todo), len(desc.Chunks))
 	}
-	return newPlainReader(st, dir, desc), nil
+	return newPlainReader(desc, func(i int) ([]byte, error) { return loadChunk(st, dir, i) }), nil
 }

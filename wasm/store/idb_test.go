@@ -64,3 +64,30 @@ func BenchmarkGetIndexedDB(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkChunkIndexedDB compares Put and PutOnce of a 4 MiB record (a
+// file chunk) on the browser's IndexedDB.
+func BenchmarkChunkIndexedDB(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		put  func(*Store, Key, []byte) error
+	}{{"Put", (*Store).Put}, {"PutOnce", (*Store).PutOnce}} {
+		b.Run(bc.name, func(b *testing.B) {
+			fsys, err := OpenIndexedDB(context.Background(), fmt.Sprintf("wisp-store-bench-%d", dbCounter.Add(1)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			s, err := Open(fsys, "p", newSealer(&testing.T{}))
+			if err != nil {
+				b.Fatal(err)
+			}
+			rec := make([]byte, 4<<20)
+			b.SetBytes(int64(len(rec)))
+			for i := 0; b.Loop(); i++ {
+				if err := bc.put(s, Key(fmt.Sprintf("f/c%d", i%20)), rec); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

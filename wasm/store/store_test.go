@@ -69,6 +69,49 @@ func testStore(t *testing.T, newFS func(t *testing.T) hackpadfs.FS) {
 		}
 	})
 
+	t.Run("put once", func(t *testing.T) {
+		fsys := newFS(t)
+		s, err := Open(fsys, "profile1", newSealer(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := Key("files/f1/c0001")
+		big := bytes.Repeat([]byte("chunk"), 1<<18)
+		for _, v := range [][]byte{big, []byte("shorter than before"), {}} {
+			if err := s.PutOnce(k, v); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := s.Get(k); err != nil || !bytes.Equal(got, v) {
+				t.Fatalf("Get after PutOnce of %d bytes = %d bytes, %v", len(v), len(got), err)
+			}
+		}
+		if err := s.PutOnce("files/../x", big); !errors.Is(err, ErrBadKey) {
+			t.Errorf("bad key: %v", err)
+		}
+		if err := s.PutOnce(k, make([]byte, MaxRecordSize+1)); !errors.Is(err, ErrTooLarge) {
+			t.Errorf("oversized: %v", err)
+		}
+		if err := s.PutOnce(k, make([]byte, MaxRecordSize)); err != nil {
+			t.Errorf("a record of MaxRecordSize: %v", err)
+		}
+		// A write cut short by a crash: the record no longer opens.
+		name := path.Join("profile1", string(k))
+		sealed, err := hackpadfs.ReadFile(fsys, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, torn := range [][]byte{nil, sealed[:len(sealed)/2]} {
+			if err := writeFile(fsys, name, torn); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Get(k); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("torn record of %d bytes: %v, want ErrCorrupt", len(torn), err)
+			}
+		}
+		if entries, err := hackpadfs.ReadDir(fsys, path.Join("profile1", tmpDir)); err != nil || len(entries) != 0 {
+			t.Errorf("PutOnce left temporary files: %v, %v", entries, err)
+		}
+	})
 	t.Run("list", func(t *testing.T) {
 		s, err := Open(newFS(t), "p", newSealer(t))
 		if err != nil {
