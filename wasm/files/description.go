@@ -27,7 +27,7 @@ const MaxFileSize = 1 << 30
 
 // Sizes of the encoded forms (see Description.MarshalBinary).
 const (
-	// DigestSize is the size of the SHA-256 digest of the plaintext.
+	// DigestSize is the size of the plaintext's Digest.
 	DigestSize = 32
 	// RecipientChunkSize is one client.RecipientChunk in a description.
 	RecipientChunkSize = 1 + wire.IDSize + 32 + 32
@@ -60,7 +60,7 @@ var (
 type Description struct {
 	Size   int64                   // plaintext bytes
 	Class  wire.ChunkClass         // class of every chunk
-	Digest [DigestSize]byte        // SHA-256 of the plaintext
+	Digest [DigestSize]byte        // Digest of the plaintext
 	Key    stream.Key              // crypto/stream key of the file
 	Relay  wire.Address            // the relay holding the chunks
 	Chunks []client.RecipientChunk // in file order
@@ -97,7 +97,7 @@ func chunkCount(size int64, class wire.ChunkClass) int {
 //	size (8, big-endian, ≤ MaxFileSize)
 //	ciphertext size (8) = stream.CiphertextSize(size)
 //	class (1) = ClassForSize(size)
-//	SHA-256 of the plaintext (32)
+//	Digest of the plaintext (32): SHA-256 of the pieces' SHA-256 (see Digest)
 //	stream key (32)
 //	address length (1, ≥ 1) ‖ relay address, canonical wisp:// text form
 //	chunk count (2) = ⌈ciphertext size / class size⌉

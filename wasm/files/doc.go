@@ -12,8 +12,11 @@
 //	s, err := sent.MarshalBinary() // keep s (encrypted) for DeleteSent
 //
 // Send refuses a file over MaxFileSize (ErrTooLarge) before reading it.
-// It reads src in 256 KiB slices, never whole, hashes the plaintext
-// (SHA-256) and encrypts it with crypto/stream under a fresh random key.
+// It reads src in 1 MiB slices, never whole, two slices ahead on their own
+// goroutine (so waiting for a Blob overlaps the work), computes the file's
+// Digest and encrypts it with crypto/stream under a fresh random key. The
+// digest is SHA-256 over the SHA-256 of each 4 MiB plaintext piece, so the
+// browser hashes the pieces with WebCrypto on another thread.
 // The ciphertext is cut into relay chunks of one class, ClassForSize: the
 // smallest chunk class that holds min(ciphertext size, 4 MiB), so a small
 // file is one 64 KiB chunk and a large one is 4 MiB chunks. The last chunk
@@ -39,7 +42,7 @@
 // calling goroutine decrypts and hashes the file in order, from the
 // downloaded chunks in memory and the stored ones read back, holding at
 // most InFlight+2 chunks waiting; the stream authentication, the size and
-// the SHA-256 must all match, else ErrCorrupted ("file corrupted"): the
+// the digest must all match, else ErrCorrupted ("file corrupted"): the
 // records are deleted and nothing is reported as received. Only then
 // does it acknowledge the chunks on the relay (FACK). Open streams the
 // plaintext from the records, one chunk in memory at a time, checking it

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"io"
 	"testing"
@@ -46,7 +45,7 @@ func storeLocally(t *testing.T, st *store.Store, dir store.Key, plain []byte) *D
 	for range n {
 		free <- make([]byte, d.Class.Size())
 	}
-	h := sha256.New()
+	h := newDigester()
 	c := &chunker{ctx: context.Background(), size: d.Class.Size(), free: free, out: jobs}
 	if err := encrypt(bytes.NewReader(plain), int64(len(plain)), d.Key, h, c); err != nil {
 		t.Fatal(err)
@@ -57,7 +56,11 @@ func storeLocally(t *testing.T, st *store.Store, dir store.Key, plain []byte) *D
 			t.Fatal(err)
 		}
 	}
-	copy(d.Digest[:], h.Sum(nil))
+	sum, err := h.Sum()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Digest = sum
 	return d
 }
 

@@ -2,11 +2,9 @@ package files
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"sync"
 
@@ -18,7 +16,7 @@ import (
 // Errors of receiving.
 var (
 	// ErrCorrupted means the file's chunks do not decrypt, or the
-	// plaintext does not have the described size or SHA-256: the sender's
+	// plaintext does not have the described size or digest: the sender's
 	// bytes were altered on the relay or in the local store. Receive
 	// deletes the stored chunks when it finds this.
 	ErrCorrupted = errors.New("files: file corrupted")
@@ -287,7 +285,7 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 // it reaches the end: it returns io.EOF only for the described file.
 type plainReader struct {
 	src  io.Reader // stream.Reader over a chunkReader
-	h    hash.Hash
+	h    *digester
 	n    int64
 	desc *Description
 	err  error
@@ -297,7 +295,7 @@ type plainReader struct {
 // returns in order.
 func newPlainReader(desc *Description, load func(i int) ([]byte, error)) *plainReader {
 	cr := &chunkReader{load: load, n: len(desc.Chunks), left: desc.CiphertextSize()}
-	return &plainReader{src: stream.NewReader(cr, desc.Key), h: sha256.New(), desc: desc}
+	return &plainReader{src: stream.NewReader(cr, desc.Key), h: newDigester(), desc: desc}
 }
 
 func (r *plainReader) Read(p []byte) (int, error) {
@@ -312,8 +310,13 @@ func (r *plainReader) Read(p []byte) (int, error) {
 		r.err = fmt.Errorf("%w: longer than described", ErrCorrupted)
 		return 0, r.err
 	case err == io.EOF:
-		if r.n != r.desc.Size || subtle.ConstantTimeCompare(r.h.Sum(nil), r.desc.Digest[:]) != 1 {
-			r.err = fmt.Errorf("%w: size or SHA-256 differs from the description", ErrCorrupted)
+		sum, herr := r.h.Sum()
+		if herr != nil {
+			r.err = herr
+			return 0, r.err
+		}
+		if r.n != r.desc.Size || subtle.ConstantTimeCompare(sum[:], r.desc.Digest[:]) != 1 {
+			r.err = fmt.Errorf("%w: size or digest differs from the description", ErrCorrupted)
 			return 0, r.err
 		}
 		r.err = io.EOF

@@ -171,8 +171,8 @@ func TestRoundTrip(t *testing.T) {
 		plain := randBytes(t, size)
 		before := fc.uploads.Load()
 		d, _, st, _ := transfer(t, fc, r, plain)
-		if d.Digest != sha256.Sum256(plain) {
-			t.Fatalf("%d bytes: description digest is not the file's SHA-256", size)
+		if want, err := Digest(bytes.NewReader(plain)); err != nil || d.Digest != want {
+			t.Fatalf("%d bytes: description digest is not the file's", size)
 		}
 		if n := fc.uploads.Load() - before; n != int64(len(d.Chunks)) {
 			t.Errorf("%d bytes: %d uploads for %d chunks", size, n, len(d.Chunks))
@@ -437,6 +437,29 @@ func TestShortSource(t *testing.T) {
 	if fc.deletes.Load() != fc.creates.Load() || len(r.chunkFiles(t)) != 0 {
 		t.Fatalf("%d chunks created, %d deleted, %d files left", fc.creates.Load(), fc.deletes.Load(), len(r.chunkFiles(t)))
 	}
+	// A source that fails half-way (a Blob read refused by the browser).
+	_, _, err = Send(testContext(t), fc, r.addr, failingSource{plain, 5 * mib}, int64(len(plain)), SendOptions{})
+	if !errors.Is(err, errSourceFailed) {
+		t.Fatalf("Send of a failing source: %v", err)
+	}
+	if fc.deletes.Load() != fc.creates.Load() || len(r.chunkFiles(t)) != 0 {
+		t.Fatalf("after a failing source: %d chunks created, %d deleted", fc.creates.Load(), fc.deletes.Load())
+	}
+}
+
+var errSourceFailed = errors.New("test: the file can no longer be read")
+
+// failingSource reads like b until offset at, then fails.
+type failingSource struct {
+	b  []byte
+	at int64
+}
+
+func (f failingSource) ReadAt(p []byte, off int64) (int, error) {
+	if off+int64(len(p)) > f.at {
+		return 0, errSourceFailed
+	}
+	return copy(p, f.b[off:]), nil
 }
 
 // TestSendCancelled: cancelling Send stops it and cleans up.

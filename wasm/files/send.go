@@ -3,10 +3,8 @@ package files
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"sync"
 	"time"
@@ -30,8 +28,10 @@ type Relay interface {
 const (
 	DefaultInFlight = 4
 	DefaultRetries  = 3
-	// readSlice is how much of the source Send reads at a time.
-	readSlice = 256 << 10
+	// readSlice is how much of the source Send reads at a time, and
+	// readAhead how many slices it reads before they are needed.
+	readSlice = 1 << 20
+	readAhead = 2
 )
 
 // Progress reports transferred bytes. done and total count relay chunk
@@ -172,9 +172,83 @@ func (c *chunker) finish() error {
 	return c.emit()
 }
 
+// slice is one read of the source.
+type slice struct {
+	b   []byte
+	err error
+}
+
+// prefetcher reads a source on its own goroutine, readAhead slices ahead
+// of its reader, so that waiting for the source (in the browser, a Blob
+// read through the browser process) overlaps hashing and encryption.
+type prefetcher struct {
+	in   <-chan slice
+	free chan<- []byte
+	cur  slice
+	off  int // read position in cur.b
+}
+
+// prefetch starts reading size bytes of src. The goroutine ends when the
+// source is read, fails, or ctx ends.
+func prefetch(ctx context.Context, src io.ReaderAt, size int64) io.Reader {
+	in := make(chan slice, readAhead)
+	free := make(chan []byte, readAhead+2)
+	for range readAhead + 2 {
+		free <- make([]byte, readSlice)
+	}
+	go func() {
+		defer close(in)
+		for off := int64(0); off < size; {
+			var b []byte
+			select {
+			case b = <-free:
+			case <-ctx.Done():
+				return
+			}
+			b = b[:min(int64(readSlice), size-off)]
+			n, err := src.ReadAt(b, off)
+			switch {
+			case err == io.EOF && n == len(b):
+				err = nil
+			case err == nil && n < len(b):
+				err = io.ErrUnexpectedEOF // a ReaderAt that breaks its contract
+			}
+			off += int64(n)
+			select {
+			case in <- slice{b: b[:n], err: err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return &prefetcher{in: in, free: free}
+}
+
+func (p *prefetcher) Read(b []byte) (int, error) {
+	for p.off == len(p.cur.b) {
+		if p.cur.err != nil {
+			return 0, p.cur.err
+		}
+		if p.cur.b != nil {
+			p.free <- p.cur.b[:cap(p.cur.b)]
+		}
+		next, ok := <-p.in
+		if !ok {
+			return 0, io.EOF
+		}
+		p.cur, p.off = next, 0
+	}
+	n := copy(b, p.cur.b[p.off:])
+	p.off += n
+	return n, nil
+}
+
 // encrypt reads src in slices, hashes the plaintext and encrypts it into
 // relay chunks.
-func encrypt(src io.Reader, size int64, key stream.Key, h hash.Hash, c *chunker) error {
+func encrypt(src io.Reader, size int64, key stream.Key, h *digester, c *chunker) error {
 	w := stream.NewWriter(c, key)
 	buf := make([]byte, readSlice)
 	n, err := io.CopyBuffer(w, io.TeeReader(io.LimitReader(src, size), h), buf)
@@ -261,8 +335,8 @@ func Send(ctx context.Context, fc Relay, relay wire.Address, src io.ReaderAt, si
 			}
 		})
 	}
-	h := sha256.New()
-	encErr := encrypt(io.NewSectionReader(src, 0, size), size, key, h, &chunker{ctx: ctx, size: class.Size(), free: free, out: jobs})
+	h := newDigester()
+	encErr := encrypt(prefetch(ctx, src, size), size, key, h, &chunker{ctx: ctx, size: class.Size(), free: free, out: jobs})
 	close(jobs)
 	wg.Wait()
 	err = context.Cause(ctx)
@@ -273,7 +347,9 @@ func Send(ctx context.Context, fc Relay, relay wire.Address, src io.ReaderAt, si
 		cleanup(ctx, fc, st.Chunks, created)
 		return nil, nil, err
 	}
-	copy(d.Digest[:], h.Sum(nil))
+	if d.Digest, err = h.Sum(); err != nil {
+		return nil, nil, err
+	}
 	return d, st, nil
 }
 
