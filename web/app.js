@@ -904,6 +904,7 @@ async function showSettings() {
   const relayInput = h("input", { id: "relay-add", autocomplete: "off", spellcheck: "false", placeholder: "wisp://…@host:port" });
   const est = await navigator.storage?.estimate?.().catch(() => null);
   const persisted = await navigator.storage?.persisted?.().catch(() => false);
+  const mem = await state.core.call("memory").catch(() => null);
   const saveRelays = async (relays, receive) => {
     try {
       state.profile = await state.core.call("relays.set", { relays, receive });
@@ -938,7 +939,9 @@ async function showSettings() {
       h("h3", { id: "storage-title" }, "Storage"),
       h("p", { id: "storage-status" }, persisted ? "Persistent: the browser will not delete Wisp's data on its own." :
         "Not persistent: the browser may delete Wisp's data when space runs low. Keep a backup."),
-      est ? h("p", { class: "meta" }, `Using about ${(est.usage / 1048576).toFixed(1)} MiB of ${(est.quota / 1048576).toFixed(0)} MiB available.`) : null),
+      est ? h("p", { class: "meta" }, `Using about ${(est.usage / 1048576).toFixed(1)} MiB of ${(est.quota / 1048576).toFixed(0)} MiB available.`) : null,
+      mem ? h("p", { id: "core-memory", class: "meta", "data-heap": mem.heapInuse, "data-sys": mem.sys },
+        `Memory: ${formatSize(mem.heapInuse)} in use by Wisp's core, at most ${formatSize(mem.sys)} since this tab opened.`) : null),
     h("section", { "aria-labelledby": "files-title" },
       h("h3", { id: "files-title" }, "Files"),
       h("form", { onsubmit: (e) => {

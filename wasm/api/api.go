@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"time"
 
@@ -330,10 +331,24 @@ func timed[P, R any](fn func(context.Context, P) (R, error)) func(context.Contex
 // plus room for the passphrases.
 const maxImportParams = chat.MaxBackupSize/3*4 + 4096
 
+// Memory is the core's memory use, from the Go runtime. In the browser
+// Sys is the size of the wasm linear memory, which never shrinks: it is
+// the peak of the session.
+type Memory struct {
+	HeapInuse uint64 `json:"heapInuse"` // bytes in live heap spans
+	Sys       uint64 `json:"sys"`       // bytes obtained from the system
+	NumGC     uint32 `json:"numGC"`
+}
+
 // Register installs every method on r.
 func (s *Service) Register(r *rpc.Router) {
 	rpc.Handle(r, "version", func(context.Context, rpc.None) (buildinfo.Info, error) {
 		return buildinfo.Read(), nil
+	})
+	rpc.Handle(r, "memory", func(context.Context, rpc.None) (Memory, error) {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return Memory{HeapInuse: ms.HeapInuse, Sys: ms.Sys, NumGC: ms.NumGC}, nil
 	})
 	rpc.Handle(r, "init", s.init)
 	rpc.Handle(r, "profiles.list", func(context.Context, rpc.None) ([]chat.ProfileSummary, error) {

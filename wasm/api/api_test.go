@@ -87,6 +87,11 @@ func TestFlowThroughTheAPI(t *testing.T) {
 	relay := relaytest.Start(t)
 	a, b := newTab(t, relay), newTab(t, relay)
 
+	var mem Memory
+	a.call("memory", nil, &mem)
+	if mem.Sys == 0 || mem.HeapInuse == 0 || mem.HeapInuse > mem.Sys {
+		t.Errorf("memory: %+v", mem)
+	}
 	if err := a.try("contacts.list", nil, nil); code(err) != CodeLocked {
 		t.Errorf("before unlock: %v", err)
 	}

@@ -145,11 +145,22 @@ func TestFiles(t *testing.T) {
 // and the longest main-thread task on either page during the transfer.
 // Run: make build && WISP_ROOT=$PWD go test -tags e2e -run '^$' -bench FileTransfer -benchtime 1x ./web/e2e/
 func BenchmarkFileTransfer(b *testing.B) {
+	benchmarkFile(b, 100<<20)
+}
+
+// BenchmarkFileMemory sends a 500 MiB file and reports the peak memory
+// of each core (the wasm linear memory, which never shrinks, as the
+// Settings page shows it) next to the figures of BenchmarkFileTransfer.
+func BenchmarkFileMemory(b *testing.B) {
+	benchmarkFile(b, 500<<20)
+}
+
+func benchmarkFile(b *testing.B, size int) {
 	_, relayA := startRelay(b)
 	_, relayB := startRelay(b)
 	_, base := startHost(b, "-relay", relayA, "-relay", relayB)
 	path := filepath.Join(b.TempDir(), "big.bin")
-	data := make([]byte, 100<<20)
+	data := make([]byte, size)
 	if _, err := rand.Read(data); err != nil {
 		b.Fatal(err)
 	}
@@ -172,6 +183,14 @@ func BenchmarkFileTransfer(b *testing.B) {
 		b.ReportMetric(float64(len(data))/1e6/up.Seconds(), "upload-MB/s")
 		b.ReportMetric(eval[float64](alice, `window.__longest`), "ms-longest-task-sender")
 		b.ReportMetric(eval[float64](bob, `window.__longest`), "ms-longest-task-receiver")
+		for _, p := range []struct {
+			tab  *tab
+			role string
+		}{{alice, "sender"}, {bob, "receiver"}} {
+			p.tab.click("Settings")
+			p.tab.waitVisible("#core-memory")
+			b.ReportMetric(eval[float64](p.tab, `+document.querySelector("#core-memory").dataset.sys`)/(1<<20), "MiB-peak-"+p.role)
+		}
 		alice.close()
 		bob.close()
 	}
