@@ -179,10 +179,14 @@ func benchmarkFile(b *testing.B, size int) {
 		bob.click("Download")
 		bob.waitJS(`document.querySelector("#messages .msg.in[data-file='downloaded']") !== null`, 5*time.Minute, "the download")
 		total := time.Since(start)
-		b.ReportMetric(float64(len(data))/1e6/total.Seconds(), "MB/s")
+		mbps := float64(len(data)) / 1e6 / total.Seconds()
+		b.ReportMetric(mbps, "MB/s")
 		b.ReportMetric(float64(len(data))/1e6/up.Seconds(), "upload-MB/s")
 		b.ReportMetric(eval[float64](alice, `window.__longest`), "ms-longest-task-sender")
 		b.ReportMetric(eval[float64](bob, `window.__longest`), "ms-longest-task-receiver")
+		baseline := browserWebSocketMBps(b, alice, len(data))
+		b.ReportMetric(baseline, "baseline-MB/s")
+		b.ReportMetric(mbps/baseline, "ratio")
 		for _, p := range []struct {
 			tab  *tab
 			role string
