@@ -62,6 +62,13 @@ func fakeDescription(t testing.TB, size int64, host string) *Description {
 	return d
 }
 
+// fakeSenderChunk is a well-formed sender record with random fields.
+func fakeSenderChunk(t testing.TB, class wire.ChunkClass) client.SenderChunk {
+	s := client.SenderChunk{Class: class, Key: ed25519.NewKeyFromSeed(randBytes(t, ed25519.SeedSize))}
+	copy(s.SndID[:], randBytes(t, wire.IDSize))
+	return s
+}
+
 func TestClassForSize(t *testing.T) {
 	for _, tc := range []struct {
 		size   int64

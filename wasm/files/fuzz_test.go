@@ -31,3 +31,32 @@ func FuzzUnmarshalDescription(f *testing.F) {
 		}
 	})
 }
+
+// FuzzUnmarshalUpload: the same property for the state of a resumable
+// upload.
+func FuzzUnmarshalUpload(f *testing.F) {
+	d := fakeDescription(f, 9<<20, "127.0.0.1")
+	u := &Upload{Size: d.Size, Key: d.Key, Relay: d.Relay}
+	for i := range 2 {
+		snd := fakeSenderChunk(f, d.Class)
+		u.add(UploadedChunk{Index: i * 2, Sender: snd, Recipient: d.Chunks[i*2]})
+		b, err := u.MarshalBinary()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		u, err := UnmarshalUpload(b)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidDescription) {
+				t.Fatalf("error not wrapping ErrInvalidDescription: %v", err)
+			}
+			return
+		}
+		again, err := u.MarshalBinary()
+		if err != nil || !bytes.Equal(again, b) {
+			t.Fatalf("decoded but re-encodes differently: %v", err)
+		}
+	})
+}

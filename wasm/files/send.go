@@ -51,8 +51,21 @@ type SendOptions struct {
 	Retries int
 	// Password is the relay's password for FNEW, if it has one.
 	Password []byte
-	// Progress, if set, is called after each chunk is uploaded.
+	// Progress, if set, is called after each chunk is uploaded (and, when
+	// resuming, once for each chunk already on the relay).
 	Progress Progress
+	// Upload makes the Send resumable (see NewUpload): Send encrypts under
+	// its key and does not upload again the chunks it records, after
+	// checking that the file gives the same bytes for them (else
+	// ErrNotSameFile); when Send fails, the chunks uploaded so far stay on
+	// the relay for a later Send with the same Upload (DeleteSent with
+	// Upload.SenderState removes them). nil: a one-shot Send that deletes
+	// what it uploaded when it fails.
+	Upload *Upload
+	// Uploaded, if set, is called with Upload after each new chunk is
+	// recorded in it, for the caller to persist it. Calls are serialised;
+	// an error stops the Send.
+	Uploaded func(*Upload) error
 }
 
 func inFlight(n int) int {
@@ -264,27 +277,37 @@ func encrypt(src io.Reader, size int64, key stream.Key, h *digester, c *chunker)
 	return c.finish()
 }
 
-// Send encrypts size bytes of src under a fresh random key and uploads
-// them to relay through fc as chunks of one class (ClassForSize), several
-// at once. It returns the Description to send to the recipient and the
-// SenderState to keep for DeleteSent. A file over MaxFileSize is
-// ErrTooLarge before anything is read or uploaded. When Send fails, the
-// chunks it created are deleted (best effort) and nothing is returned.
-// fc must be connected to relay, whose address goes in the description.
+// Send encrypts size bytes of src under a fresh random key (or the key of
+// opts.Upload) and uploads them to relay through fc as chunks of one class
+// (ClassForSize), several at once. It returns the Description to send to
+// the recipient and the SenderState to keep for DeleteSent. A file over
+// MaxFileSize is ErrTooLarge before anything is read or uploaded. When
+// Send fails, nothing is returned and the chunks it created are deleted
+// (best effort), except those recorded in opts.Upload. fc must be
+// connected to relay, whose address goes in the description.
 func Send(ctx context.Context, fc Relay, relay wire.Address, src io.ReaderAt, size int64, opts SendOptions) (*Description, *SenderState, error) {
+	up := opts.Upload
+	if up == nil {
+		var err error
+		if up, err = NewUpload(relay, size); err != nil {
+			return nil, nil, err
+		}
+	}
 	if size < 0 || size > MaxFileSize {
 		return nil, nil, fmt.Errorf("%w: %d bytes", ErrTooLarge, size)
+	}
+	if err := up.validate(); err != nil {
+		return nil, nil, err
+	}
+	if up.Size != size || up.Relay != relay {
+		return nil, nil, fmt.Errorf("%w: %d bytes to %s, the upload is of %d bytes to %s", ErrNotSameFile, size, relay, up.Size, up.Relay)
 	}
 	class, err := ClassForSize(size)
 	if err != nil {
 		return nil, nil, err
 	}
-	key, err := stream.NewKey(rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
 	n := chunkCount(size, class)
-	d := &Description{Size: size, Class: class, Key: key, Relay: relay, Chunks: make([]client.RecipientChunk, n)}
+	d := &Description{Size: size, Class: class, Key: up.Key, Relay: relay, Chunks: make([]client.RecipientChunk, n)}
 	for i := range d.Chunks {
 		d.Chunks[i].Class = class // until CreateChunk fills it in
 	}
@@ -292,10 +315,13 @@ func Send(ctx context.Context, fc Relay, relay wire.Address, src io.ReaderAt, si
 		return nil, nil, err
 	}
 	st := &SenderState{Relay: relay, Chunks: make([]client.SenderChunk, n)}
-	created := make([]bool, n)
+	created := make([]bool, n)  // created by this Send and not recorded in up
+	recorded := make([]bool, n) // recorded in up by this Send
+	var upMu sync.Mutex         // up, created and recorded
 	workers := min(inFlight(opts.InFlight), n)
 	tries := retries(opts.Retries)
 	prog := &progress{fn: opts.Progress, total: int64(n) * int64(class.Size())}
+	ctSize := stream.CiphertextSize(size)
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -304,28 +330,64 @@ func Send(ctx context.Context, fc Relay, relay wire.Address, src io.ReaderAt, si
 	for range workers + 1 {
 		free <- make([]byte, class.Size())
 	}
+	// upload puts one chunk on the relay and records it in up.
+	upload := func(j job) error {
+		// The fingerprint leaves out the random padding of the last chunk.
+		fp := hashPiece(j.data[:min(int64(len(j.data)), ctSize-int64(j.index)*int64(class.Size()))])
+		upMu.Lock()
+		old, done := up.chunk(j.index)
+		upMu.Unlock()
+		if done {
+			sum, err := fp()
+			switch {
+			case err != nil:
+				return err
+			case sum != old.Fingerprint:
+				return fmt.Errorf("%w: chunk %d differs", ErrNotSameFile, j.index)
+			}
+			st.Chunks[j.index], d.Chunks[j.index] = old.Sender, old.Recipient
+			return nil
+		}
+		err := retry(ctx, tries, func() error {
+			snd, rcpt, err := createChunk(ctx, fc, class, opts.Password)
+			if err != nil {
+				return fmt.Errorf("files: creating chunk %d: %w", j.index, err)
+			}
+			upMu.Lock()
+			st.Chunks[j.index], d.Chunks[j.index], created[j.index] = snd, rcpt, true
+			upMu.Unlock()
+			return nil
+		})
+		if err == nil {
+			err = retry(ctx, tries, func() error {
+				if err := fc.Upload(ctx, st.Chunks[j.index], j.data); err != nil {
+					return fmt.Errorf("files: uploading chunk %d: %w", j.index, err)
+				}
+				return nil
+			})
+		}
+		sum, ferr := fp()
+		if err != nil || ferr != nil {
+			return errors.Join(err, ferr)
+		}
+		upMu.Lock()
+		defer upMu.Unlock()
+		up.add(UploadedChunk{Index: j.index, Sender: st.Chunks[j.index], Recipient: d.Chunks[j.index], Fingerprint: sum})
+		if opts.Upload != nil {
+			created[j.index], recorded[j.index] = false, true // kept for a resumed Send
+		}
+		if opts.Uploaded != nil {
+			return opts.Uploaded(up)
+		}
+		return nil
+	}
 	// Each chunk index is written by the one worker that has its job and
-	// read only after wg.Wait, so the slices need no lock.
+	// read only after wg.Wait, so the slices need no lock beyond upMu.
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
 			for j := range jobs {
-				err := retry(ctx, tries, func() error {
-					snd, rcpt, err := createChunk(ctx, fc, class, opts.Password)
-					if err != nil {
-						return fmt.Errorf("files: creating chunk %d: %w", j.index, err)
-					}
-					st.Chunks[j.index], d.Chunks[j.index], created[j.index] = snd, rcpt, true
-					return nil
-				})
-				if err == nil {
-					err = retry(ctx, tries, func() error {
-						if err := fc.Upload(ctx, st.Chunks[j.index], j.data); err != nil {
-							return fmt.Errorf("files: uploading chunk %d: %w", j.index, err)
-						}
-						return nil
-					})
-				}
+				err := upload(j)
 				free <- j.data
 				if err != nil {
 					cancel(err)
@@ -336,18 +398,31 @@ func Send(ctx context.Context, fc Relay, relay wire.Address, src io.ReaderAt, si
 		})
 	}
 	h := newDigester()
-	encErr := encrypt(prefetch(ctx, src, size), size, key, h, &chunker{ctx: ctx, size: class.Size(), free: free, out: jobs})
+	encErr := encrypt(prefetch(ctx, src, size), size, up.Key, h, &chunker{ctx: ctx, size: class.Size(), free: free, out: jobs})
 	close(jobs)
 	wg.Wait()
 	err = context.Cause(ctx)
 	if err == nil {
 		err = encErr
 	}
+	if err == nil {
+		d.Digest, err = h.Sum()
+	}
+	if errors.Is(err, ErrNotSameFile) {
+		// Chunks this Send recorded may be of the wrong file: forget them,
+		// so that the right file can still resume the upload.
+		for i, r := range recorded {
+			if r {
+				up.remove(i)
+				created[i] = true
+			}
+		}
+		if opts.Uploaded != nil {
+			err = errors.Join(err, opts.Uploaded(up))
+		}
+	}
 	if err != nil {
 		cleanup(ctx, fc, st.Chunks, created)
-		return nil, nil, err
-	}
-	if d.Digest, err = h.Sum(); err != nil {
 		return nil, nil, err
 	}
 	return d, st, nil
