@@ -49,6 +49,7 @@ const (
 	CodeUnreachable     rpc.Code = "relay_unreachable"
 	CodeFileCorrupted   rpc.Code = "file_corrupted"
 	CodeFileExpired     rpc.Code = "file_expired"
+	CodeNotSameFile     rpc.Code = "not_same_file"
 )
 
 // errorCodes maps sentinel errors to codes, most specific first.
@@ -70,6 +71,7 @@ var errorCodes = []struct {
 	{chat.ErrLocked, CodeLocked},
 	{files.ErrCorrupted, CodeFileCorrupted},
 	{files.ErrExpired, CodeFileExpired},
+	{files.ErrNotSameFile, CodeNotSameFile},
 	{agent.ErrNotConnected, CodeNotReady},
 	{context.DeadlineExceeded, CodeUnreachable},
 	{context.Canceled, rpc.CodeCanceled},
@@ -255,6 +257,19 @@ type FileSendParams struct {
 	Thumbnail []byte `json:"thumbnail,omitempty"`
 	// Transfer names this upload in "transfer" progress events.
 	Transfer string `json:"transfer"`
+	// Upload names the upload for file.resume and file.discard if it is
+	// interrupted (8 to 64 characters of [A-Za-z0-9_-], e.g. a UUID);
+	// empty: a random one. Modified is the file's lastModified.
+	Upload   string `json:"upload,omitempty"`
+	Modified int64  `json:"modified,omitempty"`
+}
+
+// UploadParams name an unfinished upload (file.resume, file.discard).
+type UploadParams struct {
+	Contact string `json:"contact"`
+	Upload  string `json:"upload"`
+	// Transfer names the resumed upload in "transfer" progress events.
+	Transfer string `json:"transfer,omitempty"`
 }
 
 // TransferParams name a transfer to cancel: an upload's Transfer, or
@@ -532,10 +547,44 @@ func (s *Service) Register(r *rpc.Router) {
 		}
 		ctx, done := s.track(ctx, fp.Transfer)
 		defer done()
-		m, err := p.SendFile(ctx, fp.Contact, chat.FileMeta{Name: fp.Name, Type: fp.Type, Size: a.Size(), Thumbnail: fp.Thumbnail},
-			a, s.progress(fp.Transfer))
+		meta := chat.FileMeta{Name: fp.Name, Type: fp.Type, Size: a.Size(), Thumbnail: fp.Thumbnail}
+		var m chat.Message
+		if fp.Upload == "" {
+			m, err = p.SendFile(ctx, fp.Contact, meta, a, s.progress(fp.Transfer))
+		} else {
+			m, err = p.SendFileAs(ctx, fp.Contact, fp.Upload, fp.Modified, meta, a, s.progress(fp.Transfer))
+		}
 		return m, coded(err)
 	})
+	rpc.Handle(r, "file.uploads", func(_ context.Context, ip IDParams) ([]chat.PendingUpload, error) {
+		p, err := s.profile()
+		if err != nil {
+			return nil, err
+		}
+		ups, err := p.PendingUploads(ip.ID)
+		return ups, coded(err)
+	})
+	rpc.Handle(r, "file.resume", func(ctx context.Context, up UploadParams) (chat.Message, error) {
+		p, err := s.profile()
+		if err != nil {
+			return chat.Message{}, err
+		}
+		a, ok := rpc.AttachmentFrom(ctx)
+		if !ok {
+			return chat.Message{}, rpc.Errorf(rpc.CodeBadRequest, "file.resume needs the file as an attachment")
+		}
+		ctx, done := s.track(ctx, up.Transfer)
+		defer done()
+		m, err := p.ResumeFile(ctx, up.Contact, up.Upload, a, a.Size(), s.progress(up.Transfer))
+		return m, coded(err)
+	})
+	rpc.Handle(r, "file.discard", timed(func(ctx context.Context, up UploadParams) (rpc.None, error) {
+		p, err := s.profile()
+		if err != nil {
+			return rpc.None{}, err
+		}
+		return rpc.None{}, coded(p.DiscardUpload(ctx, up.Contact, up.Upload))
+	}))
 	rpc.Handle(r, "file.cancel", func(_ context.Context, tp TransferParams) (rpc.None, error) {
 		s.mu.Lock()
 		cancel := s.cancels[tp.Transfer]

@@ -245,4 +245,56 @@ func TestFileSendCancel(t *testing.T) {
 	if len(msgs) != 0 {
 		t.Errorf("a cancelled upload left %d messages", len(msgs))
 	}
+	var ups []chat.PendingUpload
+	a.call("file.uploads", IDParams{ID: inv.Contact}, &ups)
+	if len(ups) != 0 {
+		t.Errorf("a cancelled upload is listed: %+v", ups)
+	}
+
+	// An upload whose file stops being readable is listed, resumes with
+	// the same file, or is refused with another.
+	const uid = "5f0c1d2e-3b4a-4c5d-8e9f-a0b1c2d3e4f5"
+	params, _ := json.Marshal(FileSendParams{Contact: inv.Contact, Name: "zeros.bin", Upload: uid, Modified: 42})
+	if _, err := a.r.Call(rpc.WithAttachment(context.Background(), brokenReader{sizedReader{9 << 20}, 6 << 20}), "file.send", params); err == nil {
+		t.Fatal("an unreadable file was sent")
+	}
+	a.call("file.uploads", IDParams{ID: inv.Contact}, &ups)
+	if len(ups) != 1 || ups[0].ID != uid || ups[0].Modified != 42 || ups[0].Done == 0 {
+		t.Fatalf("pending uploads: %+v", ups)
+	}
+	resume := func(n int64) error {
+		params, _ := json.Marshal(UploadParams{Contact: inv.Contact, Upload: uid, Transfer: "t2"})
+		_, err := a.r.Call(rpc.WithAttachment(context.Background(), sizedReader{n}), "file.resume", params)
+		return err
+	}
+	if err := resume(9<<20 + 1); code(err) != CodeNotSameFile {
+		t.Errorf("resume with another size: %v", err)
+	}
+	if err := a.try("file.resume", UploadParams{Contact: inv.Contact, Upload: uid}, nil); code(err) != rpc.CodeBadRequest {
+		t.Errorf("file.resume without an attachment: %v", err)
+	}
+	if err := resume(9 << 20); err != nil {
+		t.Fatal(err)
+	}
+	a.call("file.uploads", IDParams{ID: inv.Contact}, &ups)
+	a.call("messages.page", PageParams{Contact: inv.Contact}, &msgs)
+	if len(ups) != 0 || len(msgs) != 1 || msgs[0].File == nil || msgs[0].File.Name != "zeros.bin" {
+		t.Fatalf("after the resume: %d pending, messages %+v", len(ups), msgs)
+	}
+	if err := a.try("file.discard", UploadParams{Contact: inv.Contact, Upload: uid}, nil); code(err) != CodeInvalid {
+		t.Errorf("discarding a finished upload: %v", err)
+	}
+}
+
+// brokenReader fails reads past offset at.
+type brokenReader struct {
+	sizedReader
+	at int64
+}
+
+func (r brokenReader) ReadAt(p []byte, off int64) (int, error) {
+	if off+int64(len(p)) > r.at {
+		return 0, errors.New("test: unreadable")
+	}
+	return r.sizedReader.ReadAt(p, off)
 }

@@ -2,6 +2,8 @@ package chat
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -115,11 +117,60 @@ func (p *Profile) closeFiles() {
 // Progress reports bytes done of a transfer.
 type Progress func(done, total int64)
 
+// ErrNotSameFile means the file given to ResumeFile is not the one whose
+// upload was interrupted (another size, or other bytes).
+var ErrNotSameFile = files.ErrNotSameFile
+
 // SendFile encrypts and uploads a file to the profile's receiving relay
 // (in chunks, several in flight, reading src in slices), then sends its
 // description to the contact. A file over MaxFileSize is refused before
-// anything is read.
+// anything is read. It is SendFileAs with a random upload ID.
 func (p *Profile) SendFile(ctx context.Context, id string, meta FileMeta, src io.ReaderAt, progress Progress) (Message, error) {
+	var rnd [12]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return Message{}, err
+	}
+	return p.SendFileAs(ctx, id, hex.EncodeToString(rnd[:]), 0, meta, src, progress)
+}
+
+// uploadRecord is a file upload that has not finished, kept (encrypted)
+// until its message is sent, so that it can be resumed after a reload.
+type uploadRecord struct {
+	Meta     FileMeta `json:"meta"`
+	Modified int64    `json:"modified,omitempty"`
+	Upload   []byte   `json:"upload"` // files.Upload
+}
+
+// PendingUpload is an upload that did not finish: interrupted by a
+// reload, a lost connection or an error. ResumeFile continues it with the
+// same file; DiscardUpload drops it.
+type PendingUpload struct {
+	ID        string `json:"id"`
+	Contact   string `json:"contact"`
+	Name      string `json:"name"`
+	Type      string `json:"type"`
+	Size      int64  `json:"size"`
+	Thumbnail []byte `json:"thumbnail,omitempty"`
+	Modified  int64  `json:"modified,omitempty"` // the file's last change, Unix ms (0 when unknown)
+	Done      int64  `json:"done"`               // chunk bytes on the relay
+	Total     int64  `json:"total"`
+}
+
+func uploadKey(id, uid string) store.Key { return contactDir(id).Join("up", uid) }
+
+// validUploadID accepts 8 to 64 characters of [A-Za-z0-9_-] (a UUID).
+func validUploadID(uid string) bool {
+	return len(uid) >= 8 && len(uid) <= 64 && !strings.Contains(uid, "/") && store.Key(uid).Valid()
+}
+
+// SendFileAs is SendFile with an upload ID chosen by the caller (8 to 64
+// characters of [A-Za-z0-9_-]) and the file's modification time (Unix
+// ms, 0 when unknown). The upload is recorded before anything is
+// uploaded and after each chunk, so that when it is interrupted (a
+// reload, a lost connection, a failed read) PendingUploads lists it and
+// ResumeFile continues it from the chunks already on the relay. Cancelling
+// ctx (context.Canceled) abandons it: its chunks are deleted.
+func (p *Profile) SendFileAs(ctx context.Context, id, uid string, modified int64, meta FileMeta, src io.ReaderAt, progress Progress) (Message, error) {
 	body := fileBody{Name: meta.Name, Type: meta.Type, Size: meta.Size, Thumb: meta.Thumbnail}
 	if err := body.validate(); err != nil {
 		return Message{}, err
@@ -127,18 +178,107 @@ func (p *Profile) SendFile(ctx context.Context, id string, meta FileMeta, src io
 	if !validContactID(id) {
 		return Message{}, fmt.Errorf("%w: %q", ErrNoContact, id)
 	}
+	if !validUploadID(uid) {
+		return Message{}, fmt.Errorf("%w: upload ID %q", ErrInvalid, uid)
+	}
 	relay, err := p.receiveRelay()
 	if err != nil {
 		return Message{}, err
 	}
-	fc, err := p.fileClient(ctx, relay)
+	p.mu.Lock()
+	_, err = p.contact(id)
+	p.mu.Unlock()
 	if err != nil {
 		return Message{}, err
 	}
-	desc, sent, err := files.Send(ctx, fc, relay, src, meta.Size, files.SendOptions{Progress: files.Progress(progress)})
+	up, err := files.NewUpload(relay, meta.Size)
 	if err != nil {
 		return Message{}, err
 	}
+	rec := &uploadRecord{Meta: meta, Modified: modified}
+	if ok, err := p.st.Has(uploadKey(id, uid)); err != nil || ok {
+		return Message{}, errors.Join(err, fmt.Errorf("%w: upload %s exists", ErrInvalid, uid))
+	}
+	if err := p.saveUpload(id, uid, rec, up); err != nil {
+		return Message{}, err
+	}
+	return p.upload(ctx, id, uid, rec, up, src, progress)
+}
+
+// saveUpload records an unfinished upload.
+func (p *Profile) saveUpload(id, uid string, rec *uploadRecord, up *files.Upload) error {
+	b, err := up.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	rec.Upload = b
+	return putJSON(p.st, uploadKey(id, uid), rec)
+}
+
+// loadUpload reads an unfinished upload.
+func (p *Profile) loadUpload(id, uid string) (*uploadRecord, *files.Upload, error) {
+	if !validContactID(id) || !validUploadID(uid) {
+		return nil, nil, fmt.Errorf("%w: upload %q of %q", ErrInvalid, uid, id)
+	}
+	var rec uploadRecord
+	if err := getJSON(p.st, uploadKey(id, uid), &rec); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, nil, fmt.Errorf("%w: no unfinished upload %s", ErrInvalid, uid)
+		}
+		return nil, nil, err
+	}
+	up, err := files.UnmarshalUpload(rec.Upload)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &rec, up, nil
+}
+
+// claimUpload marks an upload as running; the result releases it.
+func (p *Profile) claimUpload(uid string) (func(), error) {
+	p.fmu.Lock()
+	defer p.fmu.Unlock()
+	if p.uploading[uid] {
+		return nil, fmt.Errorf("%w: the file is already being sent", ErrInvalid)
+	}
+	if p.uploading == nil {
+		p.uploading = map[string]bool{}
+	}
+	p.uploading[uid] = true
+	return func() {
+		p.fmu.Lock()
+		delete(p.uploading, uid)
+		p.fmu.Unlock()
+	}, nil
+}
+
+// upload runs a recorded upload to its end: every chunk on the relay,
+// the description sent, the record replaced by the message.
+func (p *Profile) upload(ctx context.Context, id, uid string, rec *uploadRecord, up *files.Upload, src io.ReaderAt, progress Progress) (Message, error) {
+	release, err := p.claimUpload(uid)
+	if err != nil {
+		return Message{}, err
+	}
+	defer release()
+	abandon := func(err error) (Message, error) {
+		if errors.Is(err, context.Canceled) {
+			err = errors.Join(err, p.discard(context.WithoutCancel(ctx), id, uid, up))
+		}
+		return Message{}, err
+	}
+	fc, err := p.fileClient(ctx, up.Relay)
+	if err != nil {
+		return abandon(err)
+	}
+	desc, _, err := files.Send(ctx, fc, up.Relay, src, rec.Meta.Size, files.SendOptions{
+		Progress: files.Progress(progress),
+		Upload:   up,
+		Uploaded: func(u *files.Upload) error { return p.saveUpload(id, uid, rec, u) },
+	})
+	if err != nil {
+		return abandon(err)
+	}
+	body := fileBody{Name: rec.Meta.Name, Type: rec.Meta.Type, Size: rec.Meta.Size, Thumb: rec.Meta.Thumbnail}
 	if body.Desc, err = desc.MarshalBinary(); err != nil {
 		return Message{}, err
 	}
@@ -149,10 +289,9 @@ func (p *Profile) SendFile(ctx context.Context, id string, meta FileMeta, src io
 	if 1+len(encoded) > fileRecordLimit {
 		// Too many chunks to describe in one message: upload the
 		// description itself and send a pointer to it.
-		outer, _, err := files.Redirect(ctx, fc, relay, desc, files.SendOptions{})
+		outer, _, err := files.Redirect(ctx, fc, up.Relay, desc, files.SendOptions{})
 		if err != nil {
-			_ = files.DeleteSent(context.WithoutCancel(ctx), fc, sent)
-			return Message{}, err
+			return abandon(err)
 		}
 		if body.Desc, err = outer.MarshalBinary(); err != nil {
 			return Message{}, err
@@ -163,16 +302,84 @@ func (p *Profile) SendFile(ctx context.Context, id string, meta FileMeta, src io
 	}
 	agentID, err := p.ag.Send(ctx, agent.ConnID(id), append([]byte{bodyFile}, encoded...))
 	if err != nil {
-		_ = files.DeleteSent(context.WithoutCancel(ctx), fc, sent)
-		if errors.Is(err, agent.ErrNoConnection) {
-			return Message{}, fmt.Errorf("%w: %s", ErrNoContact, id)
+		if errors.Is(err, agent.ErrNoConnection) { // the contact is gone
+			return Message{}, errors.Join(fmt.Errorf("%w: %s", ErrNoContact, id), p.discard(context.WithoutCancel(ctx), id, uid, up))
 		}
-		return Message{}, err
+		return abandon(err)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	meta := rec.Meta
 	meta.State = FileSent
-	return p.storeOutgoingMessage(id, agentID, Message{Text: meta.Name, File: &meta}, time.Now().UTC())
+	m, err := p.storeOutgoingMessage(id, agentID, Message{Text: meta.Name, File: &meta}, time.Now().UTC())
+	if err != nil {
+		return m, err
+	}
+	// The message is out: a crash before this leaves the upload listed,
+	// and resuming it would send the file a second time.
+	return m, p.st.Delete(uploadKey(id, uid))
+}
+
+// PendingUploads lists the contact's unfinished uploads, oldest first.
+func (p *Profile) PendingUploads(id string) ([]PendingUpload, error) {
+	if !validContactID(id) {
+		return nil, fmt.Errorf("%w: %q", ErrNoContact, id)
+	}
+	keys, err := p.st.List(contactDir(id).Join("up"))
+	if err != nil {
+		return nil, err
+	}
+	out := []PendingUpload{}
+	for _, k := range keys {
+		rec, up, err := p.loadUpload(id, k.Base())
+		if err != nil {
+			return nil, err
+		}
+		done, total := up.Bytes()
+		out = append(out, PendingUpload{ID: k.Base(), Contact: id, Name: rec.Meta.Name, Type: rec.Meta.Type, Size: rec.Meta.Size,
+			Thumbnail: rec.Meta.Thumbnail, Modified: rec.Modified, Done: done, Total: total})
+	}
+	return out, nil
+}
+
+// ResumeFile continues an unfinished upload with the file, which must be
+// the same one (ErrNotSameFile otherwise, and nothing of it is kept): the
+// chunks already on the relay are not uploaded again.
+func (p *Profile) ResumeFile(ctx context.Context, id, uid string, src io.ReaderAt, size int64, progress Progress) (Message, error) {
+	rec, up, err := p.loadUpload(id, uid)
+	if err != nil {
+		return Message{}, err
+	}
+	if size != rec.Meta.Size {
+		return Message{}, fmt.Errorf("%w: %d bytes, the interrupted file has %d", ErrNotSameFile, size, rec.Meta.Size)
+	}
+	return p.upload(ctx, id, uid, rec, up, src, progress)
+}
+
+// DiscardUpload drops an unfinished upload: its chunks are deleted from
+// the relay (if it cannot be reached, they expire there) and its record
+// here.
+func (p *Profile) DiscardUpload(ctx context.Context, id, uid string) error {
+	_, up, err := p.loadUpload(id, uid)
+	if err != nil {
+		return err
+	}
+	release, err := p.claimUpload(uid)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return p.discard(ctx, id, uid, up)
+}
+
+// discard deletes an upload's chunks (best effort) and its record.
+func (p *Profile) discard(ctx context.Context, id, uid string, up *files.Upload) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if fc, err := p.fileClient(ctx, up.Relay); err == nil {
+		_ = files.DeleteSent(ctx, fc, up.SenderState()) // else they expire on the relay
+	}
+	return p.st.Delete(uploadKey(id, uid))
 }
 
 func fileDir(id string, seq uint64) store.Key {

@@ -4,6 +4,7 @@ package chat
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
@@ -178,4 +179,145 @@ func snapshotFS(t *testing.T, u *user) map[string]string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+var errUnreadable = errors.New("test: the file can no longer be read")
+
+// unreadableAfter reads like b until offset at, then fails, as a Blob does
+// when its page goes away.
+type unreadableAfter struct {
+	b  []byte
+	at int64
+}
+
+func (u unreadableAfter) ReadAt(p []byte, off int64) (int, error) {
+	if off+int64(len(p)) > u.at {
+		return 0, errUnreadable
+	}
+	return copy(p, u.b[off:]), nil
+}
+
+// chunkFileCount counts the chunk files a relay stores.
+func chunkFileCount(t *testing.T, r *relaytest.Relay) int {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(r.FilesDir(), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && filepath.Ext(p) != ".db" {
+			n++
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestResumeUpload: an upload interrupted half way is listed, refuses
+// another file, resumes with the right one from the chunks on the relay,
+// and the contact receives the file intact. Cancelling and discarding
+// remove an upload and its chunks.
+func TestResumeUpload(t *testing.T) {
+	r1, r2 := relaytest.Start(t), relaytest.Start(t)
+	a := newUser(t, "Ria", "", r1)
+	b := newUser(t, "Sol", "", r2)
+	ab, ba := connect(t, a, b, false)
+	data := make([]byte, 18<<20)
+	if _, err := rand.Read(data); err != nil {
+		t.Fatal(err)
+	}
+	meta := FileMeta{Name: "film.mp4", Type: "video/mp4", Size: int64(len(data))}
+	const uid = "0b7e6a2c-5d1f-4c3e-9a8b-7f6e5d4c3b2a"
+	if _, err := a.p.SendFileAs(ctxT(t), ab, uid, 1700000000000, meta, unreadableAfter{data, 9 << 20}, nil); !errors.Is(err, errUnreadable) {
+		t.Fatalf("interrupted upload: %v", err)
+	}
+	pending, err := a.p.PendingUploads(ab)
+	if err != nil || len(pending) != 1 {
+		t.Fatalf("pending uploads: %+v, %v", pending, err)
+	}
+	if p := pending[0]; p.ID != uid || p.Name != "film.mp4" || p.Modified != 1700000000000 || p.Done == 0 || p.Done >= p.Total {
+		t.Fatalf("pending upload %+v", p)
+	}
+	onRelay := chunkFileCount(t, r1)
+	if _, err := a.p.SendFileAs(ctxT(t), ab, uid, 0, meta, panicReader{t}, nil); !errors.Is(err, ErrInvalid) {
+		t.Errorf("a second upload with the same ID: %v", err)
+	}
+	for _, bad := range []string{"", "short", "a/b/c/d/e/f/g/h/i", strings.Repeat("x", 65), "white space"} {
+		if _, err := a.p.SendFileAs(ctxT(t), ab, bad, 0, meta, panicReader{t}, nil); !errors.Is(err, ErrInvalid) {
+			t.Errorf("upload ID %q: %v", bad, err)
+		}
+		if _, err := a.p.ResumeFile(ctxT(t), ab, bad, panicReader{t}, meta.Size, nil); !errors.Is(err, ErrInvalid) {
+			t.Errorf("resuming upload ID %q: %v", bad, err)
+		}
+	}
+
+	other := bytes.Clone(data)
+	other[len(other)/3] ^= 1 // in a chunk already uploaded
+	if _, err := a.p.ResumeFile(ctxT(t), ab, uid, bytes.NewReader(other), meta.Size, nil); !errors.Is(err, ErrNotSameFile) {
+		t.Fatalf("resume with another file: %v", err)
+	}
+	if _, err := a.p.ResumeFile(ctxT(t), ab, uid, panicReader{t}, meta.Size-1, nil); !errors.Is(err, ErrNotSameFile) {
+		t.Fatalf("resume with another size: %v", err)
+	}
+	if p, _ := a.p.PendingUploads(ab); len(p) != 1 || p[0].Done != pending[0].Done || chunkFileCount(t, r1) != onRelay {
+		t.Fatalf("a refused file changed the upload: %+v, %d chunk files (had %d)", p, chunkFileCount(t, r1), onRelay)
+	}
+
+	m, err := a.p.ResumeFile(ctxT(t), ab, uid, bytes.NewReader(data), meta.Size, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.File == nil || m.File.State != FileSent || m.File.Name != "film.mp4" {
+		t.Fatalf("resumed message %+v", m)
+	}
+	if p, err := a.p.PendingUploads(ab); err != nil || len(p) != 0 {
+		t.Fatalf("pending after the resume: %+v, %v", p, err)
+	}
+	if _, err := a.p.ResumeFile(ctxT(t), ab, uid, bytes.NewReader(data), meta.Size, nil); !errors.Is(err, ErrInvalid) {
+		t.Errorf("resuming a finished upload: %v", err)
+	}
+	var in Message
+	waitFor(t, "the file message", func() (bool, error) {
+		msgs, err := b.p.Messages(ba, 0, 10)
+		if len(msgs) == 1 {
+			in = msgs[0]
+		}
+		return len(msgs) == 1, err
+	})
+	if err := b.p.DownloadFile(ctxT(t), ba, in.Seq, nil); err != nil {
+		t.Fatal(err)
+	}
+	rd, _, err := b.p.OpenFile(ba, in.Seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := io.ReadAll(rd); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("received %d bytes: %v", len(got), err)
+	}
+	if n := chunkFileCount(t, r1); n != 0 {
+		t.Errorf("%d chunk files left on the relay after the download", n)
+	}
+
+	// Cancelled: nothing left, here or on the relay.
+	ctx, cancel := context.WithCancel(ctxT(t))
+	_, err = a.p.SendFile(ctx, ab, meta, bytes.NewReader(data), func(done, _ int64) { cancel() })
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled upload: %v", err)
+	}
+	if p, _ := a.p.PendingUploads(ab); len(p) != 0 || chunkFileCount(t, r1) != 0 {
+		t.Fatalf("after a cancel: %d pending, %d chunk files", len(p), chunkFileCount(t, r1))
+	}
+	// Discarded: the same.
+	if _, err := a.p.SendFileAs(ctxT(t), ab, uid+"-2", 0, meta, unreadableAfter{data, 9 << 20}, nil); !errors.Is(err, errUnreadable) {
+		t.Fatal(err)
+	}
+	if err := a.p.DiscardUpload(ctxT(t), ab, uid+"-2"); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := a.p.PendingUploads(ab); len(p) != 0 || chunkFileCount(t, r1) != 0 {
+		t.Fatalf("after a discard: %d pending, %d chunk files", len(p), chunkFileCount(t, r1))
+	}
+	if err := a.p.DiscardUpload(ctxT(t), ab, uid+"-2"); !errors.Is(err, ErrInvalid) {
+		t.Errorf("discarding twice: %v", err)
+	}
 }

@@ -60,8 +60,9 @@ type Profile struct {
 	early   map[string]map[uint64]statusUpdate // our agent's statuses that arrived before SendText stored the message
 	deleted map[string]bool                    // contacts being deleted: events for them are ignored
 
-	fmu sync.Mutex
-	fcs map[wire.Address]*client.FileClient // file relay connections, dialled on first use
+	fmu       sync.Mutex
+	fcs       map[wire.Address]*client.FileClient // file relay connections, dialled on first use
+	uploading map[string]bool                     // uploads running, by ID
 }
 
 // maxEarly bounds the statuses kept per contact for messages not stored yet.
