@@ -25,7 +25,14 @@
 // description). Each chunk is created for one recipient (FNEW) and
 // uploaded (FPUT) by one of SendOptions.InFlight workers, in any order;
 // a chunk whose connection drops is tried again. Memory stays near
-// (InFlight + 2) chunks whatever the file size.
+// InFlight + 3 chunks whatever the file size (see SendOptions.InFlight).
+//
+// SendOptions.Upload makes a Send resumable: the caller persists the
+// Upload (NewUpload, then after each chunk through SendOptions.Uploaded),
+// and a later Send with it and the same file uploads only the chunks
+// missing; the file is read and encrypted again (deterministic for the
+// key) and each chunk already on the relay must give its recorded
+// fingerprint, else ErrNotSameFile.
 //
 // # Receiving
 //
@@ -54,14 +61,16 @@
 //
 // A description is 85 bytes plus the relay address plus 89 bytes per
 // chunk: about 23 KB for 1 GiB (257 chunks, MaxDescriptionSize = 23,213
-// bytes). A message body of the agent holds about 13,200 bytes, so a
-// description inline in one message carries at most about 145 chunks,
-// i.e. files up to about 580 MiB. Larger files take a second level:
+// bytes). A message body of the agent holds about 13,200 bytes, so a bare
+// description inline in one message carries at most about 145 chunks
+// (about 580 MiB); the chat layer sends it base64 in JSON beside the name
+// and thumbnail, which leaves room for about 109 chunks (about 436 MiB,
+// less with a thumbnail). Larger files take a second level:
 // Redirect uploads the encoded description as a small file of its own and
 // returns its description (at most 429 bytes, marked Redirect), which goes
 // in the message instead; the recipient calls Follow to get the real
-// description, then Receive. DescriptionSize tells the chat layer which
-// case it is in before it sends:
+// description, then Receive. DescriptionSize tells a caller which case it
+// is in before it sends (the chat layer checks its encoded body instead):
 //
 //	if n, _ := files.DescriptionSize(size, relay); n > maxBody {
 //		desc, redirSent, err = files.Redirect(ctx, fc, relay, desc, files.SendOptions{})

@@ -44,7 +44,9 @@ type Progress func(done, total int64)
 // SendOptions tune Send. The zero value is usable.
 type SendOptions struct {
 	// InFlight is how many chunks are uploaded at once (DefaultInFlight
-	// when 0). Memory is bounded by (InFlight + 2) × the class size.
+	// when 0). Send holds InFlight+1 chunk buffers of the class size,
+	// a 4 MiB digest piece and five 1 MiB read buffers: about 9 MiB for
+	// a small file, about (InFlight+3) × 4 MiB for a large one.
 	InFlight int
 	// Retries is how many times a chunk is tried again after
 	// client.ErrConnectionLost (DefaultRetries when 0, none when < 0).
