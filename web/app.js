@@ -561,6 +561,12 @@ async function openConversation(id) {
     for (const f of picker.files) sendFile(id, f);
     picker.value = "";
   } });
+  const resumePicker = h("input", { id: "resume-input", type: "file", hidden: true, "aria-label": "The file to resume sending", onchange: () => {
+    const f = resumePicker.files[0];
+    resumePicker.value = "";
+    if (f && resumeTarget) resumeUpload(resumeTarget, f);
+    resumeTarget = null;
+  } });
   const attach = h("button", { type: "button", class: "secondary", "aria-label": "Attach file", title: "Attach file (or drop files here)", onclick: () => picker.click() }, "Attach");
   text.addEventListener("paste", (e) => {
     const images = [...(e.clipboardData?.files ?? [])].filter((f) => f.type.startsWith("image/"));
@@ -575,13 +581,14 @@ async function openConversation(id) {
       h("button", { type: "button", class: "secondary", onclick: () => showDetails(id) }, "Details")),
     list,
     h("form", { class: "composer", onsubmit: (e) => { e.preventDefault(); send(); } },
-      picker, attach,
+      picker, resumePicker, attach,
       h("label", { for: "composer", class: "visually-hidden" }, "Message"), text, sendBtn)));
   state.messages.set(id, []);
   state.complete.delete(id);
   state.gen.set(id, (state.gen.get(id) ?? 0) + 1);
   loading.delete(id); // a load for an earlier view of this conversation is dropped
   await loadOlder(id);
+  await refreshUploads(id);
   list.scrollTop = list.scrollHeight;
   if (c.unread) markRead(id);
   text.focus();
@@ -697,28 +704,116 @@ function onTransfer(t) {
   if (t.done >= t.total) transfers.delete(t.id);
 }
 
+/** Uploads by contact (uid → upload): those of this page and unfinished
+ * ones the core keeps. An upload has the fields of the core's
+ * PendingUpload, plus tid while it runs and file while this page has it. */
+const uploads = new Map();
+function uploadsOf(contact) {
+  if (!uploads.has(contact)) uploads.set(contact, new Map());
+  return uploads.get(contact);
+}
+
+function rerender(contact) {
+  if (state.current !== contact) return;
+  const list = $("#messages");
+  const atBottom = list && list.scrollHeight - list.scrollTop - list.clientHeight < 60;
+  renderMessages(contact);
+  if (atBottom) list.scrollTop = list.scrollHeight;
+}
+
+/** Brings the unfinished uploads of a contact up to date from the core. */
+async function refreshUploads(contact) {
+  let pending = [];
+  try { pending = (await state.core.call("file.uploads", { id: contact })) ?? []; } catch { return; }
+  const mine = uploadsOf(contact);
+  const ids = new Set(pending.map((u) => u.id));
+  for (const [id, u] of mine) if (!u.tid && !ids.has(id)) mine.delete(id);
+  for (const p of pending) {
+    const u = mine.get(p.id);
+    if (u?.tid) continue; // running: its progress is shown
+    mine.set(p.id, { ...p, file: u?.file ?? null });
+  }
+  rerender(contact);
+}
+
 async function sendFile(contact, file) {
   if (file.size > MAX_FILE) {
     toast(`${file.name} is ${formatSize(file.size)}: Wisp sends files up to 1 GiB.`);
     return;
   }
+  const u = { id: crypto.randomUUID(), contact, name: file.name, type: file.type, size: file.size, done: 0, total: file.size, file };
+  let thumbnail = null;
+  await runUpload(u, async (tid) => {
+    thumbnail ??= await makeThumbnail(file);
+    return state.core.call("file.send", { contact, name: file.name, type: file.type, thumbnail, transfer: tid, upload: u.id, modified: file.lastModified }, file);
+  });
+}
+
+/** Runs an upload (a new one or a resumed one) with a progress bar. */
+async function runUpload(u, call) {
   const tid = `up-${++transferSeq}`;
+  progressBar(tid, `Uploading ${u.name}`);
+  u.tid = tid;
+  uploadsOf(u.contact).set(u.id, u);
+  rerender(u.contact);
   const list = $("#messages");
-  const item = h("li", { class: "msg out uploading", "data-transfer": tid },
-    h("div", { class: "bubble file" }, h("p", { class: "text" }, file.name), progressBar(tid, `Uploading ${file.name}`)));
-  list?.append(item);
   if (list) list.scrollTop = list.scrollHeight;
   try {
-    const thumbnail = await makeThumbnail(file);
-    const m = await state.core.call("file.send", { contact, name: file.name, type: file.type, thumbnail, transfer: tid }, file);
-    item.remove();
+    const m = await call(tid);
+    uploadsOf(u.contact).delete(u.id);
     addMessage(m);
   } catch (err) {
-    item.remove();
-    toast(err.code === "canceled" ? `Sending ${file.name} was cancelled.` : `${file.name} was not sent: ${err.message}`);
+    if (err.code === "canceled") toast(`Sending ${u.name} was cancelled.`);
+    else if (err.code === "not_same_file") {
+      u.file = null;
+      toast(`That is not the file that was being sent: pick ${u.name} as it was.`);
+    } else toast(`${u.name} was not sent: ${err.message}. Press Resume to go on.`);
   } finally {
     transfers.delete(tid);
+    u.tid = null;
+    await refreshUploads(u.contact);
   }
+}
+
+let resumeTarget = null; // the upload the file picker is open for
+function resumeUpload(u, file = u.file) {
+  if (!file) {
+    resumeTarget = u;
+    $("#resume-input")?.click();
+    return;
+  }
+  if (file.size !== u.size) {
+    toast(`That file has ${formatSize(file.size)}; ${u.name} has ${formatSize(u.size)}. Pick ${u.name}.`);
+    return;
+  }
+  u.file = file;
+  runUpload(u, (tid) => state.core.call("file.resume", { contact: u.contact, upload: u.id, transfer: tid }, file));
+}
+
+async function discardUpload(u) {
+  try {
+    await state.core.call("file.discard", { contact: u.contact, upload: u.id });
+  } catch (err) { toast(`${u.name}: ${err.message}`); }
+  await refreshUploads(u.contact);
+}
+
+/** The progress of a running transfer, if it has one. */
+function transferBox(tid) {
+  const t = transfers.get(tid);
+  return t ? h("div", { class: "transfer" }, t.bar, h("span", { class: "row" }, t.info, t.cancel)) : null;
+}
+
+function uploadItem(u) {
+  const running = !!u.tid;
+  return h("li", { class: "msg out upload", "data-upload": u.id, "data-state": running ? "uploading" : "interrupted" },
+    h("div", { class: "bubble file" },
+      h("p", { class: "text" }, u.name),
+      h("p", { class: "meta" }, `${formatSize(u.size)}${u.type ? " · " + u.type : ""}`),
+      running ? (transferBox(u.tid) ?? h("p", { class: "meta" }, "Sending…")) :
+        h("p", { class: "meta" }, `Upload interrupted: ${formatSize(u.done)} of ${formatSize(u.total)} are on the relay.${u.file ? "" : " Pick the file again to go on."}`),
+      running ? null : h("p", { class: "file-actions" },
+        h("button", { type: "button", class: "link", "aria-label": `Resume sending ${u.name}`, onclick: () => resumeUpload(u) }, "Resume"),
+        h("button", { type: "button", class: "link", "aria-label": `Discard ${u.name}`, onclick: () => discardUpload(u) }, "Discard"))));
 }
 
 function fileItem(m) {
@@ -740,7 +835,7 @@ function fileItem(m) {
     h("div", { class: "bubble file" }, thumb,
       h("p", { class: "text" }, f.name),
       h("p", { class: "meta" }, `${formatSize(f.size)}${f.type ? " · " + f.type : ""}`),
-      transfers.has(tid) ? h("div", { class: "transfer" }, transfers.get(tid).bar, h("span", { class: "row" }, transfers.get(tid).info, transfers.get(tid).cancel)) : null,
+      transferBox(tid),
       actions.length ? h("p", { class: "file-actions" }, actions) : null,
       h("p", { class: "meta" }, h("time", { datetime: m.time }, formatTime(m.time)),
         out ? h("span", { class: `status ${m.status}` }, " · ", statusText(m)) : null)));
@@ -823,7 +918,9 @@ function renderMessages(id) {
     }
     items.push(messageItem(m));
   }
-  if (msgs.length === 0) items.push(h("li", { class: "day" }, "No messages yet."));
+  const ups = [...(uploads.get(id)?.values() ?? [])];
+  if (msgs.length === 0 && ups.length === 0) items.push(h("li", { class: "day" }, "No messages yet."));
+  for (const u of ups) items.push(uploadItem(u));
   mount(list, items);
 }
 

@@ -10,6 +10,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -197,5 +198,61 @@ func benchmarkFile(b *testing.B, size int) {
 		}
 		alice.close()
 		bob.close()
+	}
+}
+
+// TestUploadResumesAfterReload reloads Alice's page in the middle of an
+// upload: the conversation then shows the upload as interrupted; a file
+// of another size is refused; picking the same file again finishes the
+// upload from the chunks already on the relay, and Bob saves exactly the
+// original bytes.
+func TestUploadResumesAfterReload(t *testing.T) {
+	_, relayA := startRelay(t)
+	_, relayB := startRelay(t)
+	_, base := startHost(t, "-relay", relayA, "-relay", relayB)
+	a, b := aliceAndBob(t, base)
+	dir := t.TempDir()
+	data := make([]byte, 60<<20)
+	if _, err := rand.Read(data); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "film.bin")
+	other := filepath.Join(dir, "other.bin")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(other, data[:1<<20], 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	a.run(chromedp.SetUploadFiles(chromedp.CSS("#attach-input"), []string{path}))
+	a.waitJS(`(() => { const p = document.querySelector("#messages .msg.upload .transfer progress"); return p && p.value > 0 })()`, 60*time.Second, "the upload under way")
+	a.run(chromedp.Reload())
+	a.waitVisible("#app")
+	a.openContact("Bob")
+	a.waitJS(`document.querySelector("#messages .msg.upload[data-state='interrupted']")?.textContent.includes("Upload interrupted")`, 30*time.Second, "the interrupted upload")
+	a.screenshot(t.Name() + "-interrupted")
+	if text := eval[string](a, `document.querySelector("#messages .msg.upload").textContent`); strings.Contains(text, " 0 B of") {
+		t.Fatalf("nothing of the upload was kept: %q", text)
+	}
+	a.checkA11y("interrupted upload")
+	if n := eval[int](b, `document.querySelectorAll("#messages .msg.in[data-file]").length`); n != 0 {
+		t.Fatalf("Bob sees %d files before the upload finished", n)
+	}
+
+	a.click("Resume")
+	a.run(chromedp.SetUploadFiles(chromedp.CSS("#resume-input"), []string{other}))
+	a.waitJS(`document.querySelector("#toast")?.textContent.includes("Pick film.bin")`, 10*time.Second, "the refusal of another file")
+	a.click("Resume")
+	a.run(chromedp.SetUploadFiles(chromedp.CSS("#resume-input"), []string{path}))
+	a.waitJS(`document.querySelector("#messages .msg.out[data-file='sent']") !== null && !document.querySelector("#messages .msg.upload")`, 120*time.Second, "the resumed upload")
+
+	b.waitJS(`document.querySelector("#messages .msg.in[data-file='available']") !== null`, 60*time.Second, "the file at Bob")
+	b.click("Download")
+	b.waitJS(`document.querySelector("#messages .msg.in[data-file='downloaded']") !== null`, 120*time.Second, "the download")
+	downloads := allowDownloads(t, b)
+	b.click("Save")
+	if got := waitFile(t, downloads, "film.bin"); sha256.Sum256(got) != sha256.Sum256(data) {
+		t.Fatalf("saved %d bytes with another SHA-256", len(got))
 	}
 }
