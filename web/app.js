@@ -651,6 +651,7 @@ function messageItem(m) {
 // ---------- files ----------
 
 const MAX_FILE = 1 << 30;
+const READ_SIZE = 1 << 20; // file.read's part size (api.ReadSize)
 const AUTO_KEY = "wisp.autoDownloadMiB"; // a display preference, not secret
 /** Pictures up to this size download by themselves (Settings; default 5 MiB). */
 function autoDownloadLimit() {
@@ -863,10 +864,10 @@ async function download(m, button) {
 async function fileBlob(m) {
   const { handle, file } = await state.core.call("file.open", { contact: m.contact, seq: m.seq });
   const parts = [];
-  for (;;) {
-    const r = await state.core.call("file.read", { handle });
-    if (r.data) parts.push(Uint8Array.from(atob(r.data), (c) => c.charCodeAt(0)));
-    if (r.eof) break;
+  for (;;) { // 1 MiB at a time; a shorter part is the last, once the whole file matched
+    const part = await state.core.call("file.read", { handle });
+    parts.push(part);
+    if (part.length < READ_SIZE) break;
   }
   return new Blob(parts, { type: file.type || "application/octet-stream" });
 }

@@ -2,7 +2,7 @@
 //
 // Protocol with the page (see rpc.js):
 //   page → worker  {id, method, params, blob}   params: JSON string or ""; blob: a File to upload, or undefined
-//   worker → page  {type: "result", id, result}  result: JSON string
+//   worker → page  {type: "result", id, result}  result: JSON string, or a Uint8Array (file contents, transferred)
 //                  {type: "error", id, error: {code, message}}
 //                  {type: "event", name, data}   data: JSON string
 //                  {type: "ready"} once, {type: "fatal", message} when the core cannot run
@@ -27,7 +27,7 @@ function fatal(message) {
 function handle(msg) {
   const { id, method, params, blob } = msg;
   core.call(method, params, blob).then(
-    (result) => self.postMessage({ type: "result", id, result }),
+    (result) => self.postMessage({ type: "result", id, result }, result instanceof Uint8Array ? [result.buffer] : []),
     (err) => self.postMessage({
       type: "error", id,
       error: { code: err?.code ?? "internal", message: err?.message ?? String(err) },

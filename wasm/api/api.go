@@ -289,12 +289,6 @@ type ReadParams struct {
 	Handle int `json:"handle"`
 }
 
-// ReadResult is a slice of a file; EOF marks the end.
-type ReadResult struct {
-	Data []byte `json:"data"`
-	EOF  bool   `json:"eof"`
-}
-
 // OpenResult is an opened file.
 type OpenResult struct {
 	Handle int           `json:"handle"`
@@ -308,8 +302,10 @@ type Transfer struct {
 	Total int64  `json:"total"`
 }
 
-// readSize is how much one file.read returns (base64 in JSON: 1.33 MiB).
-const readSize = 1 << 20
+// ReadSize is how much one file.read returns, except at the end: a
+// shorter result (possibly empty) is the last, and comes only after the
+// whole file matched its description.
+const ReadSize = 1 << 20
 
 // progress returns a callback emitting "transfer" events at most every
 // 100 ms, and always the last one.
@@ -622,28 +618,25 @@ func (s *Service) Register(r *rpc.Router) {
 		s.readers[s.nextHandle] = rd
 		return OpenResult{Handle: s.nextHandle, File: meta}, nil
 	})
-	rpc.Handle(r, "file.read", func(_ context.Context, rp ReadParams) (ReadResult, error) {
+	rpc.Handle(r, "file.read", func(_ context.Context, rp ReadParams) (rpc.Binary, error) {
 		s.mu.Lock()
 		rd, ok := s.readers[rp.Handle]
 		s.mu.Unlock()
 		if !ok {
-			return ReadResult{}, rpc.Errorf(rpc.CodeBadRequest, "no open file %d", rp.Handle)
+			return nil, rpc.Errorf(rpc.CodeBadRequest, "no open file %d", rp.Handle)
 		}
-		buf := make([]byte, readSize)
+		buf := make([]byte, ReadSize)
 		n, err := io.ReadFull(rd, buf)
+		if err == nil {
+			return buf, nil
+		}
+		s.mu.Lock()
+		delete(s.readers, rp.Handle)
+		s.mu.Unlock()
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			s.mu.Lock()
-			delete(s.readers, rp.Handle)
-			s.mu.Unlock()
-			return ReadResult{Data: buf[:n], EOF: true}, nil
+			return buf[:n], nil
 		}
-		if err != nil {
-			s.mu.Lock()
-			delete(s.readers, rp.Handle)
-			s.mu.Unlock()
-			return ReadResult{}, coded(err)
-		}
-		return ReadResult{Data: buf[:n]}, nil
+		return nil, coded(err)
 	})
 	rpc.Handle(r, "messages.page", func(_ context.Context, pp PageParams) ([]chat.Message, error) {
 		p, err := s.profile()

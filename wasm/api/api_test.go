@@ -186,7 +186,7 @@ func (r sizedReader) ReadAt(p []byte, off int64) (int, error) {
 	return int(n), nil
 }
 
-func TestFileSendCancel(t *testing.T) {
+func TestFilesThroughTheAPI(t *testing.T) {
 	relay := relaytest.Start(t)
 	a, b := newTab(t, relay), newTab(t, relay)
 	var id IDParams
@@ -196,7 +196,8 @@ func TestFileSendCancel(t *testing.T) {
 	b.call("profile.unlock", UnlockParams{ID: id.ID}, nil)
 	var inv chat.Invitation
 	a.call("invite.create", InviteParams{}, &inv)
-	b.call("join", JoinParams{Link: inv.Link}, nil)
+	var joined chat.Contact
+	b.call("join", JoinParams{Link: inv.Link}, &joined)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var c chat.Contact
@@ -283,6 +284,40 @@ func TestFileSendCancel(t *testing.T) {
 	}
 	if err := a.try("file.discard", UploadParams{Contact: inv.Contact, Upload: uid}, nil); code(err) != CodeInvalid {
 		t.Errorf("discarding a finished upload: %v", err)
+	}
+
+	// Bo downloads it and reads it back: 1 MiB parts as raw bytes, the
+	// last one shorter (here empty: the file is a whole number of MiB).
+	var in []chat.Message
+	for deadline := time.Now().Add(30 * time.Second); len(in) == 0; time.Sleep(20 * time.Millisecond) {
+		b.call("messages.page", PageParams{Contact: joined.ID}, &in)
+		if time.Now().After(deadline) {
+			t.Fatal("the file did not arrive")
+		}
+	}
+	if err := b.try("file.open", FileParams{Contact: joined.ID, Seq: in[0].Seq}, nil); code(err) != CodeInvalid {
+		t.Errorf("file.open before the download: %v", err)
+	}
+	b.call("file.download", FileParams{Contact: joined.ID, Seq: in[0].Seq}, nil)
+	var opened OpenResult
+	b.call("file.open", FileParams{Contact: joined.ID, Seq: in[0].Seq}, &opened)
+	var total, parts int
+	for {
+		params, _ := json.Marshal(ReadParams{Handle: opened.Handle})
+		out, bin, err := b.r.Result(context.Background(), "file.read", params)
+		if err != nil || !bin || len(out) > ReadSize {
+			t.Fatalf("file.read: %d bytes, binary %v, %v", len(out), bin, err)
+		}
+		total, parts = total+len(out), parts+1
+		if len(out) < ReadSize {
+			break
+		}
+	}
+	if total != 9<<20 || parts != 10 || opened.File.Name != "zeros.bin" {
+		t.Errorf("read %d bytes in %d parts of %+v", total, parts, opened.File)
+	}
+	if err := b.try("file.read", ReadParams{Handle: opened.Handle}, nil); code(err) != rpc.CodeBadRequest {
+		t.Errorf("file.read after the end: %v", err)
 	}
 }
 

@@ -5,7 +5,7 @@
 // Install defines one global object:
 //
 //	globalThis[name] = {
-//	  call(method, paramsJSON[, blob]) → Promise<resultJSON>   // rejects with {code, message}
+//	  call(method, paramsJSON[, blob]) → Promise<resultJSON or Uint8Array>   // rejects with {code, message}
 //	  setEventSink(fn(name, dataJSON))
 //	}
 //
@@ -117,9 +117,14 @@ func (b *Bridge) call(_ js.Value, args []js.Value) any {
 		if argErr != nil {
 			return nil, argErr
 		}
-		out, err := b.router.Call(ctx, method, []byte(params))
+		out, binary, err := b.router.Result(ctx, method, []byte(params))
 		if err != nil {
 			return nil, err
+		}
+		if binary {
+			arr := js.Global().Get("Uint8Array").New(len(out))
+			js.CopyBytesToJS(arr, out)
+			return arr, nil
 		}
 		return string(out), nil
 	})

@@ -35,6 +35,7 @@ func TestInstallCallEmit(t *testing.T) {
 	r := rpc.NewRouter()
 	rpc.Handle(r, "add", func(_ context.Context, p struct{ A, B int }) (int, error) { return p.A + p.B, nil })
 	rpc.Handle(r, "slow", func(context.Context, rpc.None) (string, error) { <-release; return "done", nil })
+	rpc.Handle(r, "bytes", func(context.Context, rpc.None) (rpc.Binary, error) { return rpc.Binary{1, 2, 255}, nil })
 	rpc.Handle(r, "fail", func(context.Context, rpc.None) (rpc.None, error) {
 		return rpc.None{}, rpc.Errorf("wrong_passphrase", "the passphrase is wrong")
 	})
@@ -61,6 +62,12 @@ func TestInstallCallEmit(t *testing.T) {
 	res, rej := awaitT(t, core.Call("call", "add", `{"A":2,"B":3}`))
 	if !rej.IsUndefined() || res.String() != "5" {
 		t.Errorf("add = %v / %v", res, rej)
+	}
+
+	// A Binary result arrives as a Uint8Array, not JSON.
+	res, _ = awaitT(t, core.Call("call", "bytes"))
+	if !res.InstanceOf(js.Global().Get("Uint8Array")) || res.Length() != 3 || res.Index(2).Int() != 255 {
+		t.Errorf("bytes = %v", res)
 	}
 
 	// A slow call returns its Promise at once: the callback never blocks.

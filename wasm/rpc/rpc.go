@@ -10,6 +10,10 @@
 //	})
 //	out, err := r.Call(ctx, "version", nil) // out is JSON
 //
+// A handler whose result is Binary (file contents) skips JSON where the
+// transport can carry bytes: Result tells the bridge, which hands the bytes
+// to JavaScript as a Uint8Array; Call still encodes them as JSON (base64).
+//
 // The router does no I/O of its own and builds on every platform; package
 // bridge exposes it to JavaScript under js/wasm.
 package rpc
@@ -109,28 +113,47 @@ func Handle[P, R any](r *Router, method string, fn func(context.Context, P) (R, 
 	}
 }
 
+// Binary is a result of raw bytes (see Result).
+type Binary []byte
+
 // Call runs method with JSON params and returns its JSON result. Every error
 // it returns is an *Error; errors of other types from handlers are reported
 // as CodeInternal with their message.
 func (r *Router) Call(ctx context.Context, method string, params []byte) ([]byte, error) {
+	out, bin, err := r.Result(ctx, method, params)
+	if err != nil || !bin {
+		return out, err
+	}
+	if out, err = json.Marshal(out); err != nil {
+		return nil, Errorf(CodeInternal, "%s: encoding result: %w", method, err)
+	}
+	return out, nil
+}
+
+// Result is Call for transports that carry bytes: when the handler's
+// result is Binary, it returns those bytes and binary = true; otherwise
+// the JSON result.
+func (r *Router) Result(ctx context.Context, method string, params []byte) (out []byte, binary bool, err error) {
 	r.mu.RLock()
 	h, ok := r.handlers[method]
 	r.mu.RUnlock()
 	if !ok {
-		return nil, Errorf(CodeUnknownMethod, "unknown method %q", method)
+		return nil, false, Errorf(CodeUnknownMethod, "unknown method %q", method)
 	}
 	if len(params) > h.max {
-		return nil, Errorf(CodeBadRequest, "%s: parameters are %d bytes, the limit is %d", method, len(params), h.max)
+		return nil, false, Errorf(CodeBadRequest, "%s: parameters are %d bytes, the limit is %d", method, len(params), h.max)
 	}
 	res, err := h.fn(ctx, params)
 	if err != nil {
-		return nil, asError(ctx, err)
+		return nil, false, asError(ctx, err)
 	}
-	out, err := json.Marshal(res)
-	if err != nil {
-		return nil, Errorf(CodeInternal, "%s: encoding result: %w", method, err)
+	if b, ok := res.(Binary); ok {
+		return b, true, nil
 	}
-	return out, nil
+	if out, err = json.Marshal(res); err != nil {
+		return nil, false, Errorf(CodeInternal, "%s: encoding result: %w", method, err)
+	}
+	return out, false, nil
 }
 
 // asError converts any error into an *Error.

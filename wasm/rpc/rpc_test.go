@@ -49,6 +49,25 @@ func TestCall(t *testing.T) {
 	}
 }
 
+func TestBinaryResult(t *testing.T) {
+	r := NewRouter()
+	Handle(r, "bytes", func(context.Context, None) (Binary, error) { return Binary("\x00\xffab"), nil })
+	Handle(r, "json", func(context.Context, None) ([]byte, error) { return []byte("ab"), nil })
+	ctx := context.Background()
+	if out, bin, err := r.Result(ctx, "bytes", nil); err != nil || !bin || string(out) != "\x00\xffab" {
+		t.Errorf("Result(bytes) = %q, %v, %v", out, bin, err)
+	}
+	if out, err := r.Call(ctx, "bytes", nil); err != nil || string(out) != `"AP9hYg=="` {
+		t.Errorf("Call(bytes) = %s, %v", out, err)
+	}
+	if out, bin, err := r.Result(ctx, "json", nil); err != nil || bin || string(out) != `"YWI="` {
+		t.Errorf("Result(json) = %s, %v, %v", out, bin, err)
+	}
+	if _, _, err := r.Result(ctx, "missing", nil); err == nil {
+		t.Error("Result of a missing method succeeded")
+	}
+}
+
 func TestCallErrors(t *testing.T) {
 	r := newTestRouter()
 	canceled, cancel := context.WithCancel(context.Background())

@@ -19,7 +19,7 @@ import (
 )
 
 // allowDownloads saves p's downloads into a new folder and returns it.
-func allowDownloads(t *testing.T, p *tab) string {
+func allowDownloads(t testing.TB, p *tab) string {
 	t.Helper()
 	dir := t.TempDir()
 	if _, err := chromedp.CallBrowser(p.ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
@@ -32,7 +32,7 @@ func allowDownloads(t *testing.T, p *tab) string {
 }
 
 // waitFile waits for a completed download named name in dir.
-func waitFile(t *testing.T, dir, name string) []byte {
+func waitFile(t testing.TB, dir, name string) []byte {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
@@ -185,6 +185,14 @@ func benchmarkFile(b *testing.B, size int) {
 		b.ReportMetric(float64(len(data))/1e6/up.Seconds(), "upload-MB/s")
 		b.ReportMetric(eval[float64](alice, `window.__longest`), "ms-longest-task-sender")
 		b.ReportMetric(eval[float64](bob, `window.__longest`), "ms-longest-task-receiver")
+		downloads := allowDownloads(b, bob)
+		saveStart := time.Now()
+		bob.click("Save")
+		if got := waitFile(b, downloads, "big.bin"); len(got) != len(data) {
+			b.Fatalf("saved %d bytes", len(got))
+		}
+		b.ReportMetric(float64(len(data))/1e6/time.Since(saveStart).Seconds(), "save-MB/s")
+		b.ReportMetric(eval[float64](bob, `window.__longest`), "ms-longest-task-with-save")
 		baseline := browserWebSocketMBps(b, alice, len(data))
 		b.ReportMetric(baseline, "baseline-MB/s")
 		b.ReportMetric(mbps/baseline, "ratio")
