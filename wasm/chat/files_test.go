@@ -320,4 +320,23 @@ func TestResumeUpload(t *testing.T) {
 	if err := a.p.DiscardUpload(ctxT(t), ab, uid+"-2"); !errors.Is(err, ErrInvalid) {
 		t.Errorf("discarding twice: %v", err)
 	}
+
+	// Deleting the conversation deletes its files and unfinished uploads:
+	// no record of the contact is left on either side.
+	if _, err := a.p.SendFileAs(ctxT(t), ab, uid+"-3", 0, meta, unreadableAfter{data, 9 << 20}, nil); !errors.Is(err, errUnreadable) {
+		t.Fatal(err)
+	}
+	for _, side := range []struct {
+		u  *user
+		id string
+	}{{a, ab}, {b, ba}} {
+		if err := side.u.p.DeleteContact(ctxT(t), side.id); err != nil {
+			t.Fatal(err)
+		}
+		for name := range snapshotFS(t, side.u) {
+			if strings.Contains(name, side.id) {
+				t.Errorf("%s is left after deleting the contact", name)
+			}
+		}
+	}
 }
