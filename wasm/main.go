@@ -13,6 +13,7 @@ import (
 	"github.com/wisp-chat/wisp/server/wire/client"
 	"github.com/wisp-chat/wisp/wasm/api"
 	"github.com/wisp-chat/wisp/wasm/bridge"
+	"github.com/wisp-chat/wisp/wasm/internal/webcrypto"
 	"github.com/wisp-chat/wisp/wasm/rpc"
 	"github.com/wisp-chat/wisp/wasm/store"
 )
@@ -24,7 +25,8 @@ func main() {
 	svc := api.New(
 		func(ctx context.Context) (hackpadfs.FS, error) { return store.OpenIndexedDB(ctx, "wisp") },
 		func(name string, data any) { _ = b.Emit(name, data) },
-		client.Options{},
+		client.Options{SHA256: webcrypto.SHA256}, // file uploads sign a digest of 4 MiB
+
 	)
 	svc.Register(router)
 	b = bridge.New(ctx, router)

@@ -59,8 +59,14 @@ type Session struct {
 	// ID binds signed commands to this session (SPEC.md, "Signatures").
 	ID      [32]byte
 	Version uint16
-	send    *chain
-	recv    *chain
+	// SHA256, if set, computes the digest a signed file transmission
+	// signs (SealFrame) instead of crypto/sha256; it must return SHA-256
+	// of the concatenated parts. The browser client sets one backed by
+	// WebCrypto, which hashes a 4 MiB FPUT on a browser thread rather
+	// than in wasm. The bytes on the wire do not change.
+	SHA256 func(parts ...[]byte) ([32]byte, error)
+	send   *chain
+	recv   *chain
 }
 
 // aead returns the cipher for the chain's next block.

@@ -280,18 +280,28 @@ func (t *FileTransmission) Sign(sessionID [32]byte, key ed25519.PrivateKey) ([]b
 	if err != nil {
 		return nil, err
 	}
-	if err := signFileInto(raw, sessionID, key); err != nil {
+	if err := signFileInto(raw, sessionID, key, nil); err != nil {
 		return nil, err
 	}
 	return raw, nil
 }
 
-// signFileInto signs an encoded transmission in place.
-func signFileInto(raw []byte, sessionID [32]byte, key ed25519.PrivateKey) error {
+// signFileInto signs an encoded transmission in place, with sum (when not
+// nil) computing the signed digest.
+func signFileInto(raw []byte, sessionID [32]byte, key ed25519.PrivateKey, sum func(parts ...[]byte) ([32]byte, error)) error {
 	if len(key) != ed25519.PrivateKeySize {
 		return fmt.Errorf("%w: signing key is %d bytes", ErrSignature, len(key))
 	}
-	signInto(raw, fileSignContext, sessionID, key)
+	if sum == nil {
+		signInto(raw, fileSignContext, sessionID, key)
+		return nil
+	}
+	d, err := sum([]byte(fileSignContext), sessionID[:], raw[1+SignatureSize:])
+	if err != nil {
+		return fmt.Errorf("%w: digest: %w", ErrSignature, err)
+	}
+	raw[0] = SignatureSize
+	copy(raw[1:], ed25519.Sign(key, d[:]))
 	return nil
 }
 

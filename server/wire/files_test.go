@@ -202,6 +202,33 @@ func TestFrames(t *testing.T) {
 			t.Fatalf("%s: parse: %v", class, err)
 		}
 	}
+	// A session hasher (WebCrypto in the browser) computes the same
+	// digest: the relay verifies the signature with crypto/sha256. A
+	// hasher that fails makes the seal fail without using a chain key.
+	var calls int
+	c.SHA256 = func(parts ...[]byte) ([32]byte, error) {
+		calls++
+		h := sha256.New()
+		for _, p := range parts {
+			h.Write(p)
+		}
+		return [32]byte(h.Sum(nil)), nil
+	}
+	tr := FileTransmission{CorrID: []byte{3}, EntityID: make([]byte, IDSize), Command: FileCommand{Kind: CmdFPUT, Data: make([]byte, Class256K.Size())}}
+	frame, err := c.SealFrame(Class256K, &tr, key)
+	if err != nil || calls != 1 {
+		t.Fatalf("seal with a session hasher: %v, %d calls", err, calls)
+	}
+	if raw, _, err := r.OpenFrame(frame); err != nil {
+		t.Fatal(err)
+	} else if p, err := ParseFileTransmission(raw); err != nil || !p.Verify(r.ID, key.Public().(ed25519.PublicKey)) {
+		t.Fatalf("signature made with the session hasher does not verify: %v", err)
+	}
+	c.SHA256 = func(...[]byte) ([32]byte, error) { return [32]byte{}, errors.New("no WebCrypto") }
+	if _, err := c.SealFrame(Class256K, &tr, key); !errors.Is(err, ErrSignature) {
+		t.Fatalf("failing hasher: %v", err)
+	}
+	c.SHA256 = nil
 	// A chunk that does not fit its frame, an unknown class.
 	big := FileTransmission{CorrID: []byte{1}, Command: FileCommand{Kind: CmdFPUT, Data: make([]byte, 65536)}}
 	if _, err := c.SealFrame(ClassControl, &big, nil); !errors.Is(err, ErrTooLarge) {

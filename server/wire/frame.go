@@ -135,7 +135,7 @@ func (s *Session) SealFrame(class ChunkClass, t *FileTransmission, key ed25519.P
 		return nil, fmt.Errorf("%w: transmission does not fit a %s frame", ErrTooLarge, class)
 	}
 	if key != nil {
-		if err := signFileInto(buf[sigStart:], s.ID, key); err != nil {
+		if err := signFileInto(buf[sigStart:], s.ID, key, s.SHA256); err != nil {
 			return nil, err
 		}
 	}

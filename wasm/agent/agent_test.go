@@ -182,7 +182,7 @@ func (p *peer) start() {
 		p.t.Fatal(err)
 	}
 	opts := p.opts
-	if opts == (client.Options{}) {
+	if opts.MinBackoff == 0 && opts.MaxBackoff == 0 {
 		opts = client.Options{MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second}
 	}
 	p.relays = NewRelays(opts, nil, nil)

@@ -71,6 +71,9 @@ type Options struct {
 	PingTimeout  time.Duration // drop the connection without PONG [15s]
 	DialTimeout  time.Duration // WebSocket dial + handshake [15s]
 	EventBuffer  int           // size of the Events channel [256]
+	// SHA256, if set, hashes what file uploads sign (wire.Session.SHA256):
+	// the browser core passes WebCrypto's. Nil: crypto/sha256.
+	SHA256 func(parts ...[]byte) ([32]byte, error)
 }
 
 func (o *Options) defaults() {

@@ -140,6 +140,7 @@ func (c *FileClient) connect(ctx context.Context) (*fileConn, error) {
 	if err != nil {
 		return nil, err
 	}
+	sess.SHA256 = c.opts.SHA256
 	return &fileConn{ws: ws, sess: sess, pending: make(map[uint64]chan fileResult), heard: make(chan struct{}, 1)}, nil
 }
 
