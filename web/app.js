@@ -651,7 +651,6 @@ function messageItem(m) {
 // ---------- files ----------
 
 const MAX_FILE = 1 << 30;
-const READ_SIZE = 1 << 20; // file.read's part size (api.ReadSize)
 const AUTO_KEY = "wisp.autoDownloadMiB"; // a display preference, not secret
 /** Pictures up to this size download by themselves (Settings; default 5 MiB). */
 function autoDownloadLimit() {
@@ -860,16 +859,10 @@ async function download(m, button) {
   }
 }
 
-/** Reads a downloaded file from the core into a Blob. */
+/** Reads a downloaded file from the core into a Blob (built in the worker). */
 async function fileBlob(m) {
   const { handle, file } = await state.core.call("file.open", { contact: m.contact, seq: m.seq });
-  const parts = [];
-  for (;;) { // 1 MiB at a time; a shorter part is the last, once the whole file matched
-    const part = await state.core.call("file.read", { handle });
-    parts.push(part);
-    if (part.length < READ_SIZE) break;
-  }
-  return new Blob(parts, { type: file.type || "application/octet-stream" });
+  return state.core.call("file.blob", { handle, type: file.type || "application/octet-stream" });
 }
 
 async function saveFile(m) {

@@ -50,7 +50,7 @@ export class CoreClient extends EventTarget {
     switch (msg?.type) {
       case "result": {
         const p = this.#take(msg.id);
-        if (p) p.resolve(msg.result instanceof Uint8Array ? msg.result : msg.result === "" ? null : JSON.parse(msg.result));
+        if (p) p.resolve(typeof msg.result !== "string" ? msg.result : msg.result === "" ? null : JSON.parse(msg.result));
         break;
       }
       case "error": {

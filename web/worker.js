@@ -2,7 +2,8 @@
 //
 // Protocol with the page (see rpc.js):
 //   page → worker  {id, method, params, blob}   params: JSON string or ""; blob: a File to upload, or undefined
-//   worker → page  {type: "result", id, result}  result: JSON string, or a Uint8Array (file contents, transferred)
+//   worker → page  {type: "result", id, result}  result: JSON string, a Uint8Array (file.read, transferred)
+//                                                 or a Blob (file.blob, made here from file.read's parts)
 //                  {type: "error", id, error: {code, message}}
 //                  {type: "event", name, data}   data: JSON string
 //                  {type: "ready"} once, {type: "fatal", message} when the core cannot run
@@ -24,9 +25,26 @@ function fatal(message) {
   self.close();
 }
 
+const READ_SIZE = 1 << 20; // file.read's part size (api.ReadSize)
+
+/** file.blob {handle, type}: reads an opened file to its end with
+ * file.read and builds the Blob here, so the copy into the Blob is made
+ * off the page's main thread. Rejects (no Blob) unless the whole file
+ * matched its description. */
+async function readBlob(params) {
+  const { handle, type } = JSON.parse(params);
+  const parts = [];
+  for (;;) {
+    const part = await core.call("file.read", JSON.stringify({ handle }));
+    parts.push(part);
+    if (part.length < READ_SIZE) break;
+  }
+  return new Blob(parts, { type: typeof type === "string" ? type : "" });
+}
+
 function handle(msg) {
   const { id, method, params, blob } = msg;
-  core.call(method, params, blob).then(
+  (method === "file.blob" ? readBlob(params) : core.call(method, params, blob)).then(
     (result) => self.postMessage({ type: "result", id, result }, result instanceof Uint8Array ? [result.buffer] : []),
     (err) => self.postMessage({
       type: "error", id,
