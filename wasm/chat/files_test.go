@@ -47,14 +47,7 @@ func TestSendFile(t *testing.T) {
 	if m.File == nil || m.File.State != FileSent || m.Text != "holiday.bin" || lastDone == 0 {
 		t.Fatalf("sent message %+v (progress %d)", m, lastDone)
 	}
-	var in Message
-	waitFor(t, "the file message", func() (bool, error) {
-		msgs, err := b.p.Messages(ba, 0, 10)
-		if len(msgs) == 1 {
-			in = msgs[0]
-		}
-		return len(msgs) == 1, err
-	})
+	in := awaitOneMessage(t, b, ba)
 	if in.File == nil || in.File.State != FileAvailable || in.File.Size != int64(len(data)) || !bytes.Equal(in.File.Thumbnail, thumb) {
 		t.Fatalf("received %+v", in)
 	}
@@ -114,14 +107,7 @@ func TestFileTamperedOnRelay(t *testing.T) {
 	if flipped == 0 {
 		t.Fatal("found no chunk file to tamper with")
 	}
-	var in Message
-	waitFor(t, "the file message", func() (bool, error) {
-		msgs, err := b.p.Messages(ba, 0, 10)
-		if len(msgs) == 1 {
-			in = msgs[0]
-		}
-		return len(msgs) == 1, err
-	})
+	in := awaitOneMessage(t, b, ba)
 	if err := b.p.DownloadFile(ctxT(t), ba, in.Seq, nil); err == nil {
 		t.Fatal("a tampered file downloaded")
 	}
@@ -276,23 +262,9 @@ func TestResumeUpload(t *testing.T) {
 	if _, err := a.p.ResumeFile(ctxT(t), ab, uid, bytes.NewReader(data), meta.Size, nil); !errors.Is(err, ErrInvalid) {
 		t.Errorf("resuming a finished upload: %v", err)
 	}
-	var in Message
-	waitFor(t, "the file message", func() (bool, error) {
-		msgs, err := b.p.Messages(ba, 0, 10)
-		if len(msgs) == 1 {
-			in = msgs[0]
-		}
-		return len(msgs) == 1, err
-	})
-	if err := b.p.DownloadFile(ctxT(t), ba, in.Seq, nil); err != nil {
-		t.Fatal(err)
-	}
-	rd, _, err := b.p.OpenFile(ba, in.Seq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, err := io.ReadAll(rd); err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("received %d bytes: %v", len(got), err)
+	in := awaitOneMessage(t, b, ba)
+	if got := downloadAll(t, b, ba, in.Seq); !bytes.Equal(got, data) {
+		t.Fatalf("received %d bytes", len(got))
 	}
 	if n := chunkFileCount(t, r1); n != 0 {
 		t.Errorf("%d chunk files left on the relay after the download", n)

@@ -144,16 +144,9 @@ func (s *Store) name(k Key) string { return path.Join(s.dir, string(k)) }
 
 // Put stores value under k, replacing any previous record, atomically.
 func (s *Store) Put(k Key, value []byte) error {
-	if !k.Valid() {
-		return fmt.Errorf("%w: %q", ErrBadKey, k)
-	}
-	if len(value) > MaxRecordSize {
-		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(value), MaxRecordSize)
-	}
-	name := s.name(k)
-	sealed, err := s.sealer.Seal(name, value)
+	name, sealed, err := s.seal(k, value)
 	if err != nil {
-		return fmt.Errorf("store: sealing: %w", err)
+		return err
 	}
 	var rnd [12]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
@@ -183,16 +176,9 @@ func (s *Store) Put(k Key, value []byte) error {
 // caller can write again (e.g. a file chunk still on the relay). It
 // replaces an existing record like Put.
 func (s *Store) PutOnce(k Key, value []byte) error {
-	if !k.Valid() {
-		return fmt.Errorf("%w: %q", ErrBadKey, k)
-	}
-	if len(value) > MaxRecordSize {
-		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(value), MaxRecordSize)
-	}
-	name := s.name(k)
-	sealed, err := s.sealer.Seal(name, value)
+	name, sealed, err := s.seal(k, value)
 	if err != nil {
-		return fmt.Errorf("store: sealing: %w", err)
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -203,6 +189,21 @@ func (s *Store) PutOnce(k Key, value []byte) error {
 		return fmt.Errorf("store: put: %w", err)
 	}
 	return nil
+}
+
+// seal checks a record and encrypts it under its full name.
+func (s *Store) seal(k Key, value []byte) (name string, sealed []byte, err error) {
+	if !k.Valid() {
+		return "", nil, fmt.Errorf("%w: %q", ErrBadKey, k)
+	}
+	if len(value) > MaxRecordSize {
+		return "", nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(value), MaxRecordSize)
+	}
+	name = s.name(k)
+	if sealed, err = s.sealer.Seal(name, value); err != nil {
+		return "", nil, fmt.Errorf("store: sealing: %w", err)
+	}
+	return name, sealed, nil
 }
 
 // mkdirs creates a record's directory once per Store; s.mu is held.
