@@ -758,21 +758,24 @@ async function runUpload(u, call) {
   rerender(u.contact);
   const list = $("#messages");
   if (list) list.scrollTop = list.scrollHeight;
+  let failure = null;
   try {
     const m = await call(tid);
     uploadsOf(u.contact).delete(u.id);
     addMessage(m);
   } catch (err) {
-    if (err.code === "canceled") toast(`Sending ${u.name} was cancelled.`);
-    else if (err.code === "not_same_file") {
-      u.file = null;
-      toast(`That is not the file that was being sent: pick ${u.name} as it was.`);
-    } else toast(`${u.name} was not sent: ${err.message}. Press Resume to go on.`);
+    failure = err;
+    if (err.code === "not_same_file") u.file = null; // pick it again
   } finally {
     transfers.delete(tid);
     u.tid = null;
     await refreshUploads(u.contact);
   }
+  if (!failure) return;
+  if (failure.code === "canceled") toast(`Sending ${u.name} was cancelled.`);
+  else if (failure.code === "not_same_file") toast(`That is not the file that was being sent: pick ${u.name} as it was.`);
+  else if (uploadsOf(u.contact).has(u.id)) toast(`${u.name} was not sent: ${failure.message}. Press Resume to go on.`);
+  else toast(`${u.name} was not sent: ${failure.message}`);
 }
 
 let resumeTarget = null; // the upload the file picker is open for
