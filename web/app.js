@@ -810,6 +810,7 @@ function uploadItem(u) {
   const running = !!u.tid;
   return h("li", { class: "msg out upload", "data-upload": u.id, "data-state": running ? "uploading" : "interrupted" },
     h("div", { class: "bubble file" },
+      u.thumbnail ? h("img", { class: "thumb", src: `data:image/jpeg;base64,${u.thumbnail}`, alt: `Preview of ${u.name}` }) : null,
       h("p", { class: "text" }, u.name),
       h("p", { class: "meta" }, `${formatSize(u.size)}${u.type ? " · " + u.type : ""}`),
       running ? (transferBox(u.tid) ?? h("p", { class: "meta" }, "Sending…")) :
