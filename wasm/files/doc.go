@@ -28,11 +28,13 @@
 // InFlight + 3 chunks whatever the file size (see SendOptions.InFlight).
 //
 // SendOptions.Upload makes a Send resumable: the caller persists the
-// Upload (NewUpload, then after each chunk through SendOptions.Uploaded),
-// and a later Send with it and the same file uploads only the chunks
-// missing; the file is read and encrypted again (deterministic for the
-// key) and each chunk already on the relay must give its recorded
-// fingerprint, else ErrNotSameFile.
+// Upload (NewUpload, then through SendOptions.Uploaded each time a chunk
+// is recorded: before its first byte is sent, and when the relay has it),
+// and a later Send with it and the same file uploads only what is
+// missing. The file is read and encrypted again (deterministic for the
+// key) and every recorded chunk must give its recorded fingerprint, else
+// ErrNotSameFile: other bytes are never sent under a key and chunk index
+// already used (SPEC.md §7.1).
 //
 // # Receiving
 //

@@ -39,7 +39,7 @@ func FuzzUnmarshalUpload(f *testing.F) {
 	u := &Upload{Size: d.Size, Key: d.Key, Relay: d.Relay}
 	for i := range 2 {
 		snd := fakeSenderChunk(f, d.Class)
-		u.add(UploadedChunk{Index: i * 2, Sender: snd, Recipient: d.Chunks[i*2]})
+		u.put(UploadedChunk{Index: i * 2, Sender: snd, Recipient: d.Chunks[i*2]})
 		b, err := u.MarshalBinary()
 		if err != nil {
 			f.Fatal(err)

@@ -263,7 +263,7 @@ func (p *prefetcher) Read(b []byte) (int, error) {
 
 // encrypt reads src in slices, hashes the plaintext and encrypts it into
 // relay chunks.
-func encrypt(src io.Reader, size int64, key stream.Key, h *digester, c *chunker) error {
+func encrypt(src io.Reader, size int64, key stream.Key, h io.Writer, c *chunker) error {
 	w := stream.NewWriter(c, key)
 	buf := make([]byte, readSlice)
 	n, err := io.CopyBuffer(w, io.TeeReader(io.LimitReader(src, size), h), buf)
@@ -288,8 +288,8 @@ func encrypt(src io.Reader, size int64, key stream.Key, h *digester, c *chunker)
 // (best effort), except those recorded in opts.Upload. fc must be
 // connected to relay, whose address goes in the description.
 func Send(ctx context.Context, fc Relay, relay wire.Address, src io.ReaderAt, size int64, opts SendOptions) (*Description, *SenderState, error) {
-	up := opts.Upload
-	if up == nil {
+	up, resumable := opts.Upload, opts.Upload != nil
+	if !resumable {
 		var err error
 		if up, err = NewUpload(relay, size); err != nil {
 			return nil, nil, err
@@ -302,7 +302,7 @@ func Send(ctx context.Context, fc Relay, relay wire.Address, src io.ReaderAt, si
 		return nil, nil, err
 	}
 	if up.Size != size || up.Relay != relay {
-		return nil, nil, fmt.Errorf("%w: %d bytes to %s, the upload is of %d bytes to %s", ErrNotSameFile, size, relay, up.Size, up.Relay)
+		return nil, nil, fmt.Errorf("%w: %d bytes, the upload is of %d bytes (or to another relay)", ErrNotSameFile, size, up.Size)
 	}
 	class, err := ClassForSize(size)
 	if err != nil {
@@ -316,14 +316,25 @@ func Send(ctx context.Context, fc Relay, relay wire.Address, src io.ReaderAt, si
 	if err := d.validate(); err != nil { // the relay address, before any upload
 		return nil, nil, err
 	}
+	if resumable && len(up.Chunks) > 0 {
+		if err := checkSame(ctx, src, up, class); err != nil {
+			return nil, nil, err
+		}
+	}
 	st := &SenderState{Relay: relay, Chunks: make([]client.SenderChunk, n)}
-	created := make([]bool, n)  // created by this Send and not recorded in up
-	recorded := make([]bool, n) // recorded in up by this Send
-	var upMu sync.Mutex         // up, created and recorded
+	created := make([]bool, n) // created by this Send and not recorded in up: deleted if Send fails
+	var upMu sync.Mutex        // up and created
 	workers := min(inFlight(opts.InFlight), n)
 	tries := retries(opts.Retries)
 	prog := &progress{fn: opts.Progress, total: int64(n) * int64(class.Size())}
 	ctSize := stream.CiphertextSize(size)
+	// record persists up; upMu is held.
+	record := func() error {
+		if opts.Uploaded == nil {
+			return nil
+		}
+		return opts.Uploaded(up)
+	}
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -332,59 +343,72 @@ func Send(ctx context.Context, fc Relay, relay wire.Address, src io.ReaderAt, si
 	for range workers + 1 {
 		free <- make([]byte, class.Size())
 	}
-	// upload puts one chunk on the relay and records it in up.
+	// upload puts one chunk on the relay; in a resumable Send it records
+	// the chunk with its fingerprint before sending it, and again once
+	// the relay has it.
 	upload := func(j job) error {
-		// The fingerprint leaves out the random padding of the last chunk.
-		fp := hashPiece(j.data[:min(int64(len(j.data)), ctSize-int64(j.index)*int64(class.Size()))])
-		upMu.Lock()
-		old, done := up.chunk(j.index)
-		upMu.Unlock()
-		if done {
-			sum, err := fp()
-			switch {
-			case err != nil:
+		var sum [32]byte
+		if resumable {
+			var err error
+			// The fingerprint leaves out the random padding of the last chunk.
+			if sum, err = hashPiece(j.data[:min(int64(len(j.data)), ctSize-int64(j.index)*int64(class.Size()))])(); err != nil {
 				return err
-			case sum != old.Fingerprint:
-				return fmt.Errorf("%w: chunk %d differs", ErrNotSameFile, j.index)
-			}
-			st.Chunks[j.index], d.Chunks[j.index] = old.Sender, old.Recipient
-			return nil
-		}
-		err := retry(ctx, tries, func() error {
-			snd, rcpt, err := createChunk(ctx, fc, class, opts.Password)
-			if err != nil {
-				return fmt.Errorf("files: creating chunk %d: %w", j.index, err)
 			}
 			upMu.Lock()
-			st.Chunks[j.index], d.Chunks[j.index], created[j.index] = snd, rcpt, true
+			old, started := up.chunk(j.index)
 			upMu.Unlock()
+			if started {
+				if sum != old.Fingerprint {
+					return fmt.Errorf("%w: chunk %d differs", ErrNotSameFile, j.index)
+				}
+				if old.Done {
+					st.Chunks[j.index], d.Chunks[j.index] = old.Sender, old.Recipient
+					return nil
+				}
+				// Started, not confirmed: the same bytes go to a new chunk
+				// and the old one, if it got there, is deleted.
+				_ = fc.DeleteChunk(ctx, old.Sender)
+			}
+		}
+		var snd client.SenderChunk
+		var rcpt client.RecipientChunk
+		err := retry(ctx, tries, func() error {
+			var err error
+			if snd, rcpt, err = createChunk(ctx, fc, class, opts.Password); err != nil {
+				return fmt.Errorf("files: creating chunk %d: %w", j.index, err)
+			}
 			return nil
 		})
-		if err == nil {
-			err = retry(ctx, tries, func() error {
-				if err := fc.Upload(ctx, st.Chunks[j.index], j.data); err != nil {
-					return fmt.Errorf("files: uploading chunk %d: %w", j.index, err)
-				}
-				return nil
-			})
+		if err != nil {
+			return err
 		}
-		sum, ferr := fp()
-		if err != nil || ferr != nil {
-			return errors.Join(err, ferr)
+		upMu.Lock()
+		st.Chunks[j.index], d.Chunks[j.index], created[j.index] = snd, rcpt, true
+		if resumable {
+			up.put(UploadedChunk{Index: j.index, Sender: snd, Recipient: rcpt, Fingerprint: sum})
+			if err := record(); err != nil {
+				upMu.Unlock()
+				return err
+			}
+			created[j.index] = false // recorded: kept for a resumed Send
+		}
+		upMu.Unlock()
+		err = retry(ctx, tries, func() error {
+			if err := fc.Upload(ctx, snd, j.data); err != nil {
+				return fmt.Errorf("files: uploading chunk %d: %w", j.index, err)
+			}
+			return nil
+		})
+		if err != nil || !resumable {
+			return err
 		}
 		upMu.Lock()
 		defer upMu.Unlock()
-		up.add(UploadedChunk{Index: j.index, Sender: st.Chunks[j.index], Recipient: d.Chunks[j.index], Fingerprint: sum})
-		if opts.Upload != nil {
-			created[j.index], recorded[j.index] = false, true // kept for a resumed Send
-		}
-		if opts.Uploaded != nil {
-			return opts.Uploaded(up)
-		}
-		return nil
+		up.put(UploadedChunk{Index: j.index, Done: true, Sender: snd, Recipient: rcpt, Fingerprint: sum})
+		return record()
 	}
 	// Each chunk index is written by the one worker that has its job and
-	// read only after wg.Wait, so the slices need no lock beyond upMu.
+	// read only after wg.Wait.
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
@@ -410,24 +434,64 @@ func Send(ctx context.Context, fc Relay, relay wire.Address, src io.ReaderAt, si
 	if err == nil {
 		d.Digest, err = h.Sum()
 	}
-	if errors.Is(err, ErrNotSameFile) {
-		// Chunks this Send recorded may be of the wrong file: forget them,
-		// so that the right file can still resume the upload.
-		for i, r := range recorded {
-			if r {
-				up.remove(i)
-				created[i] = true
-			}
-		}
-		if opts.Uploaded != nil {
-			err = errors.Join(err, opts.Uploaded(up))
-		}
-	}
 	if err != nil {
 		cleanup(ctx, fc, st.Chunks, created)
 		return nil, nil, err
 	}
 	return d, st, nil
+}
+
+// errChecked ends checkSame's pass once the last recorded chunk is checked.
+var errChecked = errors.New("files: recorded chunks checked")
+
+// checkSame reads and encrypts the file up to the last chunk up records,
+// uploading nothing, and compares each recorded chunk's fingerprint: a
+// resumed Send given another file stops here, before any byte of it
+// reaches the relay or the record.
+func checkSame(ctx context.Context, src io.ReaderAt, up *Upload, class wire.ChunkClass) error {
+	last := up.Chunks[len(up.Chunks)-1].Index
+	ctSize := stream.CiphertextSize(up.Size)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	jobs := make(chan job)
+	free := make(chan []byte, 2)
+	for range 2 {
+		free <- make([]byte, class.Size())
+	}
+	encErr := make(chan error, 1)
+	go func() {
+		encErr <- encrypt(prefetch(ctx, src, up.Size), up.Size, up.Key, io.Discard, &chunker{ctx: ctx, size: class.Size(), free: free, out: jobs})
+		close(jobs)
+	}()
+	var result error
+	for j := range jobs {
+		if result == nil {
+			if c, ok := up.chunk(j.index); ok {
+				sum, err := hashPiece(j.data[:min(int64(len(j.data)), ctSize-int64(j.index)*int64(class.Size()))])()
+				switch {
+				case err != nil:
+					result = err
+				case sum != c.Fingerprint:
+					result = fmt.Errorf("%w: chunk %d differs", ErrNotSameFile, j.index)
+				}
+			}
+			if result == nil && j.index >= last {
+				result = errChecked
+			}
+			if result != nil {
+				cancel(result)
+			}
+		}
+		free <- j.data
+	}
+	err := <-encErr
+	switch {
+	case result == errChecked:
+		return nil
+	case result != nil:
+		return result
+	}
+	return err
 }
 
 // createTimeout bounds a CreateChunk that Send lets finish after ctx ends.
@@ -466,20 +530,20 @@ func cleanup(ctx context.Context, fc Relay, chunks []client.SenderChunk, created
 	}
 }
 
-// DeleteSent deletes the sender's chunks from the relay, e.g. once the
-// recipients have the file or it is cancelled. A chunk already gone
-// (every recipient acknowledged it, it expired or was deleted) counts as
-// deleted. fc must be connected to st.Relay.
+// DeleteSent deletes the sender's chunks from the relay, several at once,
+// e.g. once the recipients have the file or it is cancelled. A chunk gone
+// already (every recipient acknowledged it, it expired or was deleted)
+// counts as deleted. fc must be connected to st.Relay.
 func DeleteSent(ctx context.Context, fc Relay, st *SenderState) error {
-	var errs []error
-	for i, c := range st.Chunks {
-		err := retry(ctx, DefaultRetries, func() error { return fc.DeleteChunk(ctx, c) })
+	errs := make([]error, len(st.Chunks))
+	each(len(st.Chunks), DefaultInFlight, func(i int) {
+		err := retry(ctx, DefaultRetries, func() error { return fc.DeleteChunk(ctx, st.Chunks[i]) })
 		if err != nil && !errors.Is(err, wire.CodeAuth) {
-			errs = append(errs, fmt.Errorf("files: deleting chunk %d: %w", i, err))
+			errs[i] = fmt.Errorf("files: deleting chunk %d: %w", i, err)
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
+	})
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	return errors.Join(errs...)
 }

@@ -21,11 +21,11 @@ var ErrNotSameFile = errors.New("files: not the same file as the interrupted upl
 const uploadVersion = 1
 
 // UploadedChunkSize is one UploadedChunk in an encoded Upload.
-const UploadedChunkSize = 2 + SenderChunkSize + RecipientChunkSize + 32
+const UploadedChunkSize = 2 + 1 + SenderChunkSize + RecipientChunkSize + 32
 
 // Upload is the state of a resumable Send (SendOptions.Upload): the file's
-// key and size, the relay, and the chunks already on the relay. It holds
-// keys: keep it encrypted (wasm/store).
+// key and size, the relay, and every chunk whose upload has started. It
+// holds keys: keep it encrypted (wasm/store).
 type Upload struct {
 	Size   int64
 	Key    stream.Key
@@ -33,14 +33,19 @@ type Upload struct {
 	Chunks []UploadedChunk // sorted by Index
 }
 
-// UploadedChunk is one chunk of an Upload that is on the relay.
+// UploadedChunk is one chunk of an Upload whose upload has started: it is
+// recorded, with its fingerprint, before any byte of it is sent.
 type UploadedChunk struct {
-	Index     int
+	Index int
+	// Done is set once the relay confirmed the upload (FPUT answered
+	// OK); until then the chunk may or may not be on the relay.
+	Done      bool
 	Sender    client.SenderChunk
 	Recipient client.RecipientChunk
 	// Fingerprint is the SHA-256 of the chunk's ciphertext (without the
-	// last chunk's padding). The encryption is deterministic for a key,
-	// so a resumed Send recomputes it to check it has the same file.
+	// last chunk's padding). The encryption is deterministic for a key:
+	// a resumed Send recomputes it and refuses to send other bytes under
+	// the same key and chunk index (which would reuse a STREAM nonce).
 	Fingerprint [32]byte
 }
 
@@ -62,15 +67,20 @@ func NewUpload(relay wire.Address, size int64) (*Upload, error) {
 	return u, nil
 }
 
-// Bytes returns how many chunk bytes are on the relay (the progress a
-// resumed Send starts from) and the total.
+// Bytes returns how many chunk bytes the relay confirmed (what a resumed
+// Send need not upload again) and the total.
 func (u *Upload) Bytes() (done, total int64) {
 	class, err := ClassForSize(u.Size)
 	if err != nil {
 		return 0, 0
 	}
 	cs := int64(class.Size())
-	return int64(len(u.Chunks)) * cs, int64(chunkCount(u.Size, class)) * cs
+	for _, c := range u.Chunks {
+		if c.Done {
+			done += cs
+		}
+	}
+	return done, int64(chunkCount(u.Size, class)) * cs
 }
 
 // chunk returns the uploaded chunk i, if it is on the relay.
@@ -82,23 +92,25 @@ func (u *Upload) chunk(i int) (UploadedChunk, bool) {
 	return UploadedChunk{}, false
 }
 
-// add records an uploaded chunk.
-func (u *Upload) add(c UploadedChunk) {
+// put records a chunk, replacing any earlier record of its index.
+func (u *Upload) put(c UploadedChunk) {
 	k := sort.Search(len(u.Chunks), func(j int) bool { return u.Chunks[j].Index >= c.Index })
+	if k < len(u.Chunks) && u.Chunks[k].Index == c.Index {
+		u.Chunks[k] = c
+		return
+	}
 	u.Chunks = append(u.Chunks, UploadedChunk{})
 	copy(u.Chunks[k+1:], u.Chunks[k:])
 	u.Chunks[k] = c
 }
 
-// remove forgets chunk i.
-func (u *Upload) remove(i int) {
-	k := sort.Search(len(u.Chunks), func(j int) bool { return u.Chunks[j].Index >= i })
-	if k < len(u.Chunks) && u.Chunks[k].Index == i {
-		u.Chunks = append(u.Chunks[:k], u.Chunks[k+1:]...)
-	}
+// Format prints the size and the chunk counts, never keys or IDs.
+func (u *Upload) Format(f fmt.State, _ rune) {
+	done, _ := u.Bytes()
+	fmt.Fprintf(f, "files.Upload{%d bytes, %d chunks started, %d bytes on the relay}", u.Size, len(u.Chunks), done)
 }
 
-// SenderState returns the sender's records of the uploaded chunks, for
+// SenderState returns the sender's records of the chunks started, for
 // DeleteSent when an upload is abandoned.
 func (u *Upload) SenderState() *SenderState {
 	s := &SenderState{Relay: u.Relay}
@@ -110,8 +122,9 @@ func (u *Upload) SenderState() *SenderState {
 
 // MarshalBinary encodes the upload as version (1) = 1 ‖ size (8) ‖
 // stream key (32) ‖ address length (1) ‖ address ‖ count (2) ‖ count ×
-// (index (2) ‖ client.SenderChunk (57) ‖ client.RecipientChunk (89) ‖
-// fingerprint (32)), the chunks in increasing index order.
+// (index (2) ‖ done (1: 0 or 1) ‖ client.SenderChunk (57) ‖
+// client.RecipientChunk (89) ‖ fingerprint (32)), the chunks in
+// increasing index order.
 func (u *Upload) MarshalBinary() ([]byte, error) {
 	if err := u.validate(); err != nil {
 		return nil, err
@@ -126,6 +139,7 @@ func (u *Upload) MarshalBinary() ([]byte, error) {
 	b = binary.BigEndian.AppendUint16(b, uint16(len(u.Chunks)))
 	for _, c := range u.Chunks {
 		b = binary.BigEndian.AppendUint16(b, uint16(c.Index))
+		b = append(b, boolByte(c.Done))
 		for _, m := range []interface{ MarshalBinary() ([]byte, error) }{c.Sender, c.Recipient} {
 			e, err := m.MarshalBinary()
 			if err != nil {
@@ -160,6 +174,13 @@ func UnmarshalUpload(b []byte) (*Upload, error) {
 	}
 	for range n {
 		c := UploadedChunk{Index: r.u16()}
+		switch r.u8() {
+		case 0:
+		case 1:
+			c.Done = true
+		default:
+			return nil, fmt.Errorf("%w: chunk %d: bad done flag", ErrInvalidDescription, c.Index)
+		}
 		if c.Sender, err = client.UnmarshalSenderChunk(r.take(SenderChunkSize)); err == nil {
 			c.Recipient, err = client.UnmarshalRecipientChunk(r.take(RecipientChunkSize))
 		}
@@ -173,6 +194,13 @@ func UnmarshalUpload(b []byte) (*Upload, error) {
 		return nil, err
 	}
 	return u, nil
+}
+
+func boolByte(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // validate checks what MarshalBinary and a resumed Send rely on.

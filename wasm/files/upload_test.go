@@ -4,8 +4,14 @@ package files
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
 	"testing"
+
+	"github.com/wisp-chat/wisp/server/wire/client"
 )
 
 // TestResumeSend interrupts an upload (the file stops being readable half
@@ -43,13 +49,28 @@ func TestResumeSend(t *testing.T) {
 		t.Fatalf("Bytes() = %d, %d", done, total)
 	}
 
-	// Another file of the same size: refused, and what it uploaded is gone.
-	other := randBytes(t, len(plain))
+	// Another file of the same size, equal to the right one except in the
+	// last recorded chunk: refused before anything of it is created,
+	// uploaded or recorded (the chunks before it, not recorded in other
+	// cases, would otherwise go to the relay first).
+	// Chunk 0 is made never to have started, so a gap precedes the
+	// recorded chunks.
+	if err := fc.DeleteChunk(ctx, resumed.Chunks[0].Sender); err != nil {
+		t.Fatal(err)
+	}
+	resumed.Chunks = resumed.Chunks[1:]
+	if saved, err = resumed.MarshalBinary(); err != nil {
+		t.Fatal(err)
+	}
+	n--
+	other := bytes.Clone(plain)
+	other[resumed.Chunks[len(resumed.Chunks)-1].Index*4*mib+100] ^= 1
+	creates, uploads, savedBefore := fc.creates.Load(), fc.uploads.Load(), bytes.Clone(saved)
 	if _, _, err := Send(ctx, fc, r.addr, bytes.NewReader(other), int64(len(other)), SendOptions{Upload: resumed, Uploaded: persist}); !errors.Is(err, ErrNotSameFile) {
 		t.Fatalf("resume with another file: %v", err)
 	}
-	if again, err := UnmarshalUpload(saved); err != nil || len(again.Chunks) != n || len(r.chunkFiles(t)) != n {
-		t.Fatalf("after the wrong file: %d recorded, %d on the relay, want %d: %v", len(again.Chunks), len(r.chunkFiles(t)), n, err)
+	if fc.creates.Load() != creates || fc.uploads.Load() != uploads || !bytes.Equal(saved, savedBefore) || len(r.chunkFiles(t)) != n {
+		t.Fatalf("the wrong file reached the relay or the record: %d creates, %d uploads, %d chunk files", fc.creates.Load()-creates, fc.uploads.Load()-uploads, len(r.chunkFiles(t)))
 	}
 	// Another size: refused before anything is read.
 	if _, _, err := Send(ctx, fc, r.addr, &hugeFile{}, int64(len(plain))+1, SendOptions{Upload: resumed}); !errors.Is(err, ErrNotSameFile) {
@@ -82,6 +103,78 @@ func TestResumeSend(t *testing.T) {
 	}
 }
 
+// unconfirmed passes FPUTs to the relay and then reports the first one as
+// lost, as when the page is reloaded before the relay's answer arrives.
+type unconfirmed struct {
+	*counted
+	lost atomic.Bool
+}
+
+func (u *unconfirmed) Upload(ctx context.Context, s client.SenderChunk, data []byte) error {
+	if err := u.counted.Upload(ctx, s, data); err != nil {
+		return err
+	}
+	if u.lost.CompareAndSwap(false, true) {
+		return client.ErrConnectionLost
+	}
+	return nil
+}
+
+// TestResumeUnconfirmedChunk: a chunk whose bytes reached the relay
+// without the answer reaching the sender is recorded, with its
+// fingerprint, as started. A resume with a file that differs in it is
+// refused (sending other bytes under the same key and chunk index would
+// reuse a STREAM nonce); the right file resumes and is received intact.
+func TestResumeUnconfirmedChunk(t *testing.T) {
+	r := startRelay(t)
+	fc := &unconfirmed{counted: &counted{Relay: dialRelay(t, r)}}
+	ctx := testContext(t)
+	plain := randBytes(t, 10*mib)
+	up, err := NewUpload(r.addr, int64(len(plain)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var saved []byte
+	persist := func(u *Upload) error {
+		saved, err = u.MarshalBinary()
+		return err
+	}
+	if _, _, err := Send(ctx, fc, r.addr, bytes.NewReader(plain), int64(len(plain)), SendOptions{Upload: up, Uploaded: persist, InFlight: 1, Retries: -1}); !errors.Is(err, client.ErrConnectionLost) {
+		t.Fatalf("Send with a lost answer: %v", err)
+	}
+	resumed, err := UnmarshalUpload(saved)
+	if err != nil || len(resumed.Chunks) != 1 || resumed.Chunks[0].Done {
+		t.Fatalf("recorded %+v, %v", resumed, err)
+	}
+	if done, _ := resumed.Bytes(); done != 0 {
+		t.Fatalf("an unconfirmed chunk counts as on the relay: %d", done)
+	}
+	other := bytes.Clone(plain)
+	other[5] ^= 1
+	uploads := fc.uploads.Load()
+	if _, _, err := Send(ctx, fc, r.addr, bytes.NewReader(other), int64(len(other)), SendOptions{Upload: resumed, Uploaded: persist}); !errors.Is(err, ErrNotSameFile) {
+		t.Fatalf("resume with a file that differs in the unconfirmed chunk: %v", err)
+	}
+	if fc.uploads.Load() != uploads {
+		t.Fatal("other bytes were uploaded under the same key and chunk index")
+	}
+	d, _, err := Send(ctx, fc, r.addr, bytes.NewReader(plain), int64(len(plain)), SendOptions{Upload: resumed, Uploaded: persist})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := newMemStore(t)
+	if err := Receive(ctx, fc, d, st, "files/f1", ReceiveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := readAll(st, "files/f1", d); err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("received file differs: %v", err)
+	}
+	// The first copy of the unconfirmed chunk was deleted when it was sent again.
+	if n := len(r.chunkFiles(t)); n != 0 {
+		t.Errorf("%d chunk files left after the download", n)
+	}
+}
+
 // TestUploadEncoding round-trips an Upload and refuses every truncation,
 // extension and inconsistent field.
 func TestUploadEncoding(t *testing.T) {
@@ -89,7 +182,7 @@ func TestUploadEncoding(t *testing.T) {
 	snd := fakeSenderChunk(t, d.Class)
 	u := &Upload{Size: d.Size, Key: d.Key, Relay: d.Relay}
 	for _, i := range []int{3, 0, 4} {
-		u.add(UploadedChunk{Index: i, Sender: snd, Recipient: d.Chunks[i], Fingerprint: [32]byte{byte(i)}})
+		u.put(UploadedChunk{Index: i, Done: i != 4, Sender: snd, Recipient: d.Chunks[i], Fingerprint: [32]byte{byte(i)}})
 	}
 	b, err := u.MarshalBinary()
 	if err != nil {
@@ -100,7 +193,7 @@ func TestUploadEncoding(t *testing.T) {
 		t.Fatal(err)
 	}
 	again, _ := got.MarshalBinary()
-	if !bytes.Equal(again, b) || len(got.Chunks) != 3 || got.Chunks[1].Index != 3 || got.Chunks[2].Fingerprint[0] != 4 {
+	if !bytes.Equal(again, b) || len(got.Chunks) != 3 || got.Chunks[1].Index != 3 || got.Chunks[2].Fingerprint[0] != 4 || got.Chunks[2].Done || !got.Chunks[1].Done {
 		t.Fatalf("round trip changed the upload: %+v", got.Chunks)
 	}
 	for k := range len(b) {
@@ -128,12 +221,16 @@ func TestUploadEncoding(t *testing.T) {
 	bad("chunk of another class", func(c *Upload) { c.Chunks[0].Recipient.Class = d.Class - 1 })
 	// The version byte, and a size changed in the encoding so that the
 	// chunk indexes no longer fit.
-	for _, change := range []func([]byte){func(b []byte) { b[0] = 2 }, func(b []byte) { b[5] = 0 } /* 20 MiB becomes 4 MiB */} {
+	doneFlag := len(b) - UploadedChunkSize + 2 // of the last chunk
+	for _, change := range []func([]byte){func(b []byte) { b[0] = 2 }, func(b []byte) { b[5] = 0 } /* 20 MiB becomes 4 MiB */, func(b []byte) { b[doneFlag] = 2 }} {
 		e := bytes.Clone(b)
 		change(e)
 		if _, err := UnmarshalUpload(e); !errors.Is(err, ErrInvalidDescription) {
 			t.Errorf("changed encoding decoded: %v", err)
 		}
+	}
+	if s := fmt.Sprint(u); strings.Contains(s, fmt.Sprint(d.Key)) || strings.Contains(s, string(snd.SndID[:4])) {
+		t.Errorf("an Upload prints secrets: %s", s)
 	}
 	if _, err := NewUpload(d.Relay, MaxFileSize+1); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("NewUpload over the limit: %v", err)
