@@ -192,6 +192,9 @@ func download(ctx context.Context, fc Relay, desc *Description, st *store.Store,
 		}
 	})
 	load := func(i int) ([]byte, error) {
+		if err := context.Cause(ctx); err != nil {
+			return nil, err // cancelled, or a worker failed
+		}
 		c, fresh := ready[i]
 		if !fresh {
 			b, err := loadChunk(st, dir, i)

@@ -285,7 +285,7 @@ func TestResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	if n := fc.downloads.Load() - before; n != int64(len(d.Chunks)-len(keys)+1) {
-		t.Fatalf("resumed Receive downloaded %d chunks, want the %d missing and the torn one", n, len(d.Chunks)-len(keys))
+		t.Fatalf("resumed Receive downloaded %d chunks, want the %d missing and the torn one", n, len(d.Chunks)-len(keys)+1)
 	}
 	if first != int64(len(keys))*int64(d.Class.Size()) {
 		t.Fatalf("resumed progress starts at %d", first)

@@ -53,7 +53,10 @@ func Start(parts ...[]byte) func() ([32]byte, error) {
 		err error
 	}
 	ch := make(chan result, 1)
-	then := js.FuncOf(func(_ js.Value, args []js.Value) any {
+	var then, catch js.Func
+	release := func() { then.Release(); catch.Release() } // whichever settles first
+	then = js.FuncOf(func(_ js.Value, args []js.Value) any {
+		defer release()
 		var r result
 		if k := js.CopyBytesToGo(r.sum[:], js.Global().Get("Uint8Array").New(args[0])); k != len(r.sum) {
 			r.err = fmt.Errorf("webcrypto: a %d-byte SHA-256", k)
@@ -61,15 +64,14 @@ func Start(parts ...[]byte) func() ([32]byte, error) {
 		ch <- r
 		return nil
 	})
-	catch := js.FuncOf(func(_ js.Value, args []js.Value) any {
+	catch = js.FuncOf(func(_ js.Value, args []js.Value) any {
+		defer release()
 		ch <- result{err: fmt.Errorf("webcrypto: digest: %w", errors.New(args[0].Call("toString").String()))}
 		return nil
 	})
 	subtle.Call("digest", "SHA-256", arr).Call("then", then, catch)
 	return func() ([32]byte, error) {
 		r := <-ch
-		then.Release()
-		catch.Release()
 		return r.sum, r.err
 	}
 }
