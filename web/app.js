@@ -724,7 +724,7 @@ function rerender(contact) {
 /** Brings the unfinished uploads of a contact up to date from the core. */
 async function refreshUploads(contact) {
   let pending = [];
-  try { pending = (await state.core.call("file.uploads", { id: contact })) ?? []; } catch { return; }
+  try { pending = (await state.core.call("file.uploads", { id: contact })) ?? []; } catch { rerender(contact); return; }
   const mine = uploadsOf(contact);
   const ids = new Set(pending.map((u) => u.id));
   for (const [id, u] of mine) if (!u.tid && !ids.has(id)) mine.delete(id);
@@ -765,7 +765,7 @@ async function runUpload(u, call) {
     addMessage(m);
   } catch (err) {
     failure = err;
-    if (err.code === "not_same_file") u.file = null; // pick it again
+    if (err.code === "not_same_file" || err.code === "file_unreadable") u.file = null; // pick it again
   } finally {
     transfers.delete(tid);
     u.tid = null;
@@ -774,6 +774,7 @@ async function runUpload(u, call) {
   if (!failure) return;
   if (failure.code === "canceled") toast(`Sending ${u.name} was cancelled.`);
   else if (failure.code === "not_same_file") toast(`That is not the file that was being sent: pick ${u.name} as it was.`);
+  else if (failure.code === "file_unreadable" && uploadsOf(u.contact).has(u.id)) toast(`${u.name} can no longer be read: press Resume and pick it again.`);
   else if (uploadsOf(u.contact).has(u.id)) toast(`${u.name} was not sent: ${failure.message}. Press Resume to go on.`);
   else toast(`${u.name} was not sent: ${failure.message}`);
 }
@@ -794,9 +795,15 @@ function resumeUpload(u, file = u.file) {
 }
 
 async function discardUpload(u) {
+  if (u.discarding) return;
+  u.discarding = true;
   try {
     await state.core.call("file.discard", { contact: u.contact, upload: u.id });
-  } catch (err) { toast(`${u.name}: ${err.message}`); }
+  } catch (err) {
+    toast(`${u.name} was not discarded: ${err.message}`);
+  } finally {
+    u.discarding = false;
+  }
   await refreshUploads(u.contact);
 }
 
@@ -807,6 +814,13 @@ function transferBox(tid) {
 }
 
 function uploadItem(u) {
+  if (u.broken) {
+    return h("li", { class: "msg out upload", "data-upload": u.id, "data-state": "broken" },
+      h("div", { class: "bubble file" },
+        h("p", { class: "meta" }, "An unfinished upload whose record is damaged: it cannot be resumed."),
+        h("p", { class: "file-actions" },
+          h("button", { type: "button", class: "link", "aria-label": "Discard the damaged upload", onclick: () => discardUpload(u) }, "Discard"))));
+  }
   const running = !!u.tid;
   return h("li", { class: "msg out upload", "data-upload": u.id, "data-state": running ? "uploading" : "interrupted" },
     h("div", { class: "bubble file" },

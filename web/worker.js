@@ -33,13 +33,14 @@ const READ_SIZE = 1 << 20; // file.read's part size (api.ReadSize)
  * matched its description. */
 async function readBlob(params) {
   const { handle, type } = JSON.parse(params);
-  const parts = [];
+  // Grown part by part: a Blob made of a Blob refers to it, so the parts
+  // are not all held at once.
+  let blob = new Blob([], { type: typeof type === "string" ? type : "" });
   for (;;) {
     const part = await core.call("file.read", JSON.stringify({ handle }));
-    parts.push(part);
-    if (part.length < READ_SIZE) break;
+    blob = new Blob([blob, part], { type: blob.type });
+    if (part.length < READ_SIZE) return blob;
   }
-  return new Blob(parts, { type: typeof type === "string" ? type : "" });
 }
 
 function handle(msg) {

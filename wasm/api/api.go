@@ -50,6 +50,7 @@ const (
 	CodeFileCorrupted   rpc.Code = "file_corrupted"
 	CodeFileExpired     rpc.Code = "file_expired"
 	CodeNotSameFile     rpc.Code = "not_same_file"
+	CodeFileUnreadable  rpc.Code = "file_unreadable"
 )
 
 // errorCodes maps sentinel errors to codes, most specific first.
@@ -72,6 +73,7 @@ var errorCodes = []struct {
 	{files.ErrCorrupted, CodeFileCorrupted},
 	{files.ErrExpired, CodeFileExpired},
 	{files.ErrNotSameFile, CodeNotSameFile},
+	{rpc.ErrUnreadable, CodeFileUnreadable},
 	{agent.ErrNotConnected, CodeNotReady},
 	{context.DeadlineExceeded, CodeUnreachable},
 	{context.Canceled, rpc.CodeCanceled},

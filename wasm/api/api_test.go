@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"testing"
@@ -256,8 +257,8 @@ func TestFilesThroughTheAPI(t *testing.T) {
 	// the same file, or is refused with another.
 	const uid = "5f0c1d2e-3b4a-4c5d-8e9f-a0b1c2d3e4f5"
 	params, _ := json.Marshal(FileSendParams{Contact: inv.Contact, Name: "zeros.bin", Upload: uid, Modified: 42})
-	if _, err := a.r.Call(rpc.WithAttachment(context.Background(), brokenReader{sizedReader{9 << 20}, 6 << 20}), "file.send", params); err == nil {
-		t.Fatal("an unreadable file was sent")
+	if _, err := a.r.Call(rpc.WithAttachment(context.Background(), brokenReader{sizedReader{9 << 20}, 6 << 20}), "file.send", params); code(err) != CodeFileUnreadable {
+		t.Fatalf("an unreadable file: %v", err)
 	}
 	a.call("file.uploads", IDParams{ID: inv.Contact}, &ups)
 	if len(ups) != 1 || ups[0].ID != uid || ups[0].Modified != 42 || ups[0].Done == 0 {
@@ -329,7 +330,7 @@ type brokenReader struct {
 
 func (r brokenReader) ReadAt(p []byte, off int64) (int, error) {
 	if off+int64(len(p)) > r.at {
-		return 0, errors.New("test: unreadable")
+		return 0, fmt.Errorf("%w: test", rpc.ErrUnreadable)
 	}
 	return r.sizedReader.ReadAt(p, off)
 }

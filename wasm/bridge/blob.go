@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"syscall/js"
+
+	"github.com/wisp-chat/wisp/wasm/rpc"
 )
 
 // blob reads a JavaScript Blob (a File the user picked) in slices, never
@@ -33,7 +35,7 @@ func (b *blob) ReadAt(p []byte, off int64) (int, error) {
 	end := min(off+int64(len(p)), b.size)
 	buf, err := await(b.v.Call("slice", off, end).Call("arrayBuffer"))
 	if err != nil {
-		return 0, fmt.Errorf("bridge: reading the file: %w", err)
+		return 0, fmt.Errorf("%w: %w", rpc.ErrUnreadable, err)
 	}
 	n := js.CopyBytesToGo(p, js.Global().Get("Uint8Array").New(buf))
 	if int64(n) < int64(len(p)) {

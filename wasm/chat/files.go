@@ -154,6 +154,7 @@ type PendingUpload struct {
 	Modified  int64  `json:"modified,omitempty"` // the file's last change, Unix ms (0 when unknown)
 	Done      int64  `json:"done"`               // chunk bytes on the relay
 	Total     int64  `json:"total"`
+	Broken    bool   `json:"broken,omitempty"` // the record does not decode: it can only be discarded
 }
 
 func uploadKey(id, uid string) store.Key { return contactDir(id).Join("up", uid) }
@@ -215,47 +216,90 @@ func (p *Profile) saveUpload(id, uid string, rec *uploadRecord, up *files.Upload
 	return putJSON(p.st, uploadKey(id, uid), rec)
 }
 
+// Errors of loadUpload.
+var (
+	errNoUpload     = fmt.Errorf("%w: no such unfinished upload", ErrInvalid)
+	errBrokenUpload = fmt.Errorf("%w: the upload's record does not decode", ErrInvalid)
+)
+
 // loadUpload reads an unfinished upload.
 func (p *Profile) loadUpload(id, uid string) (*uploadRecord, *files.Upload, error) {
 	if !validContactID(id) || !validUploadID(uid) {
 		return nil, nil, fmt.Errorf("%w: upload %q of %q", ErrInvalid, uid, id)
 	}
 	var rec uploadRecord
-	if err := getJSON(p.st, uploadKey(id, uid), &rec); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, nil, fmt.Errorf("%w: no unfinished upload %s", ErrInvalid, uid)
-		}
+	err := getJSON(p.st, uploadKey(id, uid), &rec)
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, nil, errNoUpload
+	case errors.Is(err, store.ErrCorrupt), errors.As(err, &syntax), errors.As(err, &typ):
+		return nil, nil, fmt.Errorf("%w: %w", errBrokenUpload, err)
+	case err != nil:
 		return nil, nil, err
 	}
 	up, err := files.UnmarshalUpload(rec.Upload)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("%w: %w", errBrokenUpload, err)
 	}
 	return &rec, up, nil
 }
 
-// claimUpload marks an upload as running; the result releases it.
-func (p *Profile) claimUpload(uid string) (func(), error) {
+// running is an upload in progress, which DeleteContact stops.
+type running struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// claimUpload marks an upload as running under a context that
+// DeleteContact can cancel; release ends it.
+func (p *Profile) claimUpload(ctx context.Context, id, uid string) (_ context.Context, release func(), _ error) {
 	p.fmu.Lock()
 	defer p.fmu.Unlock()
-	if p.uploading[uid] {
-		return nil, fmt.Errorf("%w: the file is already being sent", ErrInvalid)
+	key := id + "/" + uid
+	if p.uploading[key] != nil {
+		return nil, nil, fmt.Errorf("%w: the file is already being sent", ErrInvalid)
 	}
 	if p.uploading == nil {
-		p.uploading = map[string]bool{}
+		p.uploading = map[string]*running{}
 	}
-	p.uploading[uid] = true
-	return func() {
+	ctx, cancel := context.WithCancel(ctx)
+	r := &running{cancel: cancel, done: make(chan struct{})}
+	p.uploading[key] = r
+	return ctx, func() {
 		p.fmu.Lock()
-		delete(p.uploading, uid)
+		delete(p.uploading, key)
 		p.fmu.Unlock()
+		cancel()
+		close(r.done)
 	}, nil
+}
+
+// stopUploads cancels the contact's running uploads and waits (a bounded
+// time) for them to end.
+func (p *Profile) stopUploads(id string) {
+	p.fmu.Lock()
+	var stopped []*running
+	for key, r := range p.uploading {
+		if strings.HasPrefix(key, id+"/") {
+			r.cancel()
+			stopped = append(stopped, r)
+		}
+	}
+	p.fmu.Unlock()
+	for _, r := range stopped {
+		select {
+		case <-r.done:
+		case <-time.After(discardTimeout + 5*time.Second):
+		}
+	}
 }
 
 // upload runs a recorded upload to its end: every chunk on the relay,
 // the description sent, the record replaced by the message.
 func (p *Profile) upload(ctx context.Context, id, uid string, rec *uploadRecord, up *files.Upload, src io.ReaderAt, progress Progress) (Message, error) {
-	release, err := p.claimUpload(uid)
+	ctx, release, err := p.claimUpload(ctx, id, uid)
 	if err != nil {
 		return Message{}, err
 	}
@@ -320,7 +364,9 @@ func (p *Profile) upload(ctx context.Context, id, uid string, rec *uploadRecord,
 	return m, p.st.Delete(uploadKey(id, uid))
 }
 
-// PendingUploads lists the contact's unfinished uploads, oldest first.
+// PendingUploads lists the contact's unfinished uploads, oldest first. A
+// record that no longer decodes is listed as Broken, so that it can be
+// discarded.
 func (p *Profile) PendingUploads(id string) ([]PendingUpload, error) {
 	if !validContactID(id) {
 		return nil, fmt.Errorf("%w: %q", ErrNoContact, id)
@@ -332,7 +378,13 @@ func (p *Profile) PendingUploads(id string) ([]PendingUpload, error) {
 	out := []PendingUpload{}
 	for _, k := range keys {
 		rec, up, err := p.loadUpload(id, k.Base())
-		if err != nil {
+		switch {
+		case errors.Is(err, errNoUpload):
+			continue // finished or discarded meanwhile
+		case errors.Is(err, errBrokenUpload):
+			out = append(out, PendingUpload{ID: k.Base(), Contact: id, Name: "unreadable upload", Broken: true})
+			continue
+		case err != nil:
 			return nil, err
 		}
 		done, total := up.Bytes()
@@ -357,14 +409,19 @@ func (p *Profile) ResumeFile(ctx context.Context, id, uid string, src io.ReaderA
 }
 
 // DiscardUpload drops an unfinished upload: its chunks are deleted from
-// the relay (if it cannot be reached, they expire there) and its record
-// here.
+// the relay, then its record here. When the relay cannot be reached the
+// record is kept (its keys are the only way to delete the chunks) and the
+// error returned; a record that no longer decodes is simply deleted (its
+// chunks expire on the relay).
 func (p *Profile) DiscardUpload(ctx context.Context, id, uid string) error {
 	_, up, err := p.loadUpload(id, uid)
+	if errors.Is(err, errBrokenUpload) {
+		return p.st.Delete(uploadKey(id, uid))
+	}
 	if err != nil {
 		return err
 	}
-	release, err := p.claimUpload(uid)
+	ctx, release, err := p.claimUpload(ctx, id, uid)
 	if err != nil {
 		return err
 	}
@@ -372,14 +429,35 @@ func (p *Profile) DiscardUpload(ctx context.Context, id, uid string) error {
 	return p.discard(ctx, id, uid, up)
 }
 
-// discard deletes an upload's chunks (best effort) and its record.
+// discardTimeout bounds deleting an upload's chunks.
+const discardTimeout = 30 * time.Second
+
+// discard deletes an upload's chunks, then (only when they are all gone)
+// its record.
 func (p *Profile) discard(ctx context.Context, id, uid string, up *files.Upload) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, discardTimeout)
 	defer cancel()
-	if fc, err := p.fileClient(ctx, up.Relay); err == nil {
-		_ = files.DeleteSent(ctx, fc, up.SenderState()) // else they expire on the relay
+	fc, err := p.fileClient(ctx, up.Relay)
+	if err == nil {
+		err = files.DeleteSent(ctx, fc, up.SenderState())
+	}
+	if err != nil {
+		return fmt.Errorf("deleting the upload's chunks from the relay: %w", err)
 	}
 	return p.st.Delete(uploadKey(id, uid))
+}
+
+// dropUploads deletes the chunks of the contact's unfinished uploads from
+// the relay, best effort: DeleteContact then deletes the records with
+// everything else (chunks it could not delete expire on the relay).
+func (p *Profile) dropUploads(ctx context.Context, id string) {
+	p.stopUploads(id)
+	pending, _ := p.PendingUploads(id)
+	for _, u := range pending {
+		if _, up, err := p.loadUpload(id, u.ID); err == nil {
+			_ = p.discard(ctx, id, u.ID, up)
+		}
+	}
 }
 
 func fileDir(id string, seq uint64) store.Key {

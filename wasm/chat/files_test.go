@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hack-pad/hackpadfs"
 	"github.com/wisp-chat/wisp/wasm/internal/relaytest"
@@ -293,10 +294,46 @@ func TestResumeUpload(t *testing.T) {
 		t.Errorf("discarding twice: %v", err)
 	}
 
+	// A discard that cannot reach the relay keeps the record (its keys are
+	// the only way to delete the chunks); it works once the relay is back.
+	if _, err := a.p.SendFileAs(ctxT(t), ab, uid+"-4", 0, meta, unreadableAfter{data, 9 << 20}, nil); !errors.Is(err, errUnreadable) {
+		t.Fatal(err)
+	}
+	r1.Stop()
+	short, cancelShort := context.WithTimeout(ctxT(t), 2*time.Second)
+	defer cancelShort()
+	if err := a.p.DiscardUpload(short, ab, uid+"-4"); err == nil {
+		t.Fatal("a discard without the relay succeeded")
+	}
+	if p, _ := a.p.PendingUploads(ab); len(p) != 1 {
+		t.Fatalf("after a failed discard: %+v", p)
+	}
+	r1.Restart()
+	waitFor(t, "the discard once the relay is back", func() (bool, error) {
+		return a.p.DiscardUpload(ctxT(t), ab, uid+"-4") == nil, nil
+	})
+	if p, _ := a.p.PendingUploads(ab); len(p) != 0 || chunkFileCount(t, r1) != 0 {
+		t.Fatalf("after the discard: %d pending, %d chunk files", len(p), chunkFileCount(t, r1))
+	}
+	// A record that no longer decodes is listed as broken and can be discarded.
+	if err := a.p.st.Put(uploadKey(ab, uid+"-5"), []byte("{not json")); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := a.p.PendingUploads(ab); err != nil || len(p) != 1 || !p[0].Broken {
+		t.Fatalf("a broken record: %+v, %v", p, err)
+	}
+	if err := a.p.DiscardUpload(ctxT(t), ab, uid+"-5"); err != nil {
+		t.Fatal(err)
+	}
+
 	// Deleting the conversation deletes its files and unfinished uploads:
-	// no record of the contact is left on either side.
+	// no record of the contact is left on either side, and the chunks of
+	// the unfinished upload are gone from the relay.
 	if _, err := a.p.SendFileAs(ctxT(t), ab, uid+"-3", 0, meta, unreadableAfter{data, 9 << 20}, nil); !errors.Is(err, errUnreadable) {
 		t.Fatal(err)
+	}
+	if chunkFileCount(t, r1) == 0 {
+		t.Fatal("the interrupted upload left nothing on the relay")
 	}
 	for _, side := range []struct {
 		u  *user
@@ -310,5 +347,8 @@ func TestResumeUpload(t *testing.T) {
 				t.Errorf("%s is left after deleting the contact", name)
 			}
 		}
+	}
+	if n := chunkFileCount(t, r1); n != 0 {
+		t.Errorf("%d chunk files of the unfinished upload left on the relay", n)
 	}
 }

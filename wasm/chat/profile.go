@@ -62,7 +62,7 @@ type Profile struct {
 
 	fmu       sync.Mutex
 	fcs       map[wire.Address]*client.FileClient // file relay connections, dialled on first use
-	uploading map[string]bool                     // uploads running, by ID
+	uploading map[string]*running                 // uploads running, by contact/upload ID
 }
 
 // maxEarly bounds the statuses kept per contact for messages not stored yet.
@@ -407,6 +407,7 @@ func (p *Profile) DeleteContact(ctx context.Context, id string) error {
 		p.mu.Unlock()
 		return err
 	}
+	p.dropUploads(ctx, id)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.early, id)
