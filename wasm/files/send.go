@@ -64,8 +64,11 @@ type SendOptions struct {
 	// Upload.SenderState removes them). nil: a one-shot Send that deletes
 	// what it uploaded when it fails.
 	Upload *Upload
-	// Uploaded, if set, is called with Upload after each new chunk is
-	// recorded in it, for the caller to persist it. Calls are serialised;
+	// Uploaded, if set, is called with a copy of Upload for the caller
+	// to persist: before the first byte of a chunk is sent, the chunk is
+	// in a copy that Uploaded has returned nil for (several chunks may
+	// share one call), and the relay's confirmations ride along with
+	// later calls and a last one when Send ends. Calls are serialised;
 	// an error stops the Send.
 	Uploaded func(*Upload) error
 }
@@ -323,17 +326,37 @@ func Send(ctx context.Context, fc Relay, relay wire.Address, src io.ReaderAt, si
 	}
 	st := &SenderState{Relay: relay, Chunks: make([]client.SenderChunk, n)}
 	created := make([]bool, n) // created by this Send and not recorded in up: deleted if Send fails
-	var upMu sync.Mutex        // up and created
+	var upMu sync.Mutex        // up, created and version
 	workers := min(inFlight(opts.InFlight), n)
 	tries := retries(opts.Retries)
 	prog := &progress{fn: opts.Progress, total: int64(n) * int64(class.Size())}
 	ctSize := stream.CiphertextSize(size)
-	// record persists up; upMu is held.
-	record := func() error {
+	// Persisting up: each change bumps version; flush(v) returns once a
+	// write of a state at least as new as v is done. Writes are
+	// coalesced (one write can carry several workers' records), and the
+	// done marks ride along with the next write.
+	var (
+		version int        // of up; upMu
+		saved   int        // version last written; flushMu
+		flushMu sync.Mutex // one write at a time
+	)
+	flush := func(v int) error {
 		if opts.Uploaded == nil {
 			return nil
 		}
-		return opts.Uploaded(up)
+		flushMu.Lock()
+		defer flushMu.Unlock()
+		if saved >= v {
+			return nil
+		}
+		upMu.Lock()
+		cur, snap := version, up.clone()
+		upMu.Unlock()
+		if err := opts.Uploaded(snap); err != nil {
+			return err
+		}
+		saved = cur
+		return nil
 	}
 
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -386,13 +409,20 @@ func Send(ctx context.Context, fc Relay, relay wire.Address, src io.ReaderAt, si
 		st.Chunks[j.index], d.Chunks[j.index], created[j.index] = snd, rcpt, true
 		if resumable {
 			up.put(UploadedChunk{Index: j.index, Sender: snd, Recipient: rcpt, Fingerprint: sum})
-			if err := record(); err != nil {
-				upMu.Unlock()
+			version++
+		}
+		v := version
+		upMu.Unlock()
+		if resumable {
+			// The record, fingerprint included, is written before any
+			// byte of the chunk is sent.
+			if err := flush(v); err != nil {
 				return err
 			}
+			upMu.Lock()
 			created[j.index] = false // recorded: kept for a resumed Send
+			upMu.Unlock()
 		}
-		upMu.Unlock()
 		err = retry(ctx, tries, func() error {
 			if err := fc.Upload(ctx, snd, j.data); err != nil {
 				return fmt.Errorf("files: uploading chunk %d: %w", j.index, err)
@@ -403,9 +433,10 @@ func Send(ctx context.Context, fc Relay, relay wire.Address, src io.ReaderAt, si
 			return err
 		}
 		upMu.Lock()
-		defer upMu.Unlock()
 		up.put(UploadedChunk{Index: j.index, Done: true, Sender: snd, Recipient: rcpt, Fingerprint: sum})
-		return record()
+		version++
+		upMu.Unlock()
+		return nil
 	}
 	// Each chunk index is written by the one worker that has its job and
 	// read only after wg.Wait.
@@ -433,6 +464,11 @@ func Send(ctx context.Context, fc Relay, relay wire.Address, src io.ReaderAt, si
 	}
 	if err == nil {
 		d.Digest, err = h.Sum()
+	}
+	if resumable {
+		// The last done marks (on failure too: a resumed Send then need
+		// not send those chunks again).
+		err = errors.Join(err, flush(version))
 	}
 	if err != nil {
 		cleanup(ctx, fc, st.Chunks, created)

@@ -92,6 +92,13 @@ func (u *Upload) chunk(i int) (UploadedChunk, bool) {
 	return UploadedChunk{}, false
 }
 
+// clone returns a copy that later changes to u do not affect.
+func (u *Upload) clone() *Upload {
+	c := *u
+	c.Chunks = append([]UploadedChunk(nil), u.Chunks...)
+	return &c
+}
+
 // put records a chunk, replacing any earlier record of its index.
 func (u *Upload) put(c UploadedChunk) {
 	k := sort.Search(len(u.Chunks), func(j int) bool { return u.Chunks[j].Index >= c.Index })
