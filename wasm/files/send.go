@@ -65,11 +65,10 @@ type SendOptions struct {
 	// what it uploaded when it fails.
 	Upload *Upload
 	// Uploaded, if set, is called with a copy of Upload for the caller
-	// to persist: before the first byte of a chunk is sent, the chunk is
-	// in a copy that Uploaded has returned nil for (several chunks may
-	// share one call), and the relay's confirmations ride along with
-	// later calls and a last one when Send ends. Calls are serialised;
-	// an error stops the Send.
+	// to persist: before the first byte of a chunk is sent, and before
+	// its upload is reported to Progress, the chunk's record is in a copy
+	// Uploaded has returned nil for (one call can carry several chunks).
+	// Calls are serialised; an error stops the Send.
 	Uploaded func(*Upload) error
 }
 
@@ -332,9 +331,8 @@ func Send(ctx context.Context, fc Relay, relay wire.Address, src io.ReaderAt, si
 	prog := &progress{fn: opts.Progress, total: int64(n) * int64(class.Size())}
 	ctSize := stream.CiphertextSize(size)
 	// Persisting up: each change bumps version; flush(v) returns once a
-	// write of a state at least as new as v is done. Writes are
-	// coalesced (one write can carry several workers' records), and the
-	// done marks ride along with the next write.
+	// write of a state at least as new as v is done. Writes are coalesced:
+	// one write can carry several workers' records and confirmations.
 	var (
 		version int        // of up; upMu
 		saved   int        // version last written; flushMu
@@ -435,8 +433,11 @@ func Send(ctx context.Context, fc Relay, relay wire.Address, src io.ReaderAt, si
 		upMu.Lock()
 		up.put(UploadedChunk{Index: j.index, Done: true, Sender: snd, Recipient: rcpt, Fingerprint: sum})
 		version++
+		v = version
 		upMu.Unlock()
-		return nil
+		// Written before the progress reports it, so what the user saw
+		// sent survives a reload.
+		return flush(v)
 	}
 	// Each chunk index is written by the one worker that has its job and
 	// read only after wg.Wait.
@@ -464,11 +465,6 @@ func Send(ctx context.Context, fc Relay, relay wire.Address, src io.ReaderAt, si
 	}
 	if err == nil {
 		d.Digest, err = h.Sum()
-	}
-	if resumable {
-		// The last done marks (on failure too: a resumed Send then need
-		// not send those chunks again).
-		err = errors.Join(err, flush(version))
 	}
 	if err != nil {
 		cleanup(ctx, fc, st.Chunks, created)
