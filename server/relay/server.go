@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"github.com/wisp-chat/wisp/server/relay/internal/sessions"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/wisp-chat/wisp/server/relay/internal/retention"
+	"github.com/wisp-chat/wisp/server/relay/internal/sessions"
 	"github.com/wisp-chat/wisp/server/relay/store"
 	"github.com/wisp-chat/wisp/server/wire"
 )
@@ -97,8 +98,9 @@ func New(cfg Config) (*Server, error) {
 	// A fixed non-key used to verify signatures when the queue does not
 	// exist, so that AUTH costs the same either way.
 	s.dummyKey = sha256.Sum256([]byte("wisp relay: no such queue"))
-	s.wg.Add(1)
-	go s.sweepLoop()
+	s.wg.Go(func() {
+		retention.Loop(s.ctx, s.cfg.Limits.SweepInterval, s.log, "retention sweep", s.Sweep)
+	})
 	return s, nil
 }
 
@@ -125,22 +127,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(wire.BlockSize)
 	c := newConn(s, ws)
-	if !s.track(c, true) {
+	if !s.sessions.Add(c) {
 		_ = ws.Close(websocket.StatusGoingAway, "relay shutting down")
 		return
 	}
-	defer s.track(c, false)
+	defer s.sessions.Remove(c)
 	s.cfg.Metrics.connDelta(1)
 	defer s.cfg.Metrics.connDelta(-1)
 	c.serve(s.ctx)
-}
-
-func (s *Server) track(c *conn, add bool) bool {
-	if !add {
-		s.sessions.Remove(c)
-		return true
-	}
-	return s.sessions.Add(c)
 }
 
 // Connections returns the number of open sessions.
@@ -163,33 +157,7 @@ func (s *Server) Close() error {
 	return nil
 }
 
-func (s *Server) sweepLoop() {
-	defer s.wg.Done()
-	t := time.NewTicker(s.cfg.Limits.SweepInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case now := <-t.C:
-			if n, err := s.Sweep(now); err != nil {
-				s.log.Error("retention sweep failed", "err", err)
-			} else if n > 0 {
-				s.log.Info("retention sweep", "expired", n)
-			}
-		}
-	}
-}
-
 // Sweep deletes messages older than the retention period at now.
 func (s *Server) Sweep(now time.Time) (int, error) {
-	const batch = 1000
-	total := 0
-	for {
-		n, err := s.cfg.Store.Expire(now.Add(-s.cfg.Limits.Retention), batch)
-		total += n
-		if err != nil || n < batch || s.ctx.Err() != nil {
-			return total, err
-		}
-	}
+	return retention.Sweep(s.ctx, s.cfg.Store.Expire, now.Add(-s.cfg.Limits.Retention), 1000)
 }

@@ -32,7 +32,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"github.com/wisp-chat/wisp/server/relay/internal/sessions"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -40,6 +39,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/wisp-chat/wisp/server/relay/internal/retention"
+	"github.com/wisp-chat/wisp/server/relay/internal/sessions"
 )
 
 // Limits are the file endpoint's limits; SPEC.md states the defaults.
@@ -138,7 +139,9 @@ func New(cfg Config) (*Server, error) {
 		pwHash:   sha256.Sum256(cfg.Password),
 		dummyKey: sha256.Sum256([]byte("wisp relay: no such chunk")),
 	}
-	s.wg.Go(s.sweepLoop)
+	s.wg.Go(func() {
+		retention.Loop(s.ctx, s.cfg.Limits.SweepInterval, s.log, "chunk retention sweep", s.Sweep)
+	})
 	return s, nil
 }
 
@@ -157,20 +160,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &conn{s: s, ws: ws, closing: make(chan struct{}), slots: make(chan struct{}, s.cfg.Limits.MaxInFlight)}
-	if !s.track(c, true) {
+	if !s.sessions.Add(c) {
 		_ = ws.Close(websocket.StatusGoingAway, "relay shutting down")
 		return
 	}
-	defer s.track(c, false)
+	defer s.sessions.Remove(c)
 	c.serve(s.ctx)
-}
-
-func (s *Server) track(c *conn, add bool) bool {
-	if !add {
-		s.sessions.Remove(c)
-		return true
-	}
-	return s.sessions.Add(c)
 }
 
 // Connections returns the number of open file sessions.
@@ -193,33 +188,8 @@ func (s *Server) Close() error {
 	return nil
 }
 
-func (s *Server) sweepLoop() {
-	t := time.NewTicker(s.cfg.Limits.SweepInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case now := <-t.C:
-			if n, err := s.Sweep(now); err != nil {
-				s.log.Error("chunk retention sweep failed", "err", err)
-			} else if n > 0 {
-				s.log.Info("chunk retention sweep", "expired", n)
-			}
-		}
-	}
-}
-
 // Sweep deletes the chunks older than the retention period at now, in
 // batches walked in time order, and returns how many it deleted.
 func (s *Server) Sweep(now time.Time) (int, error) {
-	const batch = 256
-	total := 0
-	for {
-		n, err := s.cfg.Store.Expire(now.Add(-s.cfg.Limits.Retention), batch)
-		total += n
-		if err != nil || n < batch || s.ctx.Err() != nil {
-			return total, err
-		}
-	}
+	return retention.Sweep(s.ctx, s.cfg.Store.Expire, now.Add(-s.cfg.Limits.Retention), 256)
 }
