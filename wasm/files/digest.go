@@ -3,6 +3,8 @@ package files
 import (
 	"crypto/sha256"
 	"io"
+
+	"github.com/wisp-chat/wisp/wasm/internal/webcrypto"
 )
 
 // PieceSize is the size of the plaintext pieces of the file digest.
@@ -13,8 +15,8 @@ const PieceSize = 4 << 20
 const maxPending = 3
 
 // digester computes the digest of a file (see Digest) from its plaintext,
-// written in order. Each full piece is handed to hashPiece, which in the
-// browser hashes it on another thread while the caller goes on.
+// written in order. Each full piece is handed to webcrypto.Start, which in
+// the browser hashes it on another thread while the caller goes on.
 type digester struct {
 	buf     []byte
 	sums    []byte                     // the pieces' digests so far, in order
@@ -42,7 +44,7 @@ func (d *digester) Write(p []byte) (int, error) {
 
 // flush hashes the buffered piece.
 func (d *digester) flush() {
-	d.pending = append(d.pending, hashPiece(d.buf))
+	d.pending = append(d.pending, webcrypto.Start(d.buf))
 	d.buf = d.buf[:0]
 	for len(d.pending) > maxPending && d.err == nil {
 		d.collect()

@@ -12,6 +12,7 @@ import (
 	"github.com/wisp-chat/wisp/crypto/stream"
 	"github.com/wisp-chat/wisp/server/wire"
 	"github.com/wisp-chat/wisp/server/wire/client"
+	"github.com/wisp-chat/wisp/wasm/internal/webcrypto"
 )
 
 // Relay is the part of *client.FileClient this package uses; a
@@ -371,8 +372,7 @@ func Send(ctx context.Context, fc Relay, relay wire.Address, src io.ReaderAt, si
 		var sum [32]byte
 		if resumable {
 			var err error
-			// The fingerprint leaves out the random padding of the last chunk.
-			if sum, err = hashPiece(j.data[:min(int64(len(j.data)), ctSize-int64(j.index)*int64(class.Size()))])(); err != nil {
+			if sum, err = fingerprint(j, ctSize); err != nil {
 				return err
 			}
 			upMu.Lock()
@@ -473,6 +473,13 @@ func Send(ctx context.Context, fc Relay, relay wire.Address, src io.ReaderAt, si
 	return d, st, nil
 }
 
+// fingerprint returns the SHA-256 of a chunk's ciphertext, without the
+// random padding of the last chunk; ctSize is the file's ciphertext size.
+func fingerprint(j job, ctSize int64) ([32]byte, error) {
+	start := int64(j.index) * int64(len(j.data))
+	return webcrypto.Start(j.data[:min(int64(len(j.data)), ctSize-start)])()
+}
+
 // errChecked ends checkSame's pass once the last recorded chunk is checked.
 var errChecked = errors.New("files: recorded chunks checked")
 
@@ -499,7 +506,7 @@ func checkSame(ctx context.Context, src io.ReaderAt, up *Upload, class wire.Chun
 	for j := range jobs {
 		if result == nil {
 			if c, ok := up.chunk(j.index); ok {
-				sum, err := hashPiece(j.data[:min(int64(len(j.data)), ctSize-int64(j.index)*int64(class.Size()))])()
+				sum, err := fingerprint(j, ctSize)
 				switch {
 				case err != nil:
 					result = err
