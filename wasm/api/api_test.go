@@ -76,6 +76,21 @@ func (tb *tab) call(method string, params, out any) {
 	}
 }
 
+// waitConnected waits until the tab's contact id is connected.
+func (tb *tab) waitConnected(id string) {
+	tb.t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var c chat.Contact
+		tb.call("contact.get", IDParams{ID: id}, &c)
+		if c.State == chat.ContactConnected {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.t.Fatal("not connected")
+		}
+	}
+}
+
 func code(err error) rpc.Code {
 	var e *rpc.Error
 	if errors.As(err, &e) {
@@ -129,18 +144,8 @@ func TestFlowThroughTheAPI(t *testing.T) {
 	if err := c2.try("join", JoinParams{Link: inv.Link}, nil); code(err) != CodeInvitationUsed {
 		t.Errorf("second join: %v", err)
 	}
+	b.waitConnected(c.ID)
 	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var got chat.Contact
-		b.call("contact.get", IDParams{ID: c.ID}, &got)
-		if got.State == chat.ContactConnected {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("not connected")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	var m chat.Message
 	b.call("messages.send", SendParams{Contact: c.ID, Text: "hello Ann"}, &m)
 	if err := b.try("messages.send", SendParams{Contact: c.ID, Text: ""}, nil); code(err) != CodeInvalid {
@@ -199,18 +204,8 @@ func TestFilesThroughTheAPI(t *testing.T) {
 	a.call("invite.create", InviteParams{}, &inv)
 	var joined chat.Contact
 	b.call("join", JoinParams{Link: inv.Link}, &joined)
+	a.waitConnected(inv.Contact)
 	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var c chat.Contact
-		a.call("contact.get", IDParams{ID: inv.Contact}, &c)
-		if c.State == chat.ContactConnected {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("not connected")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	if err := a.try("file.send", FileSendParams{Contact: inv.Contact, Name: "x"}, nil); code(err) != rpc.CodeBadRequest {
 		t.Errorf("file.send without an attachment: %v", err)
 	}

@@ -24,20 +24,12 @@ func TestResumeSend(t *testing.T) {
 	fc := &counted{Relay: dialRelay(t, r)}
 	ctx := testContext(t)
 	plain := randBytes(t, 26*mib)
-	up, err := NewUpload(r.addr, int64(len(plain)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var saved []byte
-	persist := func(u *Upload) error {
-		saved, err = u.MarshalBinary()
-		return err
-	}
-	_, _, err = Send(ctx, fc, r.addr, failingSource{plain, 13 * mib}, int64(len(plain)), SendOptions{Upload: up, Uploaded: persist})
+	up, saved, persist := newPersisted(t, r, int64(len(plain)))
+	_, _, err := Send(ctx, fc, r.addr, failingSource{plain, 13 * mib}, int64(len(plain)), SendOptions{Upload: up, Uploaded: persist})
 	if !errors.Is(err, errSourceFailed) {
 		t.Fatalf("interrupted Send: %v", err)
 	}
-	resumed, err := UnmarshalUpload(saved)
+	resumed, err := UnmarshalUpload(*saved)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,17 +51,17 @@ func TestResumeSend(t *testing.T) {
 		t.Fatal(err)
 	}
 	resumed.Chunks = resumed.Chunks[1:]
-	if saved, err = resumed.MarshalBinary(); err != nil {
+	if *saved, err = resumed.MarshalBinary(); err != nil {
 		t.Fatal(err)
 	}
 	n--
 	other := bytes.Clone(plain)
 	other[resumed.Chunks[len(resumed.Chunks)-1].Index*4*mib+100] ^= 1
-	creates, uploads, savedBefore := fc.creates.Load(), fc.uploads.Load(), bytes.Clone(saved)
+	creates, uploads, savedBefore := fc.creates.Load(), fc.uploads.Load(), bytes.Clone(*saved)
 	if _, _, err := Send(ctx, fc, r.addr, bytes.NewReader(other), int64(len(other)), SendOptions{Upload: resumed, Uploaded: persist}); !errors.Is(err, ErrNotSameFile) {
 		t.Fatalf("resume with another file: %v", err)
 	}
-	if fc.creates.Load() != creates || fc.uploads.Load() != uploads || !bytes.Equal(saved, savedBefore) || len(r.chunkFiles(t)) != n {
+	if fc.creates.Load() != creates || fc.uploads.Load() != uploads || !bytes.Equal(*saved, savedBefore) || len(r.chunkFiles(t)) != n {
 		t.Fatalf("the wrong file reached the relay or the record: %d creates, %d uploads, %d chunk files", fc.creates.Load()-creates, fc.uploads.Load()-uploads, len(r.chunkFiles(t)))
 	}
 	// Another size: refused before anything is read.
@@ -103,6 +95,22 @@ func TestResumeSend(t *testing.T) {
 	}
 }
 
+// newPersisted returns a new Upload of size bytes to r, the last state
+// it was persisted in (as the chat layer keeps it), and the
+// SendOptions.Uploaded that persists it.
+func newPersisted(t *testing.T, r *testRelay, size int64) (*Upload, *[]byte, func(*Upload) error) {
+	t.Helper()
+	up, err := NewUpload(r.addr, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := new([]byte)
+	return up, saved, func(u *Upload) (err error) {
+		*saved, err = u.MarshalBinary()
+		return err
+	}
+}
+
 // unconfirmed passes FPUTs to the relay and then reports the first one as
 // lost, as when the page is reloaded before the relay's answer arrives.
 type unconfirmed struct {
@@ -130,19 +138,11 @@ func TestResumeUnconfirmedChunk(t *testing.T) {
 	fc := &unconfirmed{counted: &counted{Relay: dialRelay(t, r)}}
 	ctx := testContext(t)
 	plain := randBytes(t, 10*mib)
-	up, err := NewUpload(r.addr, int64(len(plain)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var saved []byte
-	persist := func(u *Upload) error {
-		saved, err = u.MarshalBinary()
-		return err
-	}
+	up, saved, persist := newPersisted(t, r, int64(len(plain)))
 	if _, _, err := Send(ctx, fc, r.addr, bytes.NewReader(plain), int64(len(plain)), SendOptions{Upload: up, Uploaded: persist, InFlight: 1, Retries: -1}); !errors.Is(err, client.ErrConnectionLost) {
 		t.Fatalf("Send with a lost answer: %v", err)
 	}
-	resumed, err := UnmarshalUpload(saved)
+	resumed, err := UnmarshalUpload(*saved)
 	if err != nil || len(resumed.Chunks) != 1 || resumed.Chunks[0].Done {
 		t.Fatalf("recorded %+v, %v", resumed, err)
 	}

@@ -24,9 +24,9 @@ func TestIndexedDB(t *testing.T) {
 	})
 }
 
-// BenchmarkPutIndexedDB measures one record write (temporary file, then
-// rename) on the browser's IndexedDB.
-func BenchmarkPutIndexedDB(b *testing.B) {
+// benchStore opens a store on a new IndexedDB database.
+func benchStore(b *testing.B) *Store {
+	b.Helper()
 	fsys, err := OpenIndexedDB(context.Background(), fmt.Sprintf("wisp-store-bench-%d", dbCounter.Add(1)))
 	if err != nil {
 		b.Fatal(err)
@@ -35,6 +35,13 @@ func BenchmarkPutIndexedDB(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return s
+}
+
+// BenchmarkPutIndexedDB measures one record write (temporary file, then
+// rename) on the browser's IndexedDB.
+func BenchmarkPutIndexedDB(b *testing.B) {
+	s := benchStore(b)
 	rec := make([]byte, 300)
 	b.ResetTimer()
 	for i := range b.N {
@@ -46,14 +53,7 @@ func BenchmarkPutIndexedDB(b *testing.B) {
 
 // BenchmarkGetIndexedDB measures one record read.
 func BenchmarkGetIndexedDB(b *testing.B) {
-	fsys, err := OpenIndexedDB(context.Background(), fmt.Sprintf("wisp-store-bench-%d", dbCounter.Add(1)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := Open(fsys, "p", newSealer(&testing.T{}))
-	if err != nil {
-		b.Fatal(err)
-	}
+	s := benchStore(b)
 	if err := s.Put("m/1", make([]byte, 300)); err != nil {
 		b.Fatal(err)
 	}
@@ -73,14 +73,7 @@ func BenchmarkChunkIndexedDB(b *testing.B) {
 		put  func(*Store, Key, []byte) error
 	}{{"Put", (*Store).Put}, {"PutOnce", (*Store).PutOnce}} {
 		b.Run(bc.name, func(b *testing.B) {
-			fsys, err := OpenIndexedDB(context.Background(), fmt.Sprintf("wisp-store-bench-%d", dbCounter.Add(1)))
-			if err != nil {
-				b.Fatal(err)
-			}
-			s, err := Open(fsys, "p", newSealer(&testing.T{}))
-			if err != nil {
-				b.Fatal(err)
-			}
+			s := benchStore(b)
 			rec := make([]byte, 4<<20)
 			b.SetBytes(int64(len(rec)))
 			for i := 0; b.Loop(); i++ {

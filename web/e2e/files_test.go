@@ -18,6 +18,14 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
+// hostWithTwoRelays starts two relays and a host offering both.
+func hostWithTwoRelays(t testing.TB) (*proc, string) {
+	t.Helper()
+	_, relayA := startRelay(t)
+	_, relayB := startRelay(t)
+	return startHost(t, "-relay", relayA, "-relay", relayB)
+}
+
 // allowDownloads saves p's downloads into a new folder and returns it.
 func allowDownloads(t testing.TB, p *tab) string {
 	t.Helper()
@@ -51,9 +59,7 @@ func waitFile(t testing.TB, dir, name string) []byte {
 // dialog; Bob sees the preview at once, the picture downloads by itself,
 // the binary on "Download", and both save byte for byte.
 func TestFiles(t *testing.T) {
-	_, relayA := startRelay(t)
-	_, relayB := startRelay(t)
-	host, base := startHost(t, "-relay", relayA, "-relay", relayB)
+	host, base := hostWithTwoRelays(t)
 	a, b := aliceAndBob(t, base)
 
 	dir := t.TempDir()
@@ -157,9 +163,7 @@ func BenchmarkFileMemory(b *testing.B) {
 }
 
 func benchmarkFile(b *testing.B, size int) {
-	_, relayA := startRelay(b)
-	_, relayB := startRelay(b)
-	_, base := startHost(b, "-relay", relayA, "-relay", relayB)
+	_, base := hostWithTwoRelays(b)
 	path := filepath.Join(b.TempDir(), "big.bin")
 	data := make([]byte, size)
 	if _, err := rand.Read(data); err != nil {
@@ -215,9 +219,7 @@ func benchmarkFile(b *testing.B, size int) {
 // upload from the chunks already on the relay, and Bob saves exactly the
 // original bytes.
 func TestUploadResumesAfterReload(t *testing.T) {
-	_, relayA := startRelay(t)
-	_, relayB := startRelay(t)
-	_, base := startHost(t, "-relay", relayA, "-relay", relayB)
+	_, base := hostWithTwoRelays(t)
 	a, b := aliceAndBob(t, base)
 	dir := t.TempDir()
 	data := make([]byte, 60<<20)
