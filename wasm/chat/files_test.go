@@ -229,7 +229,12 @@ func TestResumeUpload(t *testing.T) {
 	if _, err := a.p.SendFileAs(ctxT(t), ab, uid, 0, meta, panicReader{t}, nil); !errors.Is(err, ErrInvalid) {
 		t.Errorf("a second upload with the same ID: %v", err)
 	}
-	for _, bad := range []string{"", "short", "a/b/c/d/e/f/g/h/i", strings.Repeat("x", 65), "white space"} {
+	for _, ok := range []string{"abcdefgh", strings.Repeat("x", 64), "A-z_09-8"} {
+		if !validUploadID(ok) {
+			t.Errorf("upload ID %q (within the limits) refused", ok)
+		}
+	}
+	for _, bad := range []string{"", "short", "abcdefg", "a/b/c/d/e/f/g/h/i", strings.Repeat("x", 65), "white space"} {
 		if _, err := a.p.SendFileAs(ctxT(t), ab, bad, 0, meta, panicReader{t}, nil); !errors.Is(err, ErrInvalid) {
 			t.Errorf("upload ID %q: %v", bad, err)
 		}

@@ -677,3 +677,52 @@ func TestQueueAndFilesOneAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// gated holds the download of one chunk until release is closed and
+// counts the downloads started.
+type gated struct {
+	Relay
+	hold    wire.ChunkID
+	release chan struct{}
+	started atomic.Int64
+}
+
+func (g *gated) Download(ctx context.Context, r client.RecipientChunk) ([]byte, error) {
+	g.started.Add(1)
+	if r.RcvID == g.hold {
+		<-g.release
+	}
+	return g.Relay.Download(ctx, r)
+}
+
+// TestReceiveWindow: while the first chunk is slow to come, Receive
+// downloads no more than InFlight+2 chunks ahead of the verification, so
+// memory stays bounded whatever the file size.
+func TestReceiveWindow(t *testing.T) {
+	r := startRelay(t)
+	fc := dialRelay(t, r)
+	plain := randBytes(t, 22*mib)
+	d, _ := sendAll(t, fc, r, plain)
+	if len(d.Chunks) != 6 {
+		t.Fatalf("%d chunks, want 6", len(d.Chunks))
+	}
+	g := &gated{Relay: fc, hold: d.Chunks[0].RcvID, release: make(chan struct{})}
+	st, _ := newMemStore(t)
+	errc := make(chan error, 1)
+	go func() { errc <- Receive(testContext(t), g, d, st, "files/f1", ReceiveOptions{InFlight: 2}) }()
+	const window = 2 + 2
+	for deadline := time.Now().Add(10 * time.Second); g.started.Load() < window && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // room for a download past the window
+	if n := g.started.Load(); n != window {
+		t.Errorf("%d downloads started while the first chunk was held, want %d", n, window)
+	}
+	close(g.release)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if got, err := readAll(st, "files/f1", d); err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("received file differs: %v", err)
+	}
+}
