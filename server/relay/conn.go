@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/wisp-chat/wisp/server/relay/internal/handshake"
 	"github.com/wisp-chat/wisp/server/relay/store"
 	"github.com/wisp-chat/wisp/server/wire"
 )
@@ -153,57 +154,23 @@ func (c *conn) serve(ctx context.Context) {
 // maxConcurrentCommands bounds the commands of one connection in progress.
 const maxConcurrentCommands = 256
 
+// handshake runs the session handshake (package handshake) and keeps
+// the session.
 func (c *conn) handshake(ctx context.Context) bool {
-	b, ok := c.read(ctx)
-	if !ok {
-		return false
-	}
-	hello, err := wire.ParseClientHello(b)
-	if err != nil {
-		c.violation(websocket.StatusPolicyViolation, "bad client hello")
-		return false
-	}
-	// The signature and key agreement need deep stacks; doing them on a
-	// short-lived goroutine keeps this long-lived one's stack small, which
-	// matters for tens of thousands of idle connections.
-	var pending *wire.PendingSession
-	var resp []byte
-	onFreshStack(func() {
-		pending, resp, err = wire.RelayRespond(c.s.cfg.Identity, wire.SupportedVersions(), hello)
-	})
-	if err != nil {
-		c.violation(websocket.StatusPolicyViolation, "bad client hello")
-		return false
-	}
-	if err := c.ws.Write(ctx, websocket.MessageBinary, resp); err != nil {
-		c.closeWith(websocket.StatusInternalError, "write failed")
-		return false
-	}
-	b, ok = c.read(ctx)
-	if !ok {
-		return false
-	}
-	var sess *wire.Session
-	onFreshStack(func() { sess, err = pending.Confirm(b) })
-	if errors.Is(err, wire.ErrVersion) {
-		c.violation(websocket.StatusPolicyViolation, "unsupported version")
-		return false
-	} else if err != nil {
-		c.violation(websocket.StatusPolicyViolation, "bad handshake confirmation")
-		return false
-	}
+	sess, ok := handshake.Relay{
+		Identity: c.s.cfg.Identity,
+		Read:     c.read,
+		Write:    func(ctx context.Context, b []byte) error { return c.ws.Write(ctx, websocket.MessageBinary, b) },
+		Close: func(code websocket.StatusCode, reason string) {
+			if code == websocket.StatusPolicyViolation {
+				c.violation(code, reason) // counted in the metrics
+			} else {
+				c.closeWith(code, reason)
+			}
+		},
+	}.Run(ctx)
 	c.sess = sess
-	return true
-}
-
-// onFreshStack runs f on a new goroutine and waits for it.
-func onFreshStack(f func()) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f()
-	}()
-	<-done
+	return ok
 }
 
 func (c *conn) cleanup() {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/wisp-chat/wisp/server/relay/internal/handshake"
 	"github.com/wisp-chat/wisp/server/wire"
 )
 
@@ -101,43 +102,17 @@ func (c *conn) serve(ctx context.Context) {
 	}
 }
 
-// handshake runs the queue protocol's handshake (wire.RelayRespond) on
-// control-size frames.
+// handshake runs the session handshake (package handshake) and keeps
+// the session.
 func (c *conn) handshake(ctx context.Context) bool {
-	b, ok := c.read(ctx)
-	if !ok {
-		return false
-	}
-	hello, err := wire.ParseClientHello(b)
-	if err != nil {
-		c.closeWith(websocket.StatusPolicyViolation, "bad client hello")
-		return false
-	}
-	pending, resp, err := wire.RelayRespond(c.s.cfg.Identity, wire.SupportedVersions(), hello)
-	if err != nil {
-		c.closeWith(websocket.StatusPolicyViolation, "bad client hello")
-		return false
-	}
-	if err := c.ws.Write(ctx, websocket.MessageBinary, resp); err != nil {
-		c.closeWith(websocket.StatusInternalError, "write failed")
-		return false
-	}
-	if b, ok = c.read(ctx); !ok {
-		return false
-	}
-	if len(b) != wire.BlockSize {
-		c.closeWith(websocket.StatusPolicyViolation, "bad handshake confirmation")
-		return false
-	}
-	c.sess, err = pending.Confirm(b)
-	if errors.Is(err, wire.ErrVersion) {
-		c.closeWith(websocket.StatusPolicyViolation, "unsupported version")
-		return false
-	} else if err != nil {
-		c.closeWith(websocket.StatusPolicyViolation, "bad handshake confirmation")
-		return false
-	}
-	return true
+	sess, ok := handshake.Relay{
+		Identity: c.s.cfg.Identity,
+		Read:     c.read,
+		Write:    func(ctx context.Context, b []byte) error { return c.ws.Write(ctx, websocket.MessageBinary, b) },
+		Close:    c.closeWith,
+	}.Run(ctx)
+	c.sess = sess
+	return ok
 }
 
 // keepalive pings the client; a client that does not answer is dropped.
