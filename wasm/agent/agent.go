@@ -696,6 +696,12 @@ func (a *Agent) HandleMessage(rcvID wire.QueueID, m wire.Message) (ack bool) {
 	if err != nil {
 		return errors.Is(err, store.ErrNotFound) // deleted: drop; unreadable: keep it queued
 	}
+	if m.Quota && len(m.Body) == 0 {
+		// The relay's quota marker: the queue was full and SENDs were
+		// refused with QUOTA. The sender keeps those in its outbox and
+		// sends them again, so nothing is lost: acknowledge it.
+		return true
+	}
 	ack, err = a.receive(c, h, m)
 	if err != nil {
 		a.ev.Problem(id, err)

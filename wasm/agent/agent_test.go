@@ -13,6 +13,7 @@ import (
 	"github.com/hack-pad/hackpadfs"
 	"github.com/hack-pad/hackpadfs/mem"
 	"github.com/wisp-chat/wisp/crypto/vault"
+	"github.com/wisp-chat/wisp/server/wire"
 	"github.com/wisp-chat/wisp/server/wire/client"
 	"github.com/wisp-chat/wisp/wasm/internal/relaytest"
 	"github.com/wisp-chat/wisp/wasm/store"
@@ -253,6 +254,34 @@ func connect(t testing.TB, a, b *peer, ra, rb *relaytest.Relay) (ConnID, ConnID)
 		t.Errorf("security codes differ: %x vs %x", ia.SecurityCode, ib.SecurityCode)
 	}
 	return ca, cb
+}
+
+// TestQuotaMarker: the relay's marker for a full queue (an empty body
+// with the quota flag) is acknowledged without a problem; an empty body
+// without the flag is still reported as malformed.
+func TestQuotaMarker(t *testing.T) {
+	ra, rb := relaytest.Start(t), relaytest.Start(t)
+	a, b := newPeer(t), newPeer(t)
+	ca, _ := connect(t, a, b, ra, rb)
+	var rcv wire.QueueID
+	a.agent.mu.Lock()
+	for q, id := range a.agent.byRcv {
+		if id == ca {
+			rcv = q
+		}
+	}
+	a.agent.mu.Unlock()
+	if !a.agent.HandleMessage(rcv, wire.Message{Quota: true}) {
+		t.Error("the quota marker was not acknowledged")
+	}
+	a.ev.mu.Lock()
+	n := len(a.ev.problems)
+	a.ev.mu.Unlock()
+	if n != 0 {
+		t.Errorf("the quota marker was reported: %v", a.ev.problems)
+	}
+	a.agent.HandleMessage(rcv, wire.Message{})
+	a.ev.wait(t, "the empty message reported", 5*time.Second, func() bool { return len(a.ev.problems) == 1 })
 }
 
 func TestConnectAndExchange(t *testing.T) {
