@@ -2,6 +2,7 @@ package relay_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/wisp-chat/wisp/server/relay"
 	"github.com/wisp-chat/wisp/server/wire"
 )
@@ -311,33 +313,48 @@ func TestRetentionSweep(t *testing.T) {
 	}
 }
 
-// TestClientNotReading: answers piling up for a client that does not read
-// (MaxPending) close its connection; others are unaffected.
+// TestClientNotReading: a client that floods commands and never reads
+// its answers is no longer read once its output is full, and is dropped
+// when a block cannot be written within WriteTimeout; others are
+// unaffected.
 func TestClientNotReading(t *testing.T) {
-	r := startRelay(t, func(c *relay.Config) { c.Limits.MaxPending = 100 })
+	reg := prometheus.NewRegistry()
+	var m *relay.Metrics
+	r := startRelay(t, func(c *relay.Config) {
+		c.Limits.WriteTimeout = scaled(500 * time.Millisecond)
+		var err error
+		m, err = relay.NewMetrics(reg, func() (int64, int64, error) { return 0, 0, nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Metrics = m
+	})
 	c := dialRaw(t, r)
 	pings := make([][]byte, 255)
 	for i := range pings {
 		pings[i] = c.tx(nil, wire.Command{Kind: wire.CmdPING}, nil)
 	}
-	closed := func() bool { return r.srv.Connections() == 0 }
+	var b wire.BlockBuilder
+	for _, p := range pings {
+		b.Add(p)
+	}
 	// Enough PONGs to fill the socket buffers many times over; the raw
-	// client never reads them.
-	for i := 0; i < 4000 && !closed(); i++ {
-		var b wire.BlockBuilder
-		for _, p := range pings {
-			b.Add(p)
-		}
+	// client never reads them. Its writes block once the relay stops
+	// reading, and fail once the relay drops it.
+	wctx, cancel := context.WithTimeout(context.Background(), scaled(30*time.Second))
+	defer cancel()
+	for range 4000 {
 		block, err := c.sess.Seal(b.Payload())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := c.ws.Write(ctxT(t), websocket.MessageBinary, block); err != nil {
+		if err := c.ws.Write(wctx, websocket.MessageBinary, block); err != nil {
 			break // the relay gave up on us
 		}
 	}
-	if _, reason := c.closeReason(); reason != "client not reading" {
-		t.Fatalf("closed with %q", reason)
+	waitFor(t, "the non-reading client dropped", func() bool { return r.srv.Connections() == 0 })
+	if n := relay.ClosedFor(m, "client not reading"); n != 1 {
+		t.Fatalf("closes counted as client not reading: %v", n)
 	}
 	stillServing(t, r)
 }

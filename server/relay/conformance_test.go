@@ -193,6 +193,10 @@ func TestQuotaMarker(t *testing.T) {
 		if err := c.Ack(ctx, q.sub, ev.Message.ID); err != nil {
 			t.Fatal(err)
 		}
+		if i < 3 {
+			// There is room, but the marker is not acknowledged yet.
+			wantCode(t, c.Send(ctx, q.info.SndID, q.sndKey, []byte("over")), wire.CodeQuota)
+		}
 	}
 	if err := c.Send(ctx, q.info.SndID, q.sndKey, []byte("room again")); err != nil {
 		t.Fatal(err)

@@ -3,11 +3,12 @@ package relay
 import (
 	"context"
 	"crypto/ecdh"
-	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"fmt"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 // store read or ACK that decides it.
 type subscription struct {
 	c      *conn
+	key    store.QueueKey
 	rcvID  wire.QueueID
 	boxKey [32]byte
 
@@ -29,31 +31,64 @@ type subscription struct {
 	inflight wire.MsgID
 	busy     bool // a message is in flight
 	ended    bool
+
+	deferred bool // waiting in c.deferred for output room; guarded by c.outMu
+}
+
+// msgCost is what a MSG counts against Limits.MaxPendingBytes: a whole
+// block payload, the most one MSG transmission takes.
+const msgCost = wire.BlockPayloadSize
+
+// outItem is a marshalled transmission waiting for the writer and what
+// it counts against Limits.MaxPendingBytes.
+type outItem struct {
+	raw  []byte
+	cost int
 }
 
 type conn struct {
 	s    *Server
 	ws   *websocket.Conn
 	sess *wire.Session
+	addr netip.Prefix // the source, for the NEW budget; memory only
 
 	ctx     context.Context // the server's; set before the first push
-	outMu   sync.Mutex
-	out     [][]byte
-	writing bool // a flush goroutine owns the write side
 	closing chan struct{}
 	once    sync.Once
 
 	slots chan struct{}
 	wg    sync.WaitGroup
 
+	// The output: what waits for the writer, counted in bytes together
+	// with the room reserved for GET answers in progress.
+	outMu    sync.Mutex
+	out      []outItem
+	outBytes int
+	writing  bool            // a flush goroutine owns the write side
+	room     chan struct{}   // closed (and replaced) when bytes are written
+	deferred []*subscription // MSG pushes waiting for room, oldest first
+
+	// Per-entity order: the last command of each entity ID in progress.
+	seqMu sync.Mutex
+	tails map[string]chan struct{}
+
 	mu       sync.Mutex
 	ping     *time.Timer // set under mu before it can fire
 	subs     map[store.QueueKey]*subscription
+	gets     map[store.QueueKey]wire.MsgID // taken by GET, not acknowledged
 	newTimes []time.Time
 }
 
-func newConn(s *Server, ws *websocket.Conn) *conn {
-	return &conn{s: s, ws: ws, closing: make(chan struct{}), slots: make(chan struct{}, maxConcurrentCommands), subs: make(map[store.QueueKey]*subscription)}
+func newConn(s *Server, ws *websocket.Conn, addr netip.Prefix) *conn {
+	return &conn{
+		s: s, ws: ws, addr: addr,
+		closing: make(chan struct{}),
+		slots:   make(chan struct{}, maxConcurrentCommands),
+		room:    make(chan struct{}),
+		tails:   make(map[string]chan struct{}),
+		subs:    make(map[store.QueueKey]*subscription),
+		gets:    make(map[store.QueueKey]wire.MsgID),
+	}
 }
 
 func (c *conn) closeWith(code websocket.StatusCode, reason string) {
@@ -64,16 +99,22 @@ func (c *conn) closeWith(code websocket.StatusCode, reason string) {
 }
 
 // abort drops the connection without a close handshake: for peers that
-// no longer answer.
-func (c *conn) abort() {
+// no longer answer or read.
+func (c *conn) abort(reason string) {
 	c.once.Do(func() {
+		c.s.cfg.Metrics.closedFor(reason)
 		close(c.closing)
 		_ = c.ws.CloseNow()
 	})
 }
 
-func (c *conn) violation(code websocket.StatusCode, reason string) {
+// fatal closes the connection for a protocol violation in what it read:
+// the commands already read finish and their answers are written first
+// (for at most WriteTimeout), then the close frame says why.
+func (c *conn) fatal(code websocket.StatusCode, reason string) {
 	c.s.cfg.Metrics.closedFor(reason)
+	c.wg.Wait()
+	c.waitFlushed(c.s.cfg.Limits.WriteTimeout)
 	c.closeWith(code, reason)
 }
 
@@ -84,7 +125,7 @@ func (c *conn) read(ctx context.Context) ([]byte, bool) {
 	if errors.Is(err, wire.ErrBlockSize) || websocket.CloseStatus(err) == websocket.StatusMessageTooBig {
 		// coder/websocket enforces the read limit itself and may already
 		// have sent its own close frame (status 1009).
-		c.violation(websocket.StatusPolicyViolation, "block size must be 16384")
+		c.fatal(websocket.StatusPolicyViolation, "block size must be 16384")
 		return nil, false
 	}
 	if err != nil {
@@ -92,11 +133,11 @@ func (c *conn) read(ctx context.Context) ([]byte, bool) {
 		return nil, false
 	}
 	if typ != websocket.MessageBinary {
-		c.violation(websocket.StatusUnsupportedData, "binary blocks only")
+		c.fatal(websocket.StatusUnsupportedData, "binary blocks only")
 		return nil, false
 	}
 	if len(b) != wire.BlockSize {
-		c.violation(websocket.StatusPolicyViolation, "block size must be 16384")
+		c.fatal(websocket.StatusPolicyViolation, "block size must be 16384")
 		return nil, false
 	}
 	return b, true
@@ -119,40 +160,130 @@ func (c *conn) serve(ctx context.Context) {
 	c.mu.Unlock()
 	defer c.ping.Stop()
 	for {
+		// Backpressure: no more input while the output is full.
+		if !c.waitRoom(0) {
+			return
+		}
 		b, ok := c.read(ctx)
 		if !ok {
 			return
 		}
 		payload, err := c.sess.Open(b)
 		if err != nil {
-			c.violation(websocket.StatusPolicyViolation, "block authentication failed")
+			c.fatal(websocket.StatusPolicyViolation, "block authentication failed")
 			return
 		}
 		ts, err := wire.SplitBlock(payload)
 		if err != nil {
-			c.violation(websocket.StatusPolicyViolation, "malformed block")
+			c.fatal(websocket.StatusPolicyViolation, "malformed block")
 			return
 		}
-		// Transmissions are processed concurrently (up to
-		// maxConcurrentCommands per connection) so that a connection's
-		// SENDs and ACKs share group commits instead of waiting for one
-		// fsync each; answers are matched by correlation ID.
 		for _, raw := range ts {
-			select {
-			case c.slots <- struct{}{}:
-			case <-c.closing:
+			if !c.dispatch(raw) {
 				return
 			}
-			c.wg.Go(func() {
-				defer func() { <-c.slots }()
-				c.handle(raw)
-			})
 		}
 	}
 }
 
 // maxConcurrentCommands bounds the commands of one connection in progress.
 const maxConcurrentCommands = 256
+
+// command is one transmission being handled.
+type command struct {
+	t wire.Transmission
+	// reserved is output room held for a MSG answer (GET only).
+	reserved int
+	// release lets the next command on the same entity ID start; it is
+	// called once the command's effect has its place in the store's
+	// order, or when the command ends.
+	release func()
+}
+
+// dispatch parses one transmission and starts its command. Commands run
+// concurrently (up to maxConcurrentCommands per connection) so that a
+// connection's SENDs and ACKs share group commits, except that commands
+// on the same entity ID start in the order they arrived and each waits
+// until the one before it has taken its place in the store's order: a
+// client may pipeline SENDs to one queue and they are stored in order.
+func (c *conn) dispatch(raw []byte) bool {
+	cmd := &command{}
+	var err error
+	cmd.t, err = wire.ParseTransmission(raw)
+	if err != nil {
+		c.parseFailed(&cmd.t, err)
+		return true
+	}
+	if cmd.t.Command.Kind == wire.CmdGET {
+		// A GET may answer with a whole MSG: it starts only when the
+		// output has room for it.
+		if !c.waitRoom(msgCost) {
+			return false
+		}
+		cmd.reserved = msgCost
+	}
+	select {
+	case c.slots <- struct{}{}:
+	case <-c.closing:
+		c.unreserve(cmd.reserved)
+		return false
+	}
+	prev, release := c.sequence(cmd.t.EntityID)
+	cmd.release = release
+	c.wg.Go(func() {
+		defer func() { <-c.slots }()
+		defer release()
+		defer c.recoverCommand(cmd)
+		if prev != nil {
+			select {
+			case <-prev:
+			case <-c.closing:
+				c.unreserve(cmd.reserved)
+				return
+			}
+		}
+		c.handle(cmd)
+	})
+	return true
+}
+
+// sequence chains a command after the previous one in progress on the
+// same entity ID. release is idempotent.
+func (c *conn) sequence(entity []byte) (prev <-chan struct{}, release func()) {
+	if len(entity) == 0 {
+		return nil, func() {}
+	}
+	key := string(entity)
+	done := make(chan struct{})
+	c.seqMu.Lock()
+	prev = c.tails[key]
+	c.tails[key] = done
+	c.seqMu.Unlock()
+	var once sync.Once
+	return prev, func() {
+		once.Do(func() {
+			close(done)
+			c.seqMu.Lock()
+			if c.tails[key] == done {
+				delete(c.tails, key)
+			}
+			c.seqMu.Unlock()
+		})
+	}
+}
+
+// recoverCommand turns a panic while handling a command into ERR
+// INTERNAL for that command: the connection and the process go on.
+func (c *conn) recoverCommand(cmd *command) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	c.s.log.Error("command failed with a panic", "kind", cmd.t.Command.Kind.String(), "panic", fmt.Sprint(r))
+	c.unreserve(cmd.reserved)
+	cmd.reserved = 0
+	c.fail(&cmd.t, wire.CodeInternal)
+}
 
 // handshake runs the session handshake (package handshake) and keeps
 // the session.
@@ -163,10 +294,9 @@ func (c *conn) handshake(ctx context.Context) bool {
 		Write:    func(ctx context.Context, b []byte) error { return c.ws.Write(ctx, websocket.MessageBinary, b) },
 		Close: func(code websocket.StatusCode, reason string) {
 			if code == websocket.StatusPolicyViolation {
-				c.violation(code, reason) // counted in the metrics
-			} else {
-				c.closeWith(code, reason)
+				c.s.cfg.Metrics.closedFor(reason)
 			}
+			c.closeWith(code, reason)
 		},
 	}.Run(ctx)
 	c.sess = sess
@@ -194,21 +324,71 @@ func (c *conn) cleanup() {
 	}
 }
 
-// push queues a transmission for the writer. A client that lets more than
-// MaxPending transmissions pile up is disconnected.
-func (c *conn) push(t *wire.Transmission) {
+// waitRoom waits until cost more bytes fit in the output (reserving
+// them) or, for cost 0, until the output is below its bound. It returns
+// false when the connection closes first.
+func (c *conn) waitRoom(cost int) bool {
+	for {
+		c.outMu.Lock()
+		fits := c.outBytes+cost <= c.s.cfg.Limits.MaxPendingBytes
+		if cost == 0 {
+			fits = c.outBytes < c.s.cfg.Limits.MaxPendingBytes
+		}
+		if fits {
+			c.outBytes += cost
+			c.outMu.Unlock()
+			return true
+		}
+		room := c.room
+		c.outMu.Unlock()
+		select {
+		case <-room:
+		case <-c.closing:
+			return false
+		}
+	}
+}
+
+// unreserve returns room reserved and not used. Deferred pushes that
+// now fit are delivered on their own goroutine: the caller may hold a
+// subscription's lock.
+func (c *conn) unreserve(cost int) {
+	if cost == 0 {
+		return
+	}
+	c.outMu.Lock()
+	c.outBytes -= cost
+	c.freedLocked()
+	more := len(c.deferred) > 0 && !c.writing
+	c.outMu.Unlock()
+	if more {
+		go c.deliverDeferred()
+	}
+}
+
+// freedLocked wakes whoever waits for room.
+func (c *conn) freedLocked() {
+	close(c.room)
+	c.room = make(chan struct{})
+}
+
+// push queues a transmission for the writer. reserved is room already
+// counted for it (a MSG); anything else counts its length, and is always
+// taken: the answers of commands in progress are small and their number
+// is bounded, because the read loop stops while the output is full.
+func (c *conn) push(t *wire.Transmission, reserved int) {
 	raw, err := t.Marshal()
 	if err != nil {
 		// Only relay-built transmissions reach here; they always encode.
 		panic("relay: encoding answer: " + err.Error())
 	}
+	cost := reserved
 	c.outMu.Lock()
-	if len(c.out) >= c.s.cfg.Limits.MaxPending {
-		c.outMu.Unlock()
-		c.violation(websocket.StatusPolicyViolation, "client not reading")
-		return
+	if cost == 0 {
+		cost = 2 + len(raw)
+		c.outBytes += cost
 	}
-	c.out = append(c.out, raw)
+	c.out = append(c.out, outItem{raw: raw, cost: cost})
 	start := !c.writing
 	c.writing = true
 	c.outMu.Unlock()
@@ -219,27 +399,122 @@ func (c *conn) push(t *wire.Transmission) {
 
 // flush writes queued transmissions, batched into blocks, until none are
 // left. At most one flush runs per connection, so the send chain is used
-// by one goroutine at a time.
+// by one goroutine at a time. A block that cannot be written within
+// WriteTimeout drops the connection.
 func (c *conn) flush() {
+	var raws [][]byte
 	for {
 		c.outMu.Lock()
 		pending := c.out
 		c.out = nil
 		if len(pending) == 0 {
-			c.writing = false
+			waiting := c.takeDeferredLocked()
+			if len(waiting) == 0 {
+				c.writing = false
+				c.freedLocked()
+				c.outMu.Unlock()
+				return
+			}
 			c.outMu.Unlock()
-			return
+			c.deliver(waiting)
+			continue
 		}
 		c.outMu.Unlock()
-		blocks, err := c.sess.SealBatch(pending)
+		raws = raws[:0]
+		cost := 0
+		for _, it := range pending {
+			raws = append(raws, it.raw)
+			cost += it.cost
+		}
+		blocks, err := c.sess.SealBatch(raws)
 		for _, block := range blocks {
-			if err == nil {
-				err = c.ws.Write(c.ctx, websocket.MessageBinary, block)
+			if err != nil {
+				break
 			}
+			wctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.Limits.WriteTimeout)
+			err = c.ws.Write(wctx, websocket.MessageBinary, block)
+			if err != nil && wctx.Err() != nil && c.ctx.Err() == nil {
+				c.abort("client not reading")
+			}
+			cancel()
 		}
 		if err != nil {
 			// writing stays true: nothing more is written on this conn.
 			c.closeWith(websocket.StatusInternalError, "write failed")
+			return
+		}
+		c.outMu.Lock()
+		c.outBytes -= cost
+		c.freedLocked()
+		c.outMu.Unlock()
+		c.deliverDeferred()
+	}
+}
+
+// takeDeferredLocked removes the deferred deliveries that now have room.
+func (c *conn) takeDeferredLocked() []*subscription {
+	n := min(len(c.deferred), max(0, (c.s.cfg.Limits.MaxPendingBytes-c.outBytes)/msgCost))
+	if n == 0 {
+		return nil
+	}
+	taken := append([]*subscription(nil), c.deferred[:n]...)
+	c.deferred = append(c.deferred[:0], c.deferred[n:]...)
+	for _, sub := range taken {
+		sub.deferred = false
+	}
+	return taken
+}
+
+// reserveOrDefer reserves room for a MSG to sub or, when there is none,
+// queues sub to be delivered when room frees. Both under one lock, so no
+// wakeup is lost: whatever holds the room (answers being written, GETs
+// in progress) frees it later and then delivers the deferred.
+func (c *conn) reserveOrDefer(sub *subscription) bool {
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	if c.outBytes+msgCost <= c.s.cfg.Limits.MaxPendingBytes {
+		c.outBytes += msgCost
+		return true
+	}
+	if !sub.deferred {
+		sub.deferred = true
+		c.deferred = append(c.deferred, sub)
+	}
+	return false
+}
+
+// deliverDeferred delivers the deferred pushes that have room now. The
+// caller holds no lock.
+func (c *conn) deliverDeferred() {
+	c.outMu.Lock()
+	waiting := c.takeDeferredLocked()
+	c.outMu.Unlock()
+	c.deliver(waiting)
+}
+
+func (c *conn) deliver(subs []*subscription) {
+	for _, sub := range subs {
+		c.s.deliverIfIdle(sub.key)
+	}
+}
+
+// waitFlushed waits until everything queued is written, for at most d.
+func (c *conn) waitFlushed(d time.Duration) {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for {
+		c.outMu.Lock()
+		idle := !c.writing && len(c.out) == 0
+		room := c.room
+		c.outMu.Unlock()
+		if idle {
+			return
+		}
+		select {
+		case <-room:
+		case <-c.closing:
+			return
+		case <-deadline.C:
 			return
 		}
 	}
@@ -256,8 +531,7 @@ func (c *conn) sendPing() {
 	pctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.Limits.PingTimeout)
 	defer cancel()
 	if err := c.ws.Ping(pctx); err != nil {
-		c.s.cfg.Metrics.closedFor("ping timeout")
-		c.abort()
+		c.abort("ping timeout")
 		return
 	}
 	c.mu.Lock()
@@ -269,44 +543,49 @@ func (c *conn) answer(t *wire.Transmission, cmd wire.Command) {
 	if cmd.Kind == wire.AnsERR {
 		c.s.cfg.Metrics.errored(cmd.Code)
 	}
-	c.push(&wire.Transmission{CorrID: t.CorrID, EntityID: t.EntityID, Command: cmd})
+	c.push(&wire.Transmission{CorrID: t.CorrID, EntityID: t.EntityID, Command: cmd}, 0)
 }
 
 func (c *conn) fail(t *wire.Transmission, code wire.ErrCode) {
 	c.answer(t, wire.Command{Kind: wire.AnsERR, Code: code})
 }
 
-func (c *conn) handle(raw []byte) {
-	t, err := wire.ParseTransmission(raw)
+// parseFailed answers a transmission that did not parse.
+func (c *conn) parseFailed(t *wire.Transmission, err error) {
 	switch {
 	case errors.Is(err, wire.ErrTooLarge):
-		c.fail(&t, wire.CodeLarge)
-		return
+		c.fail(t, wire.CodeLarge)
 	case errors.Is(err, wire.ErrCommand):
-		c.fail(&t, wire.CodeCmd)
-		return
-	case err != nil:
+		c.fail(t, wire.CodeCmd)
+	default:
 		// The framing is broken, so the IDs cannot be trusted: answer
 		// with empty ones.
 		c.fail(&wire.Transmission{}, wire.CodeBlock)
+	}
+}
+
+func (c *conn) handle(cmd *command) {
+	t := &cmd.t
+	kind := t.Command.Kind
+	isPing := kind == wire.CmdPING
+	needEntity := kind != wire.CmdNEW && !isPing
+	// PING is the one command without a signature; every other one must
+	// be signed (a missing signature is CMD on both endpoints).
+	if !kind.FromClient() || needEntity != (len(t.EntityID) == wire.IDSize) ||
+		isPing != (t.Signature == nil) || len(t.CorrID) == 0 {
+		c.unreserve(cmd.reserved)
+		c.fail(t, wire.CodeCmd)
 		return
 	}
-	cmd := &t.Command
-	needEntity := cmd.Kind != wire.CmdNEW && cmd.Kind != wire.CmdPING
-	if !cmd.Kind.FromClient() || needEntity != (len(t.EntityID) == wire.IDSize) ||
-		(cmd.Kind != wire.CmdPING && t.Signature == nil) || len(t.CorrID) == 0 {
-		c.fail(&t, wire.CodeCmd)
-		return
-	}
-	switch cmd.Kind {
+	switch kind {
 	case wire.CmdPING:
-		c.answer(&t, wire.Command{Kind: wire.AnsPONG})
+		c.answer(t, wire.Command{Kind: wire.AnsPONG})
 	case wire.CmdNEW:
-		c.newQueue(&t)
+		c.newQueue(t)
 	case wire.CmdSKEY, wire.CmdSEND:
-		c.senderCommand(&t)
+		c.senderCommand(cmd)
 	default:
-		c.recipientCommand(&t)
+		c.recipientCommand(cmd)
 	}
 }
 
@@ -324,25 +603,42 @@ func (c *conn) allowNew() bool {
 	if len(keep) >= c.s.cfg.Limits.NewPerMinute {
 		return false
 	}
+	if !c.s.newBudget.allow(c.addr, now) {
+		return false
+	}
 	c.newTimes = append(c.newTimes, now)
 	return true
 }
 
 func (c *conn) newQueue(t *wire.Transmission) {
 	cmd := &t.Command
-	pw := sha256.Sum256(cmd.Password)
-	pwOK := subtle.ConstantTimeCompare(pw[:], c.s.pwHash[:]) == 1
-	if !t.Verify(c.sess.ID, cmd.AuthKey[:]) || !pwOK {
-		c.fail(t, wire.CodeAuth)
-		return
+	// A password in NEW to a relay without one is ignored.
+	pwOK := true
+	if len(c.s.cfg.Password) > 0 {
+		pw := sha256.Sum256(cmd.Password)
+		pwOK = subtle.ConstantTimeCompare(pw[:], c.s.pwHash[:]) == 1
 	}
-	if !c.allowNew() {
-		c.fail(t, wire.CodeLimit)
+	if !c.s.verify(t, c.sess.ID, cmd.AuthKey[:]) || !pwOK {
+		c.fail(t, wire.CodeAuth)
 		return
 	}
 	dh, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {
 		c.fail(t, wire.CodeInternal)
+		return
+	}
+	// A low-order recipient key (all-zero shared secret) would give a
+	// box key anyone can compute.
+	peer, err := ecdh.X25519().NewPublicKey(cmd.DHKey[:])
+	if err == nil {
+		_, err = dh.ECDH(peer)
+	}
+	if err != nil {
+		c.fail(t, wire.CodeCmd)
+		return
+	}
+	if !c.allowNew() {
+		c.fail(t, wire.CodeLimit)
 		return
 	}
 	var ids struct{ rcv, snd wire.QueueID }
@@ -354,45 +650,46 @@ func (c *conn) newQueue(t *wire.Transmission) {
 	q := store.Queue{RcvAuthKey: cmd.AuthKey, BoxKey: *wire.BoxKey(&cmd.DHKey, &priv), Created: time.Now()}
 	clear(priv[:])
 	if err := c.s.cfg.Store.Create(store.RecipientKey(ids.rcv), store.SenderKeyOf(ids.snd), q); err != nil {
-		c.s.log.Error("creating queue failed", "err", err)
-		c.fail(t, wire.CodeInternal)
+		c.storeFailed(t, err)
 		return
 	}
 	c.s.cfg.Metrics.created()
 	c.answer(t, wire.Command{Kind: wire.AnsIDS, RcvID: ids.rcv, SndID: ids.snd, DHKey: pub})
 }
 
-func (c *conn) senderCommand(t *wire.Transmission) {
-	cmd := &t.Command
+func (c *conn) senderCommand(cmd *command) {
+	t := &cmd.t
 	k, q, err := c.s.cfg.Store.BySender(store.SenderKeyOf(wire.QueueID(t.EntityID)))
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		c.storeFailed(t, err)
 		return
 	}
 	found := err == nil
+	// Every path verifies once against a valid key: the queue's, the one
+	// in SKEY, or the dummy when the queue is missing or not secured.
 	key := c.s.dummyKey[:]
 	switch {
-	case cmd.Kind == wire.CmdSKEY:
-		key = cmd.AuthKey[:]
+	case t.Command.Kind == wire.CmdSKEY:
+		key = t.Command.AuthKey[:]
 	case found && q.Secured:
 		key = q.SndAuthKey[:]
 	}
-	ok := t.Verify(c.sess.ID, key)
-	if !found || !ok || q.Suspended || (cmd.Kind == wire.CmdSEND && !q.Secured) {
+	ok := c.s.verify(t, c.sess.ID, key)
+	if !found || !ok || q.Suspended || (t.Command.Kind == wire.CmdSEND && !q.Secured) {
 		c.fail(t, wire.CodeAuth)
 		return
 	}
-	if cmd.Kind == wire.CmdSKEY {
-		if err := c.s.cfg.Store.Secure(k, cmd.AuthKey); err != nil {
+	if t.Command.Kind == wire.CmdSKEY {
+		if err := c.s.cfg.Store.Secure(k, t.Command.AuthKey); err != nil {
 			c.storeFailed(t, err)
 			return
 		}
 		c.answer(t, wire.Command{Kind: wire.AnsOK})
 		return
 	}
-	m := store.Message{Time: time.Now(), Body: cmd.Body}
+	m := store.Message{Time: time.Now(), Body: t.Command.Body}
 	_, _ = rand.Read(m.ID[:])
-	if err := c.s.cfg.Store.Put(k, m, c.s.cfg.Limits.QueueQuota); err != nil {
+	if err := c.s.cfg.Store.PutQueued(k, m, c.s.cfg.Limits.QueueQuota, cmd.release); err != nil {
 		if errors.Is(err, store.ErrQuota) {
 			c.s.deliverIfIdle(k)
 		}
@@ -412,6 +709,8 @@ func (c *conn) storeFailed(t *wire.Transmission, err error) {
 		c.fail(t, wire.CodeAuth)
 	case errors.Is(err, store.ErrQuota):
 		c.fail(t, wire.CodeQuota)
+	case errors.Is(err, store.ErrFull):
+		c.fail(t, wire.CodeFull)
 	case errors.Is(err, store.ErrNoMsg):
 		c.fail(t, wire.CodeNoMsg)
 	default:
@@ -420,11 +719,13 @@ func (c *conn) storeFailed(t *wire.Transmission, err error) {
 	}
 }
 
-func (c *conn) recipientCommand(t *wire.Transmission) {
+func (c *conn) recipientCommand(cmd *command) {
+	t := &cmd.t
 	rcvID := wire.QueueID(t.EntityID)
 	k := store.RecipientKey(rcvID)
 	q, err := c.s.cfg.Store.Get(k)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		c.unreserve(cmd.reserved)
 		c.storeFailed(t, err)
 		return
 	}
@@ -432,7 +733,8 @@ func (c *conn) recipientCommand(t *wire.Transmission) {
 	if err == nil {
 		key = q.RcvAuthKey[:]
 	}
-	if ok := t.Verify(c.sess.ID, key); !ok || err != nil {
+	if ok := c.s.verify(t, c.sess.ID, key); !ok || err != nil {
+		c.unreserve(cmd.reserved)
 		c.fail(t, wire.CodeAuth)
 		return
 	}
@@ -442,7 +744,7 @@ func (c *conn) recipientCommand(t *wire.Transmission) {
 	case wire.CmdACK:
 		c.ack(t, k)
 	case wire.CmdGET:
-		c.get(t, k, q.BoxKey)
+		c.get(cmd, k, q.BoxKey)
 	case wire.CmdOFF:
 		if err := c.s.cfg.Store.Suspend(k); err != nil {
 			c.storeFailed(t, err)
@@ -454,37 +756,41 @@ func (c *conn) recipientCommand(t *wire.Transmission) {
 			c.storeFailed(t, err)
 			return
 		}
+		c.mu.Lock()
+		delete(c.gets, k)
+		c.mu.Unlock()
 		c.s.unsubscribe(k, c)
 		c.answer(t, wire.Command{Kind: wire.AnsOK})
 	}
 }
 
 func (c *conn) subscribe(t *wire.Transmission, k store.QueueKey, rcvID wire.QueueID, boxKey [32]byte) {
+	// The limit check and the insert happen under one lock, so SUBs in
+	// one block cannot overshoot it.
 	c.mu.Lock()
 	if c.subs == nil {
 		c.mu.Unlock()
 		return
 	}
-	existing := c.subs[k]
-	if existing == nil && len(c.subs) >= c.s.cfg.Limits.MaxSubsPerConn {
-		c.mu.Unlock()
-		c.fail(t, wire.CodeLimit)
-		return
+	sub := c.subs[k]
+	fresh := sub == nil
+	if fresh {
+		if len(c.subs) >= c.s.cfg.Limits.MaxSubsPerConn {
+			c.mu.Unlock()
+			c.fail(t, wire.CodeLimit)
+			return
+		}
+		sub = &subscription{c: c, key: k, rcvID: rcvID, boxKey: boxKey}
+		c.subs[k] = sub
 	}
 	c.mu.Unlock()
 	// A repeated SUB on the same session changes nothing: WebSocket
 	// delivery is reliable, so what is in flight stays in flight.
-	if existing == nil {
-		sub := &subscription{c: c, rcvID: rcvID, boxKey: boxKey}
+	if fresh {
 		c.s.mu.Lock()
 		old := c.s.subs[k]
 		c.s.subs[k] = sub
 		c.s.mu.Unlock()
-		c.mu.Lock()
-		if c.subs != nil {
-			c.subs[k] = sub
-		}
-		c.mu.Unlock()
 		if old != nil {
 			old.end(k)
 		}
@@ -504,7 +810,7 @@ func (sub *subscription) end(k store.QueueKey) {
 		delete(c.subs, k)
 	}
 	c.mu.Unlock()
-	c.push(&wire.Transmission{EntityID: sub.rcvID[:], Command: wire.Command{Kind: wire.AnsEND}})
+	c.push(&wire.Transmission{EntityID: sub.rcvID[:], Command: wire.Command{Kind: wire.AnsEND}}, 0)
 }
 
 func (s *Server) unsubscribe(k store.QueueKey, by *conn) {
@@ -547,83 +853,139 @@ func (s *Server) deliverIfIdle(k store.QueueKey) {
 	if sub.ended || sub.busy {
 		return
 	}
-	m, ok, err := s.cfg.Store.Peek(k)
-	if err != nil {
-		s.log.Error("reading queue failed", "err", err)
+	if !sub.c.reserveOrDefer(sub) {
 		return
 	}
-	if ok {
-		sub.deliverLocked(&m, nil)
+	m, ok, err := s.cfg.Store.Peek(k)
+	if err != nil || !ok {
+		sub.c.unreserve(msgCost)
+		if err != nil {
+			s.log.Error("reading queue failed", "err", err)
+		}
+		return
 	}
+	sub.deliverLocked(&m)
 }
 
-func (sub *subscription) deliverLocked(m *store.Message, corrID []byte) {
+// deliverLocked pushes m, for which msgCost of room is reserved.
+func (sub *subscription) deliverLocked(m *store.Message) {
 	sub.busy, sub.inflight = true, m.ID
 	sub.c.s.cfg.Metrics.delivered()
 	sealed := wire.SealMessage(&sub.boxKey, m.ID, m.Time, m.Quota, m.Body)
-	sub.c.push(&wire.Transmission{CorrID: corrID, EntityID: sub.rcvID[:], Command: wire.Command{Kind: wire.AnsMSG, MsgID: m.ID, Body: sealed}})
+	sub.c.push(&wire.Transmission{EntityID: sub.rcvID[:], Command: wire.Command{Kind: wire.AnsMSG, MsgID: m.ID, Body: sealed}}, msgCost)
 }
 
+// ack acknowledges a message this session received: the one in flight
+// to it as the subscriber, or the one it took with GET. Any other ID is
+// NO_MSG, so a session cannot delete what another session has in flight
+// without having received it.
 func (c *conn) ack(t *wire.Transmission, k store.QueueKey) {
 	id := t.Command.MsgID
+	c.mu.Lock()
+	got, gotOK := c.gets[k]
+	if gotOK && got == id {
+		delete(c.gets, k)
+	}
+	c.mu.Unlock()
+	tookByGet := gotOK && got == id
 	sub := c.s.subscriber(k)
-	if sub == nil || sub.c != c {
-		// Not subscribed here (e.g. after GET): acknowledge in the store,
-		// then unblock a subscriber elsewhere that had it in flight.
-		if _, _, err := c.s.cfg.Store.Ack(k, id); err != nil {
+	if sub != nil && sub.c == c {
+		sub.mu.Lock()
+		defer sub.mu.Unlock()
+		if !sub.busy || sub.inflight != id {
+			if tookByGet {
+				c.ackTaken(t, k, nil)
+				return
+			}
+			c.fail(t, wire.CodeNoMsg)
+			return
+		}
+		next, ok, err := c.s.cfg.Store.Ack(k, id)
+		if errors.Is(err, store.ErrNoMsg) {
+			// Expired or acknowledged through GET meanwhile: nothing to keep.
+			next, ok, err = c.s.cfg.Store.Peek(k)
+		}
+		if err != nil {
 			c.storeFailed(t, err)
 			return
 		}
+		sub.busy = false
 		c.answer(t, wire.Command{Kind: wire.AnsOK})
-		if sub != nil {
-			sub.mu.Lock()
-			if sub.busy && sub.inflight == id {
-				sub.busy = false
+		if ok && !sub.ended {
+			if c.reserveOrDefer(sub) {
+				sub.deliverLocked(&next)
 			}
-			sub.mu.Unlock()
-			c.s.deliverIfIdle(k)
 		}
 		return
 	}
-	sub.mu.Lock()
-	defer sub.mu.Unlock()
-	if !sub.busy || sub.inflight != id {
+	if !tookByGet {
 		c.fail(t, wire.CodeNoMsg)
 		return
 	}
-	next, ok, err := c.s.cfg.Store.Ack(k, id)
-	if errors.Is(err, store.ErrNoMsg) {
-		// Expired or acknowledged through GET meanwhile: nothing to keep.
-		next, ok, err = c.s.cfg.Store.Peek(k)
-	}
-	if err != nil {
+	c.ackTaken(t, k, sub)
+}
+
+// ackTaken acknowledges a message taken by GET, then unblocks a
+// subscriber (in another session) that had it in flight.
+func (c *conn) ackTaken(t *wire.Transmission, k store.QueueKey, sub *subscription) {
+	id := t.Command.MsgID
+	if _, _, err := c.s.cfg.Store.Ack(k, id); err != nil {
 		c.storeFailed(t, err)
 		return
 	}
-	sub.busy = false
 	c.answer(t, wire.Command{Kind: wire.AnsOK})
-	if ok && !sub.ended {
-		sub.deliverLocked(&next, nil)
+	if sub == nil {
+		return
 	}
+	sub.mu.Lock()
+	if sub.busy && sub.inflight == id {
+		sub.busy = false
+	}
+	sub.mu.Unlock()
+	c.s.deliverIfIdle(k)
 }
 
-func (c *conn) get(t *wire.Transmission, k store.QueueKey, boxKey [32]byte) {
+// get answers GET with the oldest message, using the room the read loop
+// reserved for it. The same message is not sent twice to one session: a
+// GET while the message it would return was taken by this session's
+// earlier GET and not acknowledged is PROHIBITED.
+func (c *conn) get(cmd *command, k store.QueueKey, boxKey [32]byte) {
+	t := &cmd.t
+	reserved := cmd.reserved
+	cmd.reserved = 0
 	if sub := c.s.subscriber(k); sub != nil && sub.c == c {
+		c.unreserve(reserved)
 		c.fail(t, wire.CodeProhibited)
 		return
 	}
 	m, ok, err := c.s.cfg.Store.Peek(k)
-	if err != nil {
-		c.storeFailed(t, err)
+	if err != nil || !ok {
+		c.unreserve(reserved)
+		if err != nil {
+			c.storeFailed(t, err)
+		} else {
+			c.answer(t, wire.Command{Kind: wire.AnsOK})
+		}
 		return
 	}
-	if !ok {
-		c.answer(t, wire.Command{Kind: wire.AnsOK})
+	c.mu.Lock()
+	got, had := c.gets[k]
+	code := wire.ErrCode(0)
+	switch {
+	case had && got == m.ID:
+		code = wire.CodeProhibited
+	case !had && len(c.gets) >= c.s.cfg.Limits.MaxSubsPerConn:
+		code = wire.CodeLimit
+	default:
+		c.gets[k] = m.ID
+	}
+	c.mu.Unlock()
+	if code != 0 {
+		c.unreserve(reserved)
+		c.fail(t, code)
 		return
 	}
 	c.s.cfg.Metrics.delivered()
 	sealed := wire.SealMessage(&boxKey, m.ID, m.Time, m.Quota, m.Body)
-	c.answer(t, wire.Command{Kind: wire.AnsMSG, MsgID: m.ID, Body: sealed})
+	c.push(&wire.Transmission{CorrID: t.CorrID, EntityID: t.EntityID, Command: wire.Command{Kind: wire.AnsMSG, MsgID: m.ID, Body: sealed}}, reserved)
 }
-
-var _ = ed25519.PublicKeySize

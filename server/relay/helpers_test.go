@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -30,12 +31,18 @@ type testRelay struct {
 
 func startRelay(t *testing.T, mod func(*relay.Config)) *testRelay {
 	t.Helper()
+	return startRelayStore(t, store.Options{}, mod)
+}
+
+// startRelayStore is startRelay with a store opened with opts.
+func startRelayStore(t *testing.T, opts store.Options, mod func(*relay.Config)) *testRelay {
+	t.Helper()
 	_, id, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	st, err := store.Open(filepath.Join(dir, "queues.db"))
+	st, err := store.OpenWith(filepath.Join(dir, "queues.db"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,8 +67,31 @@ func startRelay(t *testing.T, mod func(*relay.Config)) *testRelay {
 	return &testRelay{srv: srv, st: st, addr: srv.Address("127.0.0.1", uint16(port)), dbDir: dir}
 }
 
+// scaled stretches a test deadline by WISP_TEST_SCALE (default 1), the
+// one factor every deadline in these tests derives from, for slow or
+// busy machines.
+func scaled(d time.Duration) time.Duration {
+	if f, err := strconv.ParseFloat(os.Getenv("WISP_TEST_SCALE"), 64); err == nil && f >= 1 {
+		return time.Duration(float64(d) * f)
+	}
+	return d
+}
+
+// waitFor polls cond until it holds, failing the test after a scaled
+// deadline.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(scaled(30 * time.Second))
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), scaled(20*time.Second))
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -107,7 +137,7 @@ func newQueue(t *testing.T, c *client.Client, secure bool) *queue {
 
 func nextEvent(t *testing.T, c *client.Client, kinds ...client.EventKind) client.Event {
 	t.Helper()
-	timeout := time.After(10 * time.Second)
+	timeout := time.After(scaled(10 * time.Second))
 	for {
 		select {
 		case ev, ok := <-c.Events():

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/wisp-chat/wisp/server/relay/internal/authkey"
 	"github.com/wisp-chat/wisp/server/relay/internal/retention"
 	"github.com/wisp-chat/wisp/server/relay/internal/sessions"
 	"github.com/wisp-chat/wisp/server/relay/store"
@@ -20,8 +21,12 @@ import (
 )
 
 // Store is what the relay needs from durable storage; *store.Store
-// implements it. Every method is safe for concurrent use, and Put, Ack,
-// Create, Secure, Suspend and Delete are durable when they return nil.
+// implements it. Every method is safe for concurrent use, and PutQueued,
+// Ack, Create, Secure, Suspend and Delete are durable when they return
+// nil. PutQueued calls queued once the message has its place in the
+// queue's order (a later PutQueued to the same queue stores after it),
+// which may be before it is durable; Create and PutQueued return
+// store.ErrFull when the store is full.
 type Store interface {
 	Create(k store.QueueKey, snd store.SenderKey, q store.Queue) error
 	Get(k store.QueueKey) (store.Queue, error)
@@ -29,7 +34,7 @@ type Store interface {
 	Secure(k store.QueueKey, sndAuth [wire.KeySize]byte) error
 	Suspend(k store.QueueKey) error
 	Delete(k store.QueueKey) error
-	Put(k store.QueueKey, m store.Message, quota uint32) error
+	PutQueued(k store.QueueKey, m store.Message, quota uint32, queued func()) error
 	Peek(k store.QueueKey) (store.Message, bool, error)
 	Ack(k store.QueueKey, id wire.MsgID) (store.Message, bool, error)
 	Expire(cutoff time.Time, limit int) (int, error)
@@ -54,11 +59,14 @@ type Config struct {
 // Server serves the relay protocol. It is an http.Handler for the
 // WebSocket endpoint.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	pwHash   [32]byte
-	dummyKey [wire.KeySize]byte
-	nconns   atomic.Int64
+	cfg       Config
+	log       *slog.Logger
+	pwHash    [32]byte
+	dummyKey  [wire.KeySize]byte
+	nconns    atomic.Int64
+	newBudget budget
+	// verify checks a transmission's signature; tests count its calls.
+	verify func(t *wire.Transmission, sessID [32]byte, key []byte) bool
 
 	mu       sync.Mutex
 	subs     map[store.QueueKey]*subscription
@@ -95,9 +103,11 @@ func New(cfg Config) (*Server, error) {
 		cancel: cancel,
 	}
 	s.pwHash = sha256.Sum256(cfg.Password)
-	// A fixed non-key used to verify signatures when the queue does not
-	// exist, so that AUTH costs the same either way.
-	s.dummyKey = sha256.Sum256([]byte("wisp relay: no such queue"))
+	// A fixed valid key to verify signatures against when the queue does
+	// not exist or is not secured, so that AUTH costs the same either way.
+	s.dummyKey = authkey.Dummy("wisp relay: no such queue")
+	s.verify = (*wire.Transmission).Verify
+	s.newBudget = budget{perAddr: cfg.Limits.NewPerMinuteAddr, perRelay: cfg.Limits.NewPerMinuteRelay}
 	s.wg.Go(func() {
 		retention.Loop(s.ctx, s.cfg.Limits.SweepInterval, s.log, "retention sweep", s.Sweep)
 	})
@@ -126,7 +136,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(wire.BlockSize)
-	c := newConn(s, ws)
+	c := newConn(s, ws, sourcePrefix(r.RemoteAddr))
 	if !s.sessions.Add(c) {
 		_ = ws.Close(websocket.StatusGoingAway, "relay shutting down")
 		return

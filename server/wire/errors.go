@@ -44,17 +44,21 @@ const (
 	// CodeProhibited: the command is not allowed in this state (GET on a
 	// queue this session is subscribed to, NEW without the relay password).
 	CodeProhibited
-	// CodeLimit: a per-connection limit was hit (subscriptions, NEW rate).
+	// CodeLimit: a rate or count limit was hit (subscriptions, NEW per
+	// connection, source address or relay; file limits of SPEC §11.3).
 	CodeLimit
 	// CodeInternal: the relay failed (e.g. storage error); retry later.
 	CodeInternal
+	// CodeFull: the relay's storage is full (all queues together); retry
+	// later or use another relay.
+	CodeFull
 )
 
-var codeNames = [...]string{"", "AUTH", "QUOTA", "LARGE", "CMD", "BLOCK", "NO_MSG", "PROHIBITED", "LIMIT", "INTERNAL"}
+var codeNames = [...]string{"", "AUTH", "QUOTA", "LARGE", "CMD", "BLOCK", "NO_MSG", "PROHIBITED", "LIMIT", "INTERNAL", "FULL"}
 
 // AllCodes lists every error code, in numeric order.
 func AllCodes() []ErrCode {
-	return []ErrCode{CodeAuth, CodeQuota, CodeLarge, CodeCmd, CodeBlock, CodeNoMsg, CodeProhibited, CodeLimit, CodeInternal}
+	return []ErrCode{CodeAuth, CodeQuota, CodeLarge, CodeCmd, CodeBlock, CodeNoMsg, CodeProhibited, CodeLimit, CodeInternal, CodeFull}
 }
 
 // String returns the wire name of the code.

@@ -18,6 +18,11 @@
 // transaction and one fsync (group commit). Expire walks the retention index
 // in time order and stops at the first message that is not due, so a sweep
 // never scans queues that have nothing to expire.
+//
+// Options.MaxBytes bounds the whole store (message bodies plus a fixed
+// cost per queue and per message); Create and Put beyond it are ErrFull.
+// A panic inside bbolt (a corrupt page) fails the operation with
+// ErrPanic instead of ending the process.
 package store
 
 import (
@@ -39,7 +44,10 @@ var (
 	ErrSecured   = errors.New("store: queue already secured with another key")
 	ErrQuota     = errors.New("store: queue quota reached")
 	ErrNoMsg     = errors.New("store: no such message at the head of the queue")
-	ErrClosed    = errors.New("store: closed")
+	// ErrFull: the store holds Options.MaxBytes; nothing more is stored
+	// until messages are delivered or expire.
+	ErrFull   = errors.New("store: relay storage full")
+	ErrClosed = errors.New("store: closed")
 )
 
 // QueueKey is how a queue is addressed on disk: a hash of its recipient ID.
@@ -89,6 +97,7 @@ var (
 	bucketMeta    = []byte("meta")
 	keyQueueCount = []byte("queues")
 	keyMsgCount   = []byte("messages")
+	keyBytes      = []byte("bytes")
 )
 
 const (
@@ -100,6 +109,11 @@ const (
 	msgHeader     = wire.IDSize + 8 + 1
 	// maxGroup bounds how many writes share one transaction.
 	maxGroup = 512
+	// queueCost and msgCost are what a queue record and a message's
+	// header count against Options.MaxBytes besides the body: the
+	// record, its keys and its index entries.
+	queueCost = recordSize + 32 + 2*32
+	msgCost   = msgHeader + 40 + 48
 )
 
 func (q *Queue) marshal() []byte {
@@ -181,8 +195,17 @@ func unmarshalMsg(b []byte) (Message, error) {
 	return m, nil
 }
 
+// Options configure a Store.
+type Options struct {
+	// MaxBytes bounds what the store holds: message bodies plus a fixed
+	// cost per queue and per message (queueCost, msgCost). Create and Put
+	// beyond it return ErrFull. Zero means no bound.
+	MaxBytes int64
+}
+
 // Store is the bbolt-backed queue store. It is safe for concurrent use.
 type Store struct {
+	opts Options
 	db   *bolt.DB
 	ops  chan *op
 	done chan struct{}
@@ -194,14 +217,38 @@ type op struct {
 	err chan error
 }
 
+// ErrPanic wraps a panic inside the storage engine (a corrupt file): the
+// command fails and the process goes on.
+var ErrPanic = errors.New("store: storage engine panicked (corrupt file?)")
+
+// guard turns a panic in fn into ErrPanic. bbolt rolls back the
+// transaction of a panicking Update or View itself.
+func guard(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", ErrPanic, r)
+		}
+	}()
+	return fn()
+}
+
+func (s *Store) view(fn func(tx *bolt.Tx) error) error {
+	return guard(func() error { return s.db.View(fn) })
+}
+
 // errLogical marks errors an op returns without aborting the transaction.
 type errLogical struct{ err error }
 
 func (e errLogical) Error() string { return e.err.Error() }
 func (e errLogical) Unwrap() error { return e.err }
 
-// Open opens or creates the store file.
+// Open opens or creates the store file with no size bound.
 func Open(path string) (*Store, error) {
+	return OpenWith(path, Options{})
+}
+
+// OpenWith opens or creates the store file.
+func OpenWith(path string, opts Options) (*Store, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout:      time.Second,
 		FreelistType: bolt.FreelistMapType,
@@ -221,7 +268,7 @@ func Open(path string) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: init: %w", err)
 	}
-	s := &Store{db: db, ops: make(chan *op, maxGroup), done: make(chan struct{}), quit: make(chan struct{})}
+	s := &Store{opts: opts, db: db, ops: make(chan *op, maxGroup), done: make(chan struct{}), quit: make(chan struct{})}
 	go s.commit()
 	return s, nil
 }
@@ -269,17 +316,19 @@ func (s *Store) commit() {
 			}
 		}
 		results := make([]error, len(group))
-		err := s.db.Update(func(tx *bolt.Tx) error {
-			for i, o := range group {
-				if err := o.fn(tx); err != nil {
-					var l errLogical
-					if !errors.As(err, &l) {
-						return err
+		err := guard(func() error {
+			return s.db.Update(func(tx *bolt.Tx) error {
+				for i, o := range group {
+					if err := o.fn(tx); err != nil {
+						var l errLogical
+						if !errors.As(err, &l) {
+							return err
+						}
+						results[i] = l.err
 					}
-					results[i] = l.err
 				}
-			}
-			return nil
+				return nil
+			})
 		})
 		for i, o := range group {
 			if err != nil {
@@ -292,6 +341,13 @@ func (s *Store) commit() {
 }
 
 func (s *Store) write(fn func(tx *bolt.Tx) error) error {
+	return s.writeQueued(fn, nil)
+}
+
+// writeQueued is write that calls queued (when not nil) once the op has
+// its place in the committer's order: ops queued one after another are
+// applied in that order, whether or not they share a commit.
+func (s *Store) writeQueued(fn func(tx *bolt.Tx) error, queued func()) error {
 	o := &op{fn: fn, err: make(chan error, 1)}
 	select {
 	case <-s.quit:
@@ -300,6 +356,9 @@ func (s *Store) write(fn func(tx *bolt.Tx) error) error {
 	}
 	select {
 	case s.ops <- o:
+		if queued != nil {
+			queued()
+		}
 	case <-s.quit:
 		return ErrClosed
 	}
@@ -329,15 +388,25 @@ func putQueue(tx *bolt.Tx, k QueueKey, q *Queue) error {
 	return tx.Bucket(bucketQueues).Put(k[:], q.marshal())
 }
 
-func addCounter(tx *bolt.Tx, key []byte, d int64) error {
-	b := tx.Bucket(bucketMeta)
-	var n int64
-	if v := b.Get(key); len(v) == 8 {
-		n = int64(binary.BigEndian.Uint64(v))
+func counter(tx *bolt.Tx, key []byte) int64 {
+	if v := tx.Bucket(bucketMeta).Get(key); len(v) == 8 {
+		return int64(binary.BigEndian.Uint64(v))
 	}
+	return 0
+}
+
+func addCounter(tx *bolt.Tx, key []byte, d int64) error {
 	var out [8]byte
-	binary.BigEndian.PutUint64(out[:], uint64(max(n+d, 0)))
-	return b.Put(key, out[:])
+	binary.BigEndian.PutUint64(out[:], uint64(max(counter(tx, key)+d, 0)))
+	return tx.Bucket(bucketMeta).Put(key, out[:])
+}
+
+// reserve counts n more bytes against MaxBytes, or returns ErrFull.
+func (s *Store) reserve(tx *bolt.Tx, n int64) error {
+	if s.opts.MaxBytes > 0 && counter(tx, keyBytes)+n > s.opts.MaxBytes {
+		return errLogical{ErrFull}
+	}
+	return addCounter(tx, keyBytes, n)
 }
 
 // Create stores a new queue. Created is set if zero.
@@ -350,6 +419,9 @@ func (s *Store) Create(k QueueKey, snd SenderKey, q Queue) error {
 		qs, ss := tx.Bucket(bucketQueues), tx.Bucket(bucketSenders)
 		if qs.Get(k[:]) != nil || ss.Get(snd[:]) != nil {
 			return errLogical{ErrExists}
+		}
+		if err := s.reserve(tx, queueCost); err != nil {
+			return err
 		}
 		if err := ss.Put(snd[:], k[:]); err != nil {
 			return err
@@ -364,7 +436,7 @@ func (s *Store) Create(k QueueKey, snd SenderKey, q Queue) error {
 // Get returns a queue record.
 func (s *Store) Get(k QueueKey) (Queue, error) {
 	var q Queue
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		var err error
 		q, err = getQueue(tx, k)
 		return err
@@ -376,7 +448,7 @@ func (s *Store) Get(k QueueKey) (Queue, error) {
 func (s *Store) BySender(snd SenderKey) (QueueKey, Queue, error) {
 	var k QueueKey
 	var q Queue
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketSenders).Get(snd[:])
 		if len(v) != len(k) {
 			return errLogical{ErrNotFound}
@@ -444,7 +516,7 @@ func (s *Store) Delete(k QueueKey) error {
 		}
 		msgs, exp := tx.Bucket(bucketMsgs), tx.Bucket(bucketExpiry)
 		c := msgs.Cursor()
-		n := int64(0)
+		n, size := int64(0), int64(queueCost)
 		for mk, v := c.Seek(k[:]); mk != nil && [32]byte(mk[:32]) == k; mk, v = c.Seek(k[:]) {
 			m, err := unmarshalMsg(v)
 			if err != nil {
@@ -457,6 +529,7 @@ func (s *Store) Delete(k QueueKey) error {
 				return err
 			}
 			n++
+			size += msgCost + int64(len(m.Body))
 		}
 		if err := tx.Bucket(bucketSenders).Delete(q.sender[:]); err != nil {
 			return err
@@ -467,15 +540,28 @@ func (s *Store) Delete(k QueueKey) error {
 		if err := addCounter(tx, keyMsgCount, -n); err != nil {
 			return err
 		}
+		if err := addCounter(tx, keyBytes, -size); err != nil {
+			return err
+		}
 		return addCounter(tx, keyQueueCount, -1)
 	})
 }
 
 // Put appends a message; it is fsynced when Put returns nil. If the queue
 // already holds quota messages, Put stores the quota marker (once) and
-// returns ErrQuota.
+// returns ErrQuota; while the marker is stored, every Put returns
+// ErrQuota, so the queue takes messages again only after the recipient
+// has acknowledged the marker. A store holding Options.MaxBytes returns
+// ErrFull.
 func (s *Store) Put(k QueueKey, m Message, quota uint32) error {
-	return s.write(func(tx *bolt.Tx) error {
+	return s.PutQueued(k, m, quota, nil)
+}
+
+// PutQueued is Put that calls queued (when not nil) once the message has
+// its place in the store's order: a Put to the same queue that starts
+// after queued was called stores its message after this one.
+func (s *Store) PutQueued(k QueueKey, m Message, quota uint32, queued func()) error {
+	return s.writeQueued(func(tx *bolt.Tx) error {
 		q, err := getQueue(tx, k)
 		if err != nil {
 			return err
@@ -483,14 +569,18 @@ func (s *Store) Put(k QueueKey, m Message, quota uint32) error {
 		if q.Suspended {
 			return errLogical{ErrSuspended}
 		}
-		full := q.Count >= quota
-		if full && q.marker {
+		if q.marker {
 			return errLogical{ErrQuota}
 		}
+		full := q.Count >= quota
 		if full {
 			m = Message{ID: m.ID, Time: m.Time, Quota: true}
 			q.marker = true
-		} else {
+		}
+		if err := s.reserve(tx, msgCost+int64(len(m.Body))); err != nil {
+			return err
+		}
+		if !full {
 			q.Count++
 		}
 		mk := msgKey(k, q.next)
@@ -511,7 +601,7 @@ func (s *Store) Put(k QueueKey, m Message, quota uint32) error {
 			return errLogical{ErrQuota}
 		}
 		return nil
-	})
+	}, queued)
 }
 
 func head(tx *bolt.Tx, k QueueKey) ([]byte, []byte) {
@@ -526,7 +616,7 @@ func head(tx *bolt.Tx, k QueueKey) ([]byte, []byte) {
 func (s *Store) Peek(k QueueKey) (Message, bool, error) {
 	var m Message
 	var ok bool
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		_, v := head(tx, k)
 		if v == nil {
 			return nil
@@ -587,6 +677,9 @@ func removeMsg(tx *bolt.Tx, q *Queue, mk []byte, m *Message) error {
 	if err := tx.Bucket(bucketMsgs).Delete(mk); err != nil {
 		return err
 	}
+	if err := addCounter(tx, keyBytes, -(msgCost + int64(len(m.Body)))); err != nil {
+		return err
+	}
 	return addCounter(tx, keyMsgCount, -1)
 }
 
@@ -631,7 +724,7 @@ func (s *Store) Expire(cutoff time.Time, limit int) (int, error) {
 
 // Counts returns the number of queues and stored messages.
 func (s *Store) Counts() (queues, messages int64, err error) {
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketMeta)
 		if v := b.Get(keyQueueCount); len(v) == 8 {
 			queues = int64(binary.BigEndian.Uint64(v))
@@ -642,4 +735,14 @@ func (s *Store) Counts() (queues, messages int64, err error) {
 		return nil
 	})
 	return queues, messages, err
+}
+
+// Bytes returns what the store counts against Options.MaxBytes.
+func (s *Store) Bytes() (int64, error) {
+	var n int64
+	err := s.view(func(tx *bolt.Tx) error {
+		n = counter(tx, keyBytes)
+		return nil
+	})
+	return n, err
 }

@@ -273,3 +273,96 @@ func TestOpenIsLazy(t *testing.T) {
 		t.Fatalf("opening 5,000 queues took %v, an empty store %v", full, empty)
 	}
 }
+
+// TestMaxBytes: the byte bound counts queues and messages, refuses what
+// does not fit with ErrFull and changes nothing then; acknowledging,
+// expiring and deleting give the bytes back, exactly.
+func TestMaxBytes(t *testing.T) {
+	const bound = queueCost + 3*(msgCost+1000)
+	s, err := OpenWith(filepath.Join(t.TempDir(), "q.db"), Options{MaxBytes: bound})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	k, snd := RecipientKey(newID()), SenderKeyOf(newID())
+	if err := s.Create(k, snd, Queue{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Create(RecipientKey(newID()), SenderKeyOf(newID()), Queue{}); err != nil {
+		t.Fatal(err) // fits: nothing else is stored yet
+	}
+	if err := s.Delete(RecipientKey(newID())); !errors.Is(err, ErrNotFound) {
+		t.Fatal(err)
+	}
+	body := string(make([]byte, 1000))
+	now := time.Now()
+	var ids []wire.MsgID
+	for {
+		m := msg(body, now)
+		if err := s.Put(k, m, 100); err != nil {
+			if !errors.Is(err, ErrFull) {
+				t.Fatal(err)
+			}
+			break
+		}
+		ids = append(ids, m.ID)
+	}
+	if len(ids) != 2 {
+		t.Fatalf("stored %d messages, want 2 (one queue too many)", len(ids))
+	}
+	used, _ := s.Bytes()
+	if used != 2*queueCost+2*(msgCost+1000) {
+		t.Fatalf("counted %d bytes", used)
+	}
+	if q, _ := s.Get(k); q.Count != 2 {
+		t.Fatalf("a refused Put changed the queue: count %d", q.Count)
+	}
+	if _, _, err := s.Ack(k, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(k, msg(body, now), 100); err != nil {
+		t.Fatalf("Put after an ACK: %v", err)
+	}
+	if n, err := s.Expire(now.Add(time.Hour), 10); err != nil || n != 2 {
+		t.Fatalf("expired %d: %v", n, err)
+	}
+	if err := s.Delete(k); err != nil {
+		t.Fatal(err)
+	}
+	if used, _ := s.Bytes(); used != queueCost {
+		t.Fatalf("after deleting everything but one empty queue: %d bytes, want %d", used, queueCost)
+	}
+}
+
+// TestQuotaMarkerBlocksUntilAcked: once the marker is stored, SEND is
+// refused even after other messages are acknowledged, until the marker
+// itself is.
+func TestQuotaMarkerBlocksUntilAcked(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "q.db"))
+	defer s.Close()
+	k := RecipientKey(newID())
+	if err := s.Create(k, SenderKeyOf(newID()), Queue{}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	first := msg("a", now)
+	if err := s.Put(k, first, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(k, msg("b", now), 1); !errors.Is(err, ErrQuota) {
+		t.Fatalf("want the marker stored with ErrQuota, got %v", err)
+	}
+	next, ok, err := s.Ack(k, first.ID)
+	if err != nil || !ok || !next.Quota {
+		t.Fatalf("after the first ACK: %+v %v %v", next, ok, err)
+	}
+	if err := s.Put(k, msg("c", now), 1); !errors.Is(err, ErrQuota) {
+		t.Fatalf("Put with the marker still queued: %v", err)
+	}
+	if _, _, err := s.Ack(k, next.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(k, msg("d", now), 1); err != nil {
+		t.Fatalf("Put after the marker's ACK: %v", err)
+	}
+}
