@@ -378,4 +378,3 @@ func TestFatalBlockAnswersEarlierOnes(t *testing.T) {
 		t.Fatalf("GET: %v %v %q", err, ok, m.Body)
 	}
 }
-
