@@ -278,6 +278,9 @@ func TestOpenIsLazy(t *testing.T) {
 // does not fit with ErrFull and changes nothing then; acknowledging,
 // expiring and deleting give the bytes back, exactly.
 func TestMaxBytes(t *testing.T) {
+	if queueCost != 246 || msgCost != 121 {
+		t.Fatalf("costs %d and %d differ from SPEC §8 (246, 121)", queueCost, msgCost)
+	}
 	const bound = queueCost + 3*(msgCost+1000)
 	s, err := OpenWith(filepath.Join(t.TempDir(), "q.db"), Options{MaxBytes: bound})
 	if err != nil {
