@@ -14,11 +14,26 @@
 // Delivery: one message in flight per queue; MSG is pushed after SUB and
 // after each ACK, re-encrypted for the recipient (wire.SealMessage). A SUB
 // from a new session moves the subscription there and the old session gets
-// END. SEND is answered OK only after the message is fsynced.
+// END. SEND is answered OK only after the message is fsynced. Commands of
+// one session on the same entity ID take effect in the order they were
+// sent, so pipelined SENDs to a queue are stored in order; everything else
+// runs concurrently (up to 256 commands per connection).
+//
+// Memory per connection is bounded in bytes (Limits.MaxPendingBytes):
+// while a client's output is full the relay reads no more of its blocks,
+// takes no GET and defers MSG pushes to it; a block it cannot write within
+// Limits.WriteTimeout drops the connection. A session gets one copy of a
+// message by GET until it acknowledges it.
 //
 // AUTH: a command on a queue that does not exist, with a wrong signature,
-// or on a suspended queue gets the same ERR AUTH bytes after the same
-// signature verification work.
+// on a suspended queue or a SEND to a queue not secured gets the same ERR
+// AUTH bytes after the same work: one signature verification against a
+// valid Ed25519 key (a fixed dummy when there is no queue key).
+//
+// NEW is budgeted per connection, per source address (kept in memory for
+// the current minute only) and on the whole relay; the store bounds its
+// total size (store.Options.MaxBytes, ERR FULL). A panic while handling a
+// command (a corrupt store) answers ERR INTERNAL for that command only.
 //
 // The relay pings every connection with WebSocket ping frames
 // (Limits.PingInterval) and closes connections that do not answer within
