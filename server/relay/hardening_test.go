@@ -5,6 +5,8 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 
@@ -376,5 +378,59 @@ func TestFatalBlockAnswersEarlierOnes(t *testing.T) {
 	m, ok, err := c.Get(ctxT(t), q.sub)
 	if err != nil || !ok || string(m.Body) != "kept" {
 		t.Fatalf("GET: %v %v %q", err, ok, m.Body)
+	}
+}
+
+// lockedBuffer is a log sink safe for concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestCloseDrainsCommands: Close returns only after the commands in
+// progress have finished, so closing the store right after fails none of
+// them ("database not open" before the fix).
+func TestCloseDrainsCommands(t *testing.T) {
+	var logs lockedBuffer
+	r := startRelay(t, func(c *relay.Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		c.Limits.QueueQuota = 1 << 20
+	})
+	c := dial(t, r)
+	q := newQueue(t, c, true)
+	var raws []*rawConn
+	for range 4 {
+		raws = append(raws, dialRaw(t, r))
+	}
+	for i := range 20 {
+		for _, raw := range raws {
+			var txs [][]byte
+			for range 60 {
+				txs = append(txs, raw.tx(q.info.SndID[:], wire.Command{Kind: wire.CmdSEND, Body: make([]byte, 100)}, q.sndKey))
+			}
+			raw.send(txs...)
+		}
+		if i == 10 {
+			_ = r.srv.Close()
+			if err := r.st.Close(); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	if strings.Contains(logs.String(), "store operation failed") {
+		t.Fatalf("commands failed on a closed store:\n%s", logs.String())
 	}
 }

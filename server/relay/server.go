@@ -152,8 +152,9 @@ func (s *Server) Connections() int {
 	return s.sessions.Len()
 }
 
-// Close ends every session with a going-away close and stops the sweeper.
-// It does not close the store.
+// Close ends every session with a going-away close, stops the sweeper and
+// waits until every session's commands in progress have finished, so the
+// store can be closed right after. It does not close the store.
 func (s *Server) Close() error {
 	conns, first := s.sessions.Close()
 	if !first {
@@ -164,6 +165,7 @@ func (s *Server) Close() error {
 		c.closeWith(websocket.StatusGoingAway, "relay shutting down")
 	}
 	s.wg.Wait()
+	s.sessions.Wait()
 	return nil
 }
 

@@ -7,6 +7,7 @@
 //	defer set.Remove(c)
 //	...
 //	open, first := set.Close() // on shutdown: end each of open
+//	set.Wait()                 // until every session has returned
 package sessions
 
 import "sync"
@@ -16,6 +17,7 @@ type Set[S comparable] struct {
 	mu     sync.Mutex
 	open   map[S]struct{}
 	closed bool
+	wg     sync.WaitGroup // one per session added and not removed
 }
 
 // Add adds s; it reports false, adding nothing, once Close was called.
@@ -28,7 +30,10 @@ func (set *Set[S]) Add(s S) bool {
 	if set.open == nil {
 		set.open = make(map[S]struct{})
 	}
-	set.open[s] = struct{}{}
+	if _, ok := set.open[s]; !ok {
+		set.open[s] = struct{}{}
+		set.wg.Add(1)
+	}
 	return true
 }
 
@@ -36,7 +41,17 @@ func (set *Set[S]) Add(s S) bool {
 func (set *Set[S]) Remove(s S) {
 	set.mu.Lock()
 	defer set.mu.Unlock()
-	delete(set.open, s)
+	if _, ok := set.open[s]; ok {
+		delete(set.open, s)
+		set.wg.Done()
+	}
+}
+
+// Wait waits until every session added has been removed. After Close it
+// is how a shutdown waits for the sessions to finish what they started
+// (their commands in progress) before the storage closes.
+func (set *Set[S]) Wait() {
+	set.wg.Wait()
 }
 
 // Len returns the number of open sessions.

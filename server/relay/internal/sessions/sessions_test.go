@@ -28,3 +28,23 @@ func TestSet(t *testing.T) {
 		t.Errorf("second Close = %v, %v", open, first)
 	}
 }
+
+// TestWait: Wait returns once every session added is removed, not before.
+func TestWait(t *testing.T) {
+	var set Set[int]
+	set.Add(1)
+	set.Add(2)
+	set.Add(2) // counted once
+	done := make(chan struct{})
+	go func() { set.Wait(); close(done) }()
+	set.Remove(1)
+	set.Remove(1) // removed twice: counted once
+	select {
+	case <-done:
+		t.Fatal("Wait returned with a session open")
+	default:
+	}
+	set.Close()
+	set.Remove(2)
+	<-done
+}
