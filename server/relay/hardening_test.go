@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -432,5 +433,26 @@ func TestCloseDrainsCommands(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "store operation failed") {
 		t.Fatalf("commands failed on a closed store:\n%s", logs.String())
+	}
+}
+
+// TestLimitsValidated: limits that would stall the relay are refused.
+func TestLimitsValidated(t *testing.T) {
+	for name, mod := range map[string]func(*relay.Limits){
+		"output below one block": func(l *relay.Limits) { l.MaxPendingBytes = wire.BlockPayloadSize - 1 },
+		"no write deadline":      func(l *relay.Limits) { l.WriteTimeout = 0 },
+		"negative NEW budget":    func(l *relay.Limits) { l.NewPerMinuteAddr = -1 },
+	} {
+		l := relay.DefaultLimits()
+		mod(&l)
+		_, id, _ := ed25519.GenerateKey(nil)
+		st, err := store.Open(t.TempDir() + "/q.db")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := relay.New(relay.Config{Identity: id, Store: st, Limits: l}); !errors.Is(err, relay.ErrConfig) {
+			t.Errorf("%s: %v", name, err)
+		}
+		_ = st.Close()
 	}
 }

@@ -91,6 +91,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Limits == (Limits{}) {
 		cfg.Limits = DefaultLimits()
 	}
+	if l := cfg.Limits; l.MaxPendingBytes < msgCost || l.WriteTimeout <= 0 || l.MaxConns < 1 || l.MaxSubsPerConn < 1 ||
+		l.NewPerMinute < 1 || l.NewPerMinuteAddr < 0 || l.NewPerMinuteRelay < 0 || l.QueueQuota < 1 ||
+		l.Retention <= 0 || l.SweepInterval <= 0 || l.PingInterval <= 0 || l.PingTimeout <= 0 || l.HandshakeTimeout <= 0 {
+		return nil, fmt.Errorf("%w: limits out of range (MaxPendingBytes must hold one block payload, %d)", ErrConfig, msgCost)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
