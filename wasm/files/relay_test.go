@@ -534,7 +534,7 @@ func TestPrivacy(t *testing.T) {
 // TestQuota: a relay without room answers QUOTA; Send fails with it and
 // deletes the chunks it managed to create.
 func TestQuota(t *testing.T) {
-	r := startRelayQuota(t, 8*mib)
+	r := startRelayQuota(t, 8*mib+64<<10)
 	fc := &counted{Relay: dialRelay(t, r)}
 	plain := randBytes(t, 20*mib)
 	_, _, err := Send(testContext(t), fc, r.addr, bytes.NewReader(plain), int64(len(plain)), SendOptions{})

@@ -7,6 +7,9 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"fmt"
+	"runtime"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -22,11 +25,20 @@ type conn struct {
 	sess *wire.Session
 	ctx  context.Context
 
-	writeMu sync.Mutex // serialises the send chain and the socket
-	closing chan struct{}
-	once    sync.Once
-	slots   chan struct{}
-	wg      sync.WaitGroup
+	writeMu    sync.Mutex // serialises the send chain and the socket
+	closing    chan struct{}
+	once       sync.Once
+	slots      chan struct{} // commands in progress (MaxInFlight)
+	chunkSlots chan struct{} // this session's share of the chunk slots (MaxChunkOpsPerConn)
+	wg         sync.WaitGroup
+
+	fnew       *bucket // the session's FNEW budget
+	unfilledMu sync.Mutex
+	// unfilled holds the chunks created in this session and neither
+	// uploaded nor deleted through it; creating counts the FNEWs in
+	// progress, which hold a place under MaxUnfilledPerConn.
+	unfilled map[SenderKey]struct{}
+	creating int
 }
 
 func (c *conn) closeWith(code websocket.StatusCode, reason string) {
@@ -34,6 +46,31 @@ func (c *conn) closeWith(code websocket.StatusCode, reason string) {
 		close(c.closing)
 		go func() { _ = c.ws.Close(code, reason) }()
 	})
+}
+
+// readBlock returns the next handshake block, closing the session with
+// the reasons of the queue endpoint (SPEC §1) for text messages and
+// messages that are not one block. A longer message is not read further
+// than one block.
+func (c *conn) readBlock(ctx context.Context) ([]byte, bool) {
+	typ, b, err := wire.ReadBlock(ctx, c.ws)
+	if errors.Is(err, wire.ErrBlockSize) || websocket.CloseStatus(err) == websocket.StatusMessageTooBig {
+		c.closeWith(websocket.StatusPolicyViolation, "block size must be 16384")
+		return nil, false
+	}
+	if err != nil {
+		c.closeWith(websocket.StatusPolicyViolation, "read failed")
+		return nil, false
+	}
+	if typ != websocket.MessageBinary {
+		c.closeWith(websocket.StatusUnsupportedData, "binary blocks only")
+		return nil, false
+	}
+	if len(b) != wire.BlockSize {
+		c.closeWith(websocket.StatusPolicyViolation, "block size must be 16384")
+		return nil, false
+	}
+	return b, true
 }
 
 // read returns the next frame, closing the session with a clear reason
@@ -81,33 +118,36 @@ func (c *conn) serve(ctx context.Context) {
 			c.closeWith(websocket.StatusPolicyViolation, "malformed frame")
 			return
 		}
-		// A chunk frame takes a relay-wide slot before the next frame is
+		// A chunk frame takes a chunk slot before the next frame is
 		// read, so the chunks held in memory stay bounded.
 		chunk := class != wire.ClassControl
-		if chunk && !c.chunkOp() {
+		if chunk && !c.chunkOp(c.s.putOps) {
 			return
 		}
 		select {
 		case c.slots <- struct{}{}:
 		case <-c.closing:
+			if chunk {
+				c.chunkDone(c.s.putOps)
+			}
 			return
 		}
 		c.wg.Go(func() {
 			defer func() { <-c.slots }()
 			if chunk {
-				defer func() { <-c.s.chunkOps }()
+				defer c.chunkDone(c.s.putOps)
 			}
-			c.handle(raw, class)
+			c.run(raw, class)
 		})
 	}
 }
 
 // handshake runs the session handshake (package handshake) and keeps
-// the session.
+// the session. Its blocks are read as on the queue endpoint.
 func (c *conn) handshake(ctx context.Context) bool {
 	sess, ok := handshake.Relay{
 		Identity: c.s.cfg.Identity,
-		Read:     c.read,
+		Read:     c.readBlock,
 		Write:    func(ctx context.Context, b []byte) error { return c.ws.Write(ctx, websocket.MessageBinary, b) },
 		Close:    c.closeWith,
 	}.Run(ctx)
@@ -141,17 +181,32 @@ func (c *conn) keepalive() {
 	}
 }
 
-// answer seals and writes one answer in a frame of the class.
+// answer seals and writes one answer in a frame of the class. The write
+// has Limits.WriteTimeout: a client that does not take the frame in time
+// loses the session ("client not reading"; the close frame cannot reach a
+// client that does not read), which ends the wait of every command queued
+// behind it and frees their slots.
 func (c *conn) answer(t *wire.FileTransmission, class wire.ChunkClass, cmd wire.FileCommand) {
 	out := &wire.FileTransmission{CorrID: t.CorrID, EntityID: t.EntityID, Command: cmd}
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
+	select {
+	case <-c.closing:
+		return // the session is ending: nothing more goes out
+	default:
+	}
 	frame, err := c.sess.SealFrame(class, out, nil)
 	if err != nil {
 		// Only relay-built answers reach here; they always encode.
 		panic("files: encoding answer: " + err.Error())
 	}
-	if err := c.ws.Write(c.ctx, websocket.MessageBinary, frame); err != nil {
+	wctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.Limits.WriteTimeout)
+	err = c.ws.Write(wctx, websocket.MessageBinary, frame)
+	cancel()
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		c.closeWith(websocket.StatusPolicyViolation, "client not reading")
+	case err != nil:
 		c.closeWith(websocket.StatusInternalError, "write failed")
 	}
 }
@@ -162,6 +217,31 @@ func (c *conn) ok(t *wire.FileTransmission) {
 
 func (c *conn) fail(t *wire.FileTransmission, code wire.ErrCode) {
 	c.answer(t, wire.ClassControl, wire.FileCommand{Kind: wire.AnsFERR, Code: code})
+}
+
+// run handles one frame's transmission. A panic (a corrupt store can make
+// bbolt panic, and a fault on its memory map is turned into one) ends only
+// this command: handle answers ERR INTERNAL; a panic outside a command
+// closes the session. Neither logs IDs.
+func (c *conn) run(raw []byte, class wire.ChunkClass) {
+	debug.SetPanicOnFault(true)
+	defer func() {
+		if p := recover(); p != nil {
+			c.s.log.Error("file session panicked; session closed", "panic", panicKind(p))
+			c.closeWith(websocket.StatusInternalError, "internal error")
+		}
+	}()
+	c.handle(raw, class)
+}
+
+// panicKind describes a recovered panic for the log without its data:
+// the runtime's own messages (indexes, lengths, addresses), else the
+// value's type.
+func panicKind(p any) string {
+	if re, ok := p.(runtime.Error); ok {
+		return re.Error()
+	}
+	return fmt.Sprintf("%T", p)
 }
 
 func (c *conn) handle(raw []byte, class wire.ChunkClass) {
@@ -177,11 +257,17 @@ func (c *conn) handle(raw []byte, class wire.ChunkClass) {
 	k := t.Command.Kind
 	needEntity := k != wire.CmdFNEW && k != wire.CmdFPING
 	if !k.FromClient() || needEntity != (len(t.EntityID) == wire.IDSize) ||
-		(k != wire.CmdFPING && t.Signature == nil) || len(t.CorrID) == 0 ||
+		(k == wire.CmdFPING) != (t.Signature == nil) || len(t.CorrID) == 0 ||
 		(k != wire.CmdFPUT && class != wire.ClassControl) {
 		c.fail(&t, wire.CodeCmd)
 		return
 	}
+	defer func() {
+		if p := recover(); p != nil {
+			c.s.log.Error("file command panicked (corrupt store?)", "cmd", k.String(), "panic", panicKind(p))
+			c.fail(&t, wire.CodeInternal)
+		}
+	}()
 	switch k {
 	case wire.CmdFPING:
 		c.answer(&t, wire.ClassControl, wire.FileCommand{Kind: wire.AnsFPONG})
@@ -197,11 +283,19 @@ func (c *conn) handle(raw []byte, class wire.ChunkClass) {
 func (c *conn) create(t *wire.FileTransmission) {
 	cmd := &t.Command
 	pw := sha256.Sum256(cmd.Password)
-	pwOK := subtle.ConstantTimeCompare(pw[:], c.s.pwHash[:]) == 1
+	// A password in FNEW to a relay without one is ignored, as in NEW.
+	pwOK := len(c.s.cfg.Password) == 0 || subtle.ConstantTimeCompare(pw[:], c.s.pwHash[:]) == 1
 	if !t.Verify(c.sess.ID, cmd.AuthKey[:]) || !pwOK {
 		c.fail(t, wire.CodeAuth)
 		return
 	}
+	if !c.admitFNEW() {
+		c.fail(t, wire.CodeLimit)
+		return
+	}
+	var made SenderKey
+	created := false
+	defer func() { c.created(made, created) }()
 	ans := wire.FileCommand{Kind: wire.AnsFIDS, RcvIDs: make([]wire.ChunkRecipientID, len(cmd.Recipients))}
 	rcpts := make(map[RecipientKey]Recipient, len(cmd.Recipients))
 	_, _ = rand.Read(ans.SndID[:])
@@ -211,6 +305,17 @@ func (c *conn) create(t *wire.FileTransmission) {
 			c.fail(t, wire.CodeInternal)
 			return
 		}
+		// As in the handshake: crypto/ecdh refuses a key whose shared
+		// secret is all zeros (the all-zero key and the other low-order
+		// points), which would make the download box key public.
+		pub, err := ecdh.X25519().NewPublicKey(rk.DH[:])
+		if err == nil {
+			_, err = dh.ECDH(pub)
+		}
+		if err != nil {
+			c.fail(t, wire.CodeCmd)
+			return
+		}
 		id := &ans.RcvIDs[i]
 		_, _ = rand.Read(id.ID[:])
 		copy(id.RelayDH[:], dh.PublicKey().Bytes())
@@ -218,12 +323,86 @@ func (c *conn) create(t *wire.FileTransmission) {
 		rcpts[RecipientKeyOf(id.ID)] = Recipient{Auth: rk.Auth, BoxKey: *wire.BoxKey(&rk.DH, &priv)}
 		clear(priv[:])
 	}
-	err := c.s.cfg.Store.Create(SenderKeyOf(ans.SndID), Chunk{Class: cmd.Class, SenderAuth: cmd.AuthKey}, rcpts)
+	made = SenderKeyOf(ans.SndID)
+	err := c.s.cfg.Store.Create(made, Chunk{Class: cmd.Class, SenderAuth: cmd.AuthKey}, rcpts)
 	if err != nil {
 		c.storeFailed(t, err)
 		return
 	}
+	created = true
 	c.answer(t, wire.ClassControl, ans)
+}
+
+// admitFNEW takes a place under MaxUnfilledPerConn and a token of the
+// session's and of the relay's FNEW budgets, or takes nothing and reports
+// false. Tokens are spent by every admitted FNEW, whatever its outcome;
+// c.created releases the place.
+func (c *conn) admitFNEW() bool {
+	limit := c.s.cfg.Limits.MaxUnfilledPerConn
+	c.unfilledMu.Lock()
+	full := len(c.unfilled)+c.creating >= limit
+	c.unfilledMu.Unlock()
+	if full {
+		c.pruneUnfilled()
+	}
+	c.unfilledMu.Lock()
+	defer c.unfilledMu.Unlock()
+	if len(c.unfilled)+c.creating >= limit {
+		return false
+	}
+	now := c.s.now()
+	if !c.fnew.take(now) {
+		return false
+	}
+	if !c.s.fnew.take(now) {
+		c.fnew.give()
+		return false
+	}
+	c.creating++
+	return true
+}
+
+// pruneUnfilled forgets the session's unfilled chunks that are gone or
+// were uploaded through another session (after a reconnection).
+func (c *conn) pruneUnfilled() {
+	c.unfilledMu.Lock()
+	keys := make([]SenderKey, 0, len(c.unfilled))
+	for k := range c.unfilled {
+		keys = append(keys, k)
+	}
+	c.unfilledMu.Unlock()
+	for _, k := range keys {
+		ch, err := c.s.cfg.Store.BySender(k)
+		if errors.Is(err, ErrNotFound) || (err == nil && ch.Uploaded) {
+			c.unfilledMu.Lock()
+			delete(c.unfilled, k)
+			c.unfilledMu.Unlock()
+		}
+	}
+}
+
+// created ends an admitted FNEW: the chunk, if created, stays counted
+// until it is uploaded or deleted.
+func (c *conn) created(k SenderKey, ok bool) {
+	c.unfilledMu.Lock()
+	defer c.unfilledMu.Unlock()
+	c.creating--
+	if ok {
+		c.unfilled[k] = struct{}{}
+	}
+}
+
+// filled forgets an unfilled chunk of the session once uploaded (giving
+// its FNEW tokens back) or deleted.
+func (c *conn) filled(k SenderKey, uploaded bool) {
+	c.unfilledMu.Lock()
+	_, ok := c.unfilled[k]
+	delete(c.unfilled, k)
+	c.unfilledMu.Unlock()
+	if ok && uploaded {
+		c.fnew.give()
+		c.s.fnew.give()
+	}
 }
 
 // storeFailed answers a store error.
@@ -248,14 +427,32 @@ func (c *conn) storeFailed(t *wire.FileTransmission, err error) {
 	}
 }
 
-// chunkOp takes a relay-wide slot for a command that holds a chunk in
-// memory.
-func (c *conn) chunkOp() bool {
-	select {
-	case c.s.chunkOps <- struct{}{}:
-		return true
-	case <-c.closing:
-		return false
+// chunkOp takes the slots of a command that holds a chunk in memory: one
+// of the session's MaxChunkOpsPerConn, one of its kind's share (getOps or
+// putOps), then one of the relay's MaxChunkOps. It reports false, holding
+// none, when the session closes first.
+func (c *conn) chunkOp(kind chan struct{}) bool {
+	taken := 0
+	for _, sem := range []chan struct{}{c.chunkSlots, kind, c.s.chunkOps} {
+		select {
+		case sem <- struct{}{}:
+			taken++
+		case <-c.closing:
+			c.release(kind, taken)
+			return false
+		}
+	}
+	return true
+}
+
+// chunkDone gives back the slots of chunkOp.
+func (c *conn) chunkDone(kind chan struct{}) { c.release(kind, 3) }
+
+// release gives back the first n slots chunkOp takes, in reverse.
+func (c *conn) release(kind chan struct{}, n int) {
+	sems := []chan struct{}{c.chunkSlots, kind, c.s.chunkOps}
+	for i := n - 1; i >= 0; i-- {
+		<-sems[i]
 	}
 }
 
@@ -288,6 +485,7 @@ func (c *conn) senderCommand(t *wire.FileTransmission, class wire.ChunkClass) {
 			c.storeFailed(t, err)
 			return
 		}
+		c.filled(k, false)
 		c.ok(t)
 		return
 	}
@@ -299,6 +497,7 @@ func (c *conn) senderCommand(t *wire.FileTransmission, class wire.ChunkClass) {
 		c.storeFailed(t, err)
 		return
 	}
+	c.filled(k, true)
 	c.ok(t)
 }
 
@@ -320,10 +519,10 @@ func (c *conn) recipientCommand(t *wire.FileTransmission) {
 		c.fail(t, wire.CodeNoMsg)
 		return
 	}
-	if !c.chunkOp() {
+	if !c.chunkOp(c.s.getOps) {
 		return
 	}
-	defer func() { <-c.s.chunkOps }()
+	defer c.chunkDone(c.s.getOps)
 	data, err := c.s.cfg.Store.Read(&ch)
 	if err != nil {
 		c.storeFailed(t, err)

@@ -52,7 +52,7 @@ func TestLifecycle(t *testing.T) {
 			t.Fatalf("download: %v", err)
 		}
 	}
-	if used, n, _ := r.st.Usage(); used != int64(wire.Class256K.Size()) || n != 1 {
+	if used, n, _ := r.st.Usage(); used != int64(wire.Class256K.Size())+files.MetadataCost(4) || n != 1 {
 		t.Fatalf("usage %d bytes %d chunks", used, n)
 	}
 	if err := c.Ack(ctx, rcpts[0]); err != nil {
@@ -222,27 +222,42 @@ func TestAuthIndistinguishable(t *testing.T) {
 	rw.expectErr(wire.CodeAuth)
 }
 
-// TestQuota fills the relay and gets QUOTA; deleting makes room.
+// TestQuota: the quota counts stored bytes and chunk records. An FPUT
+// whose bytes do not fit is QUOTA and leaves no file; an FNEW whose
+// records do not fit is QUOTA; deleting makes room.
 func TestQuota(t *testing.T) {
-	r := startRelay(t, 2*int64(wire.Class1M.Size()), nil)
+	size := int64(wire.Class1M.Size())
+	r := startRelay(t, 2*size+3*files.MetadataCost(1), nil)
 	c := dial(t, r)
 	ctx := ctxT(t)
 	var made []client.SenderChunk
 	for range 2 {
-		s, _, err := c.CreateChunk(ctx, wire.Class1M, 1, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		s, _, _ := uploaded(t, c, wire.Class1M, 1)
 		made = append(made, s)
 	}
+	// Room for the records of one more chunk, not for its bytes.
+	snd, _, err := c.CreateChunk(ctx, wire.Class64K, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randomChunk(t, wire.Class64K)
+	if err := c.Upload(ctx, snd, data); !errors.Is(err, wire.CodeQuota) {
+		t.Fatalf("upload over quota: %v", err)
+	}
+	if fs := chunkFiles(t, r); len(fs) != 2 {
+		t.Fatalf("a refused upload left a file: %v", fs)
+	}
 	if _, _, err := c.CreateChunk(ctx, wire.Class64K, 1, nil); !errors.Is(err, wire.CodeQuota) {
-		t.Fatalf("over quota: %v", err)
+		t.Fatalf("records over quota: %v", err)
 	}
 	if err := c.DeleteChunk(ctx, made[0]); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := c.CreateChunk(ctx, wire.Class1M, 1, nil); err != nil {
+	if err := c.Upload(ctx, snd, data); err != nil {
 		t.Fatalf("after delete: %v", err)
+	}
+	if used, n, _ := r.st.Usage(); used != size+int64(wire.Class64K.Size())+2*files.MetadataCost(1) || n != 2 {
+		t.Fatalf("usage %d bytes %d chunks", used, n)
 	}
 }
 
@@ -355,6 +370,9 @@ func TestBadSizes(t *testing.T) {
 	rw.expectErr(wire.CodeCmd)
 	rw.send(wire.ClassControl, wire.FileTransmission{Command: wire.FileCommand{Kind: wire.CmdFGET}}, key)
 	rw.expectErr(wire.CodeCmd)
+	// PING must not be signed (as on the queue endpoint).
+	rw.send(wire.ClassControl, wire.FileTransmission{Command: wire.FileCommand{Kind: wire.CmdFPING}}, key)
+	rw.expectErr(wire.CodeCmd)
 	tr := wire.FileTransmission{Command: wire.FileCommand{Kind: wire.CmdFPING}}
 	nocorr, _ := tr.Marshal()
 	rw.sendRaw(wire.ClassControl, nocorr)
@@ -370,8 +388,13 @@ func TestBadSizes(t *testing.T) {
 	}
 }
 
-// TestPassword: a relay with a password refuses FNEW without it.
+// TestPassword: a relay with a password refuses FNEW without it; a relay
+// without one ignores a password sent in FNEW.
 func TestPassword(t *testing.T) {
+	open := startRelay(t, 64*mib, nil)
+	if _, _, err := dial(t, open).CreateChunk(ctxT(t), wire.Class64K, 1, []byte("unneeded")); err != nil {
+		t.Fatalf("password to a relay without one: %v", err)
+	}
 	r := startRelay(t, 64*mib, func(c *files.Config) { c.Password = []byte("s3cret") })
 	c := dial(t, r)
 	ctx := ctxT(t)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,6 +35,13 @@ const mib = 1 << 20
 
 func startRelay(t *testing.T, quota int64, mod func(*files.Config)) *testRelay {
 	t.Helper()
+	return startRelayOn(t, quota, mod, nil)
+}
+
+// startRelayOn is startRelay with the relay's listener wrapped by wrap
+// (if not nil).
+func startRelayOn(t *testing.T, quota int64, mod func(*files.Config), wrap func(net.Listener) net.Listener) *testRelay {
+	t.Helper()
 	_, id, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +61,11 @@ func startRelay(t *testing.T, quota int64, mod func(*files.Config)) *testRelay {
 	}
 	mux := http.NewServeMux()
 	mux.Handle(wire.FilesPath, srv)
-	hs := httptest.NewServer(mux)
+	hs := httptest.NewUnstartedServer(mux)
+	if wrap != nil {
+		hs.Listener = wrap(hs.Listener)
+	}
+	hs.Start()
 	t.Cleanup(func() {
 		_ = srv.Close()
 		hs.Close()
@@ -65,10 +77,55 @@ func startRelay(t *testing.T, quota int64, mod func(*files.Config)) *testRelay {
 	return &testRelay{srv: srv, st: st, hs: hs, addr: addr, dir: dir, id: id}
 }
 
+// scale stretches every deadline of these tests, for a slow or busy
+// machine: WISP_TEST_SCALE=4 go test ./server/relay/files/. Deadlines only
+// bound how long a test may wait for a condition it then checks exactly;
+// no test asserts on how long something took.
+var scale = func() time.Duration {
+	if n, err := strconv.Atoi(os.Getenv("WISP_TEST_SCALE")); err == nil && n > 0 {
+		return time.Duration(n)
+	}
+	return 1
+}()
+
 func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second*scale)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// waitFor polls cond until it holds, failing the test after a deadline
+// of 20 s × scale.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second * scale)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// clock is a settable clock for the FNEW budgets (files.WithClock): it
+// stands still unless a test moves it.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock() *clock { return &clock{now: time.Unix(1_800_000_000, 0)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
 }
 
 func dial(t *testing.T, r *testRelay) *client.FileClient {

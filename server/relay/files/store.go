@@ -1,6 +1,7 @@
 package files
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -69,10 +70,42 @@ var (
 	bucketChunks     = []byte("chunks")
 	bucketRecipients = []byte("recipients")
 	bucketExpiry     = []byte("expiry")
+	bucketUnfilled   = []byte("unfilled")
 	bucketMeta       = []byte("meta")
-	keyUsed          = []byte("used")
+	keyBytes         = []byte("bytes")
 	keyCount         = []byte("count")
+	keyAccounting    = []byte("accounting")
+	// keyUsedV1 is the counter of accounting version 1, which reserved
+	// the class size at FNEW; OpenStore replaces it.
+	keyUsedV1 = []byte("used")
 )
+
+// Quota accounting: a chunk costs its metadata from FNEW on and its class
+// size once uploaded. The record costs are fixed estimates of what bbolt
+// keeps for a record (key, value, index entries, page overhead), so that
+// recipients nobody uploads for still count.
+const (
+	// ChunkRecordCost is what a chunk record costs against the quota.
+	ChunkRecordCost = 512
+	// RecipientRecordCost is what each recipient record costs.
+	RecipientRecordCost = 256
+	accountingVersion   = 2
+)
+
+// MetadataCost is what the records of a chunk with n recipients cost
+// against the quota.
+func MetadataCost(n int) int64 {
+	return ChunkRecordCost + int64(n)*RecipientRecordCost
+}
+
+// cost is what the chunk costs against the quota now.
+func (c *Chunk) cost() int64 {
+	n := MetadataCost(len(c.recipients))
+	if c.Uploaded {
+		n += int64(c.Class.Size())
+	}
+	return n
+}
 
 const (
 	chunkVersion    = 1
@@ -134,6 +167,11 @@ func expiryKey(created time.Time, k SenderKey) []byte {
 
 // Store keeps chunk bytes in one file each under its directory and their
 // records in a bbolt file beside them. It is safe for concurrent use.
+//
+// The quota counts what is stored: every chunk's metadata (MetadataCost)
+// from its creation, and its class size once its bytes are on disk. A
+// chunk nobody uploads costs only its records, and is indexed by creation
+// time so that ExpireUnfilled deletes it soon.
 type Store struct {
 	dir   string
 	db    *bolt.DB
@@ -142,12 +180,16 @@ type Store struct {
 }
 
 // OpenStore opens or creates the store in dir (chunks.db, chunks/, tmp/).
-// quota is the most chunk bytes the store holds. Nothing is loaded: only
-// the temporary directory of interrupted uploads is emptied.
+// quota is the most bytes (chunk bytes and metadata) the store holds.
+// Nothing is loaded: only the temporary directory of interrupted uploads
+// is emptied (and, once, a store of an earlier accounting version is
+// recounted). Whether a missing or empty chunks.db is acceptable is the
+// caller's decision (wisp-relay checks its store files first).
 func OpenStore(dir string, quota int64) (*Store, error) {
 	if quota <= 0 {
 		return nil, fmt.Errorf("files: quota must be positive")
 	}
+	dbPath := filepath.Join(dir, "chunks.db")
 	tmp := filepath.Join(dir, "tmp")
 	if err := os.RemoveAll(tmp); err != nil {
 		return nil, fmt.Errorf("files: clearing %s: %w", tmp, err)
@@ -157,17 +199,20 @@ func OpenStore(dir string, quota int64) (*Store, error) {
 			return nil, fmt.Errorf("files: %w", err)
 		}
 	}
-	db, err := bolt.Open(filepath.Join(dir, "chunks.db"), 0o600, &bolt.Options{Timeout: time.Second, FreelistType: bolt.FreelistMapType})
+	db, err := bolt.Open(dbPath, 0o600, &bolt.Options{Timeout: time.Second, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		return nil, fmt.Errorf("files: open: %w", err)
 	}
 	// Group commit: concurrent writers share one transaction and fsync.
 	db.MaxBatchDelay = 2 * time.Millisecond
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketChunks, bucketRecipients, bucketExpiry, bucketMeta} {
+		for _, b := range [][]byte{bucketChunks, bucketRecipients, bucketExpiry, bucketUnfilled, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
+		}
+		if counter(tx, keyAccounting) != accountingVersion {
+			return recount(tx)
 		}
 		return nil
 	})
@@ -178,17 +223,57 @@ func OpenStore(dir string, quota int64) (*Store, error) {
 	return &Store{dir: dir, db: db, quota: quota}, nil
 }
 
+// recount sets the counters and the index of unfilled chunks from the
+// chunk records: once, for a store written by an earlier version (or a
+// new one, which has no records).
+func recount(tx *bolt.Tx) error {
+	var used, n int64
+	unfilled := tx.Bucket(bucketUnfilled)
+	err := tx.Bucket(bucketChunks).ForEach(func(k, v []byte) error {
+		c, err := unmarshalChunk(v)
+		if err != nil {
+			return err
+		}
+		used += c.cost()
+		n++
+		if !c.Uploaded && len(k) == len(SenderKey{}) {
+			return unfilled.Put(expiryKey(c.Created, SenderKey(k)), nil)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	meta := tx.Bucket(bucketMeta)
+	if err := meta.Delete(keyUsedV1); err != nil {
+		return err
+	}
+	for _, kv := range []struct {
+		k []byte
+		v int64
+	}{{keyBytes, used}, {keyCount, n}, {keyAccounting, accountingVersion}} {
+		if err := meta.Put(kv.k, binary.BigEndian.AppendUint64(nil, uint64(kv.v))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Close closes the metadata file.
 func (s *Store) Close() error { return s.db.Close() }
 
 // lockChunk takes the lock that serialises writing and deleting the
 // chunk's file, then reads its record.
-func (s *Store) lockChunk(k SenderKey) (Chunk, func(), error) {
+// The lock is released if the read fails or panics.
+func (s *Store) lockChunk(k SenderKey) (c Chunk, unlock func(), err error) {
 	mu := &s.locks[k[0]%lockStripes]
 	mu.Lock()
-	c, err := s.BySender(k)
-	if err != nil {
-		mu.Unlock()
+	defer func() {
+		if unlock == nil {
+			mu.Unlock()
+		}
+	}()
+	if c, err = s.BySender(k); err != nil {
 		return c, nil, err
 	}
 	return c, mu.Unlock, nil
@@ -218,10 +303,11 @@ func getChunk(tx *bolt.Tx, k SenderKey) (Chunk, error) {
 	return unmarshalChunk(v)
 }
 
-// Create stores a new chunk record and its recipients, reserving the
-// chunk's size against the quota (ErrQuota when it does not fit).
+// Create stores a new chunk record and its recipients. It charges their
+// MetadataCost against the quota (ErrQuota when it does not fit); the
+// chunk's size is charged only by Put.
 func (s *Store) Create(k SenderKey, c Chunk, rcpts map[RecipientKey]Recipient) error {
-	if !c.Class.Valid() || len(rcpts) == 0 {
+	if !c.Class.Valid() || len(rcpts) == 0 || len(rcpts) > wire.MaxChunkRecipients {
 		return fmt.Errorf("files: bad chunk record")
 	}
 	if _, err := rand.Read(c.file[:]); err != nil {
@@ -235,9 +321,9 @@ func (s *Store) Create(k SenderKey, c Chunk, rcpts map[RecipientKey]Recipient) e
 	for rk := range rcpts {
 		c.recipients = append(c.recipients, rk)
 	}
-	size := int64(c.Class.Size())
+	cost := c.cost()
 	return s.db.Batch(func(tx *bolt.Tx) error {
-		if counter(tx, keyUsed)+size > s.quota {
+		if counter(tx, keyBytes)+cost > s.quota {
 			return ErrQuota
 		}
 		chunks, rs := tx.Bucket(bucketChunks), tx.Bucket(bucketRecipients)
@@ -259,10 +345,13 @@ func (s *Store) Create(k SenderKey, c Chunk, rcpts map[RecipientKey]Recipient) e
 		if err := tx.Bucket(bucketExpiry).Put(expiryKey(c.Created, k), nil); err != nil {
 			return err
 		}
+		if err := tx.Bucket(bucketUnfilled).Put(expiryKey(c.Created, k), nil); err != nil {
+			return err
+		}
 		if err := addCounter(tx, keyCount, 1); err != nil {
 			return err
 		}
-		return addCounter(tx, keyUsed, size)
+		return addCounter(tx, keyBytes, cost)
 	})
 }
 
@@ -298,9 +387,10 @@ func (s *Store) ByRecipient(rk RecipientKey) (Recipient, Chunk, error) {
 
 // Put stores the chunk's bytes: written to a temporary file, fsynced and
 // renamed into place (and the directory fsynced) before the record says
-// Uploaded. Putting the same bytes again succeeds (a retried upload);
-// other bytes are ErrUploaded; a length other than the class size is
-// ErrSize.
+// Uploaded. The class size is charged against the quota in the same
+// transaction (ErrQuota when it does not fit, and the file is removed).
+// Putting the same bytes again succeeds (a retried upload); other bytes
+// are ErrUploaded; a length other than the class size is ErrSize.
 func (s *Store) Put(k SenderKey, data []byte) error {
 	c, unlock, err := s.lockChunk(k)
 	if err != nil {
@@ -317,17 +407,41 @@ func (s *Store) Put(k SenderKey, data []byte) error {
 		}
 		return ErrUploaded
 	}
-	if err := s.writeFile(s.path(&c), data); err != nil {
+	size := int64(c.Class.Size())
+	// A first look spares writing a file that cannot fit; the
+	// transaction below decides.
+	if used, _, err := s.Usage(); err != nil {
+		return err
+	} else if used+size > s.quota {
+		return ErrQuota
+	}
+	path := s.path(&c)
+	if err := s.writeFile(path, data); err != nil {
 		return err
 	}
-	return s.db.Batch(func(tx *bolt.Tx) error {
+	err = s.db.Batch(func(tx *bolt.Tx) error {
 		c, err := getChunk(tx, k)
 		if err != nil {
 			return err
 		}
+		if counter(tx, keyBytes)+size > s.quota {
+			return ErrQuota
+		}
 		c.Uploaded, c.Digest = true, digest
-		return tx.Bucket(bucketChunks).Put(k[:], c.marshal())
+		if err := tx.Bucket(bucketChunks).Put(k[:], c.marshal()); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketUnfilled).Delete(expiryKey(c.Created, k)); err != nil {
+			return err
+		}
+		return addCounter(tx, keyBytes, size)
 	})
+	if errors.Is(err, ErrQuota) {
+		// Not recorded: the file goes (the chunk lock is held, so no
+		// other Put of this chunk is writing it).
+		_ = os.Remove(path)
+	}
+	return err
 }
 
 func (s *Store) writeFile(path string, data []byte) (err error) {
@@ -392,7 +506,9 @@ func (s *Store) Read(c *Chunk) ([]byte, error) {
 	return b, nil
 }
 
-// Ack removes one recipient; the chunk is deleted with its last one.
+// Ack removes one recipient; the chunk is deleted with its last one. A
+// chunk not uploaded yet is ErrNotReady and nothing changes: a recipient
+// cannot have downloaded it.
 func (s *Store) Ack(rk RecipientKey) error {
 	var k SenderKey
 	var last bool
@@ -406,6 +522,9 @@ func (s *Store) Ack(rk RecipientKey) error {
 		c, err := getChunk(tx, k)
 		if err != nil {
 			return err
+		}
+		if !c.Uploaded {
+			return ErrNotReady
 		}
 		c.Remaining--
 		last = c.Remaining <= 0
@@ -429,25 +548,48 @@ func (s *Store) Ack(rk RecipientKey) error {
 // crash in between leaves a record (swept at expiry), never an orphan
 // file.
 func (s *Store) Delete(k SenderKey) error {
+	_, err := s.delete(k, false)
+	return err
+}
+
+// errUploaded stops ExpireUnfilled's deletion of a chunk uploaded since
+// it was listed.
+var errUploaded = errors.New("files: uploaded meanwhile")
+
+// delete deletes a chunk (only if it is not uploaded, when unfilled is
+// set) and reports whether it did.
+func (s *Store) delete(k SenderKey, unfilled bool) (bool, error) {
 	c, unlock, err := s.lockChunk(k)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer unlock()
-	if err := os.Remove(s.path(&c)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("files: removing chunk: %w", err)
+	if unfilled && c.Uploaded {
+		return false, nil
 	}
-	return s.db.Batch(func(tx *bolt.Tx) error {
+	// An unfilled chunk can still have a file: a crash between its
+	// rename and its record.
+	if err := os.Remove(s.path(&c)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Errorf("files: removing chunk: %w", err)
+	}
+	err = s.db.Batch(func(tx *bolt.Tx) error {
 		c, err := getChunk(tx, k)
 		if err != nil {
 			return err
+		}
+		if unfilled && c.Uploaded {
+			return errUploaded // cannot happen under the chunk lock
 		}
 		for _, rk := range c.recipients {
 			if err := tx.Bucket(bucketRecipients).Delete(rk[:]); err != nil {
 				return err
 			}
 		}
-		if err := tx.Bucket(bucketExpiry).Delete(expiryKey(c.Created, k)); err != nil {
+		ek := expiryKey(c.Created, k)
+		if err := tx.Bucket(bucketExpiry).Delete(ek); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketUnfilled).Delete(ek); err != nil {
 			return err
 		}
 		if err := tx.Bucket(bucketChunks).Delete(k[:]); err != nil {
@@ -456,47 +598,66 @@ func (s *Store) Delete(k SenderKey) error {
 		if err := addCounter(tx, keyCount, -1); err != nil {
 			return err
 		}
-		return addCounter(tx, keyUsed, -int64(c.Class.Size()))
+		return addCounter(tx, keyBytes, -c.cost())
 	})
+	if errors.Is(err, errUploaded) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // Expire deletes up to limit chunks created before cutoff, oldest first,
 // and returns how many it deleted. It walks the time-ordered expiry index
 // and stops at the first chunk that is not due.
 func (s *Store) Expire(cutoff time.Time, limit int) (int, error) {
-	var due []SenderKey
+	return s.expire(bucketExpiry, cutoff, limit, false)
+}
+
+// ExpireUnfilled deletes up to limit chunks created before cutoff and not
+// uploaded, oldest first, and returns how many it deleted. It walks the
+// time-ordered index of unfilled chunks, which uploads leave.
+func (s *Store) ExpireUnfilled(cutoff time.Time, limit int) (int, error) {
+	return s.expire(bucketUnfilled, cutoff, limit, true)
+}
+
+func (s *Store) expire(index []byte, cutoff time.Time, limit int, unfilled bool) (int, error) {
+	var due [][]byte
 	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketExpiry).Cursor()
+		c := tx.Bucket(index).Cursor()
 		for ek, _ := c.First(); ek != nil && len(due) < limit; ek, _ = c.Next() {
 			if len(ek) != 40 || int64(binary.BigEndian.Uint64(ek)) >= cutoff.Unix() {
 				break
 			}
-			due = append(due, SenderKey(ek[8:]))
+			due = append(due, bytes.Clone(ek))
 		}
 		return nil
 	})
 	n := 0
-	for _, k := range due {
+	for _, ek := range due {
 		if err != nil {
 			break
 		}
-		switch err = s.Delete(k); {
-		case err == nil:
+		var deleted bool
+		switch deleted, err = s.delete(SenderKey(ek[8:]), unfilled); {
+		case deleted:
 			n++
 		case errors.Is(err, ErrNotFound):
-			err = nil // deleted meanwhile
+			// Deleted meanwhile; an index entry left without its chunk
+			// (which no write leaves) must not stop later sweeps.
+			err = s.db.Batch(func(tx *bolt.Tx) error { return tx.Bucket(index).Delete(ek) })
 		}
 	}
 	return n, err
 }
 
-// Usage returns the bytes reserved by stored chunks and their number.
-func (s *Store) Usage() (bytes, chunks int64, err error) {
+// Usage returns the bytes charged against the quota (chunk bytes stored
+// and the metadata of every chunk) and the number of chunks.
+func (s *Store) Usage() (used, chunks int64, err error) {
 	err = s.db.View(func(tx *bolt.Tx) error {
-		bytes, chunks = counter(tx, keyUsed), counter(tx, keyCount)
+		used, chunks = counter(tx, keyBytes), counter(tx, keyCount)
 		return nil
 	})
-	return bytes, chunks, err
+	return used, chunks, err
 }
 
 // Quota returns the store's quota in bytes.
