@@ -4,6 +4,7 @@
 //	wisp-bench relay (-addr wisp://... | -spawn) -conns 100 -queues 1000 -msgs 10 -size 16000
 //	wisp-bench idle  (-addr wisp://... | -spawn) -conns 10000
 //	wisp-bench files (-addr wisp://... | -spawn) -size 104857600 -chunk 1048576 -inflight 4
+//	wisp-bench flood (-addr wisp://... | -spawn) -attackers 3 -queues 16 -gets 9000 -duration 15s
 //
 // relay: creates -queues queues over -conns connections (each connection
 // receives on its share of the queues and sends to another connection's
@@ -25,6 +26,19 @@
 // messages, with as many in flight, to a bare coder/websocket server in
 // its own process. ratio is relay_mb_per_s / baseline_mb_per_s (both
 // directions together).
+//
+// flood: creates, for each of -attackers, -queues queues holding one
+// 16,000-byte message each (each attacker from its own loopback address,
+// 127.0.0.2 up, so the relay's NEW budget per address applies to each),
+// then each attacker opens a raw session and writes -gets GETs cycling
+// over its queues, in blocks sealed in advance, as fast as the relay takes
+// them, and never reads. Meanwhile an honest client measures SEND→MSG
+// round trips (SEND, wait for the MSG, ACK) on one subscribed queue for
+// -duration. It reports the relay's RSS before the flood and its peak
+// (sampled every 100 ms), the honest latencies, and when each attacker
+// wrote all its GETs and when it was dropped by the relay (a write
+// failed or its TCP connection left ESTABLISHED; -1: not within
+// -duration).
 //
 // -spawn starts wisp-relay (found next to this binary, on PATH, or given
 // by -relay-bin) with a temporary data directory. RSS is read from
@@ -63,6 +77,8 @@ func main() {
 		err = runIdle(os.Args[2:])
 	case "files":
 		err = runFiles(os.Args[2:])
+	case "flood":
+		err = runFlood(os.Args[2:])
 	case "bare-server":
 		err = runBareServer()
 	case "bare-files-server":
@@ -77,7 +93,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: wisp-bench relay|idle|files [flags]   (wisp-bench relay -h for flags)")
+	fmt.Fprintln(os.Stderr, "usage: wisp-bench relay|idle|files|flood [flags]   (wisp-bench relay -h for flags)")
 	os.Exit(2)
 }
 
