@@ -53,7 +53,7 @@ run: build
 		echo "relay: $$addr  (log: $(RUN_DIR)/relay.log)"; relay_flags="-relay $$addr"; \
 	fi; \
 	echo "Open http://$(HOST_ADDR)/ — Ctrl-C stops everything."; \
-	bin/wisp-host -listen $(HOST_ADDR) $$relay_flags
+	bin/wisp-host -listen $(HOST_ADDR) -allow-loopback-relays $$relay_flags
 
 ## test: everything — lint, native tests, js/wasm tests in Chromium, browser e2e.
 test: tools lint test-native test-wasm test-e2e

@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"syscall/js"
 
 	"github.com/hack-pad/hackpadfs"
 	"github.com/wisp-chat/wisp/server/wire/client"
@@ -28,6 +29,11 @@ func main() {
 		client.Options{SHA256: webcrypto.SHA256}, // file uploads sign a digest of 4 MiB
 
 	)
+	// The worker's own origin, not the page's word, decides whether relays
+	// on this machine and private networks may be used.
+	if loc := js.Global().Get("location"); loc.Truthy() {
+		svc.PinOrigin(loc.Get("origin").String())
+	}
 	svc.Register(router)
 	b = bridge.New(ctx, router)
 	b.Install("wispCore")

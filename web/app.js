@@ -1,7 +1,7 @@
 // app.js — the Wisp page: starts the core worker and drives every screen.
 // The core (Go, in worker.js) owns all state; this module only shows it.
 import { CoreClient, CoreError } from "./rpc.js";
-import { h, $, mount, toast, formatTime, formatDay, blobURL, blobBase64, resizeAvatar } from "./dom.js";
+import { h, $, mount, toast, formatTime, formatDay, blobURL, blobBase64, resizeAvatar, scriptURL } from "./dom.js";
 import { registerServiceWorker } from "./sw-register.js";
 
 const STARTUP_TIMEOUT_MS = 60_000;
@@ -46,7 +46,7 @@ async function boot() {
   takeInviteFromURL();
   let worker;
   try {
-    worker = new Worker("./worker.js", { name: "wisp-core" });
+    worker = new Worker(scriptURL("./worker.js"), { name: "wisp-core" });
   } catch (err) {
     fatal(`This browser could not start a Web Worker (${err.message}).`);
     return;
@@ -470,10 +470,17 @@ function linkMessage(err) {
     case "link_corrupted": return "The invitation link is corrupted: it was cut or changed. Ask for it again.";
     case "link_version": return "This invitation needs a different version of Wisp.";
     case "link_relay": return "The invitation's relay address is invalid.";
+    case "relay_local": return "This invitation uses a relay on a private network or on someone's own computer, which Wisp does not connect to from a page on the internet. Ask your contact for a new link made with a relay on the internet.";
     case "invitation_used": return "This invitation was already used. Ask for a new one.";
     case "relay_unreachable": return "The relay could not be reached. Check your connection and try again.";
     default: return err.message;
   }
+}
+
+/** The settings' message for a relay address that was refused. */
+function relayMessage(err) {
+  if (err.code === "relay_local") return "That relay is on a private network or on this computer, which Wisp does not connect to from a page on the internet. Use the relay's public address (wisp://…@relay.example).";
+  return `Not a relay address: ${err.message}`;
 }
 
 async function join(link, incognito) {
@@ -870,6 +877,7 @@ async function download(m, button) {
     await state.core.call("file.download", { contact: m.contact, seq: m.seq });
   } catch (err) {
     if (err.code === "canceled") toast(`Download of ${m.file.name} cancelled; it resumes where it stopped.`);
+    else if (err.code === "relay_local") toast(`${m.file.name} is on a relay on a private network, which Wisp does not connect to from a page on the internet. Ask your contact to send it from a relay on the internet.`);
     else if (err.code !== "file_corrupted" && err.code !== "file_expired") toast(`${m.file.name}: ${err.message}`);
   } finally {
     downloading.delete(tid);
@@ -1018,7 +1026,7 @@ async function showSettings() {
     try {
       state.profile = await state.core.call("relays.set", { relays, receive });
       showSettings();
-    } catch (err) { setError("relay-error", err.message); }
+    } catch (err) { setError("relay-error", err.code === "relay_local" ? relayMessage(err) : err.message); }
   };
   mount($("#pane"), h("div", { class: "settings" },
     backButton(),
@@ -1040,7 +1048,7 @@ async function showSettings() {
         const addr = relayInput.value.trim();
         try {
           await state.core.call("relay.check", { id: addr });
-        } catch (err) { setError("relay-error", `Not a relay address: ${err.message}`); return; }
+        } catch (err) { setError("relay-error", relayMessage(err)); return; }
         const relays = [...(info.relays ?? []), addr];
         saveRelays(relays, info.receive || addr);
       } }, field("Add a relay", relayInput), errorLine("relay-error"), h("button", { type: "submit" }, "Add relay"))),

@@ -29,6 +29,20 @@ function append(el, children) {
 
 export const $ = (sel, root = document) => root.querySelector(sel);
 
+// Trusted Types: the CSP (require-trusted-types-for 'script'; trusted-types
+// wisp) admits script URLs made by the "wisp" policy only, and it makes
+// only the bundle's own scripts, next to the page: "./worker.js",
+// "./sw.js". Browsers without Trusted Types take the plain string.
+const scripts = globalThis.trustedTypes?.createPolicy("wisp", {
+  createScriptURL(url) {
+    if (/^\.\/[A-Za-z0-9_.-]+\.js$/.test(url)) return url;
+    throw new TypeError("Wisp loads only its own scripts");
+  },
+});
+
+/** A script URL for new Worker or serviceWorker.register. */
+export const scriptURL = (url) => (scripts ? scripts.createScriptURL(url) : url);
+
 /** Replaces the children of el. */
 export function mount(el, ...children) {
   el.replaceChildren();

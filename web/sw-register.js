@@ -13,6 +13,8 @@
 // old cache, so the next offline start gets the new shell. Nothing needs to
 // be done by the page.
 
+import { scriptURL } from "./dom.js";
+
 // registerServiceWorker registers ./sw.js for the app's directory when the
 // browser supports service workers and the page is a secure origin (https,
 // or loopback for development). It resolves to the registration, or to null
@@ -22,7 +24,7 @@ export async function registerServiceWorker() {
   const container = globalThis.navigator?.serviceWorker;
   if (!container || !servable(globalThis.location)) return null;
   try {
-    return await container.register("./sw.js", { scope: "./", type: "classic", updateViaCache: "none" });
+    return await container.register(scriptURL("./sw.js"), { scope: "./", type: "classic", updateViaCache: "none" });
   } catch (err) {
     console.warn(`Wisp works, but cannot be used offline: the service worker did not register (${err?.message ?? err}).`);
     return null;

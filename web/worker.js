@@ -10,7 +10,16 @@
 //                  {type: "csp", directive, blocked} on a CSP violation inside the worker
 "use strict";
 
-importScripts("./wasm_exec.js");
+// Trusted Types (see scriptURL in dom.js): the worker's CSP admits only
+// script URLs of the "wisp" policy, which makes only the bundle's own.
+const scripts = self.trustedTypes?.createPolicy("wisp", {
+  createScriptURL(url) {
+    if (/^\.\/[A-Za-z0-9_.-]+\.js$/.test(url)) return url;
+    throw new TypeError("Wisp loads only its own scripts");
+  },
+});
+const wasmExec = "./wasm_exec.js";
+importScripts(scripts ? scripts.createScriptURL(wasmExec) : wasmExec);
 
 let core = null;
 

@@ -50,11 +50,18 @@ type Config struct {
 	// serves every file with "no-cache".
 	Dev bool
 	// AllowLoopbackWS adds plain ws:// loopback origins to the CSP's
-	// connect-src, for relays running on this machine without TLS. Set it in
-	// development or when the host itself listens on loopback.
+	// connect-src, for relays running on this machine without TLS. Set it
+	// only for development and tests (wisp-host -dev or
+	// -allow-loopback-relays), never merely because the host listens on
+	// loopback: behind a reverse proxy it always does, and a production page
+	// must not let an invitation point the browser at its own local ports.
 	AllowLoopbackWS bool
 	// Logger receives one line per request: method, path, status, duration.
-	// Nil disables request logging.
+	// The path is logged only when it names a file of the bundle (or /,
+	// /config.json); anything else is logged as "-", since a request for an
+	// unknown path may carry what a person meant to keep private (an
+	// invitation whose '#' an app percent-encoded, say). Nil disables
+	// request logging.
 	Logger *slog.Logger
 }
 
@@ -160,7 +167,16 @@ func New(cfg Config) (*Handler, error) {
 	return h, nil
 }
 
-// contentSecurityPolicy builds the CSP header value.
+// TrustedTypesPolicy is the one Trusted Types policy the page and its
+// workers may create (web/app.js, web/worker.js, web/sw-register.js): it
+// turns the names of the bundle's own scripts into script URLs for
+// new Worker, importScripts and serviceWorker.register.
+const TrustedTypesPolicy = "wisp"
+
+// contentSecurityPolicy builds the CSP header value. Only with loopbackWS
+// (development, tests) may the page open plain ws:// connections to this
+// machine; otherwise relays are reached over wss: only, and the core
+// itself refuses relays on loopback or private addresses (wasm/agent).
 func contentSecurityPolicy(loopbackWS bool) string {
 	connect := "'self' wss:"
 	if loopbackWS {
@@ -177,6 +193,8 @@ func contentSecurityPolicy(loopbackWS bool) string {
 		"base-uri 'none'",
 		"form-action 'none'",
 		"frame-ancestors 'none'",
+		"require-trusted-types-for 'script'",
+		"trusted-types " + TrustedTypesPolicy,
 	}, "; ")
 }
 
@@ -248,19 +266,26 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
-	h.serve(sw, r)
+	logPath := h.serve(sw, r)
 	if h.cfg.Logger != nil {
-		// Only the path: never the query (which the app never uses) nor
-		// anything that could identify the client.
+		// Only the path of a bundle file: never the query (which the app
+		// never uses), never a path that is not in the bundle (it may hold
+		// an invitation), nothing that could identify the client.
 		h.cfg.Logger.Info("request",
 			"method", r.Method,
-			"path", r.URL.Path,
+			"path", logPath,
 			"status", sw.status,
 			"duration", time.Since(start).Round(time.Microsecond))
 	}
 }
 
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
+// unloggedPath stands in the request log for every path that is not a file
+// of the bundle.
+const unloggedPath = "-"
+
+// serve answers r and returns the path to log: the request's path if it
+// names a file of the bundle, else unloggedPath.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request) string {
 	hdr := w.Header()
 	hdr.Set("Content-Security-Policy", h.csp)
 	hdr.Set("Referrer-Policy", "no-referrer")
@@ -270,24 +295,27 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("Permissions-Policy", permissionsPolicy)
 	hdr.Set("X-Frame-Options", "DENY")
 
+	name, ok := assetName(r.URL.Path)
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		hdr.Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
+		if ok && h.exists(name) {
+			return r.URL.Path
+		}
+		return unloggedPath
 	}
-	name, ok := assetName(r.URL.Path)
 	if !ok {
 		http.NotFound(w, r)
-		return
+		return unloggedPath
 	}
 	a, err := h.lookup(name)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			http.NotFound(w, r)
-			return
+			return unloggedPath
 		}
 		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
+		return unloggedPath
 	}
 
 	body := a.data
@@ -313,6 +341,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	hdr.Set("ETag", etag)
 	http.ServeContent(w, r, "", h.modTime, bytes.NewReader(body))
+	// assetName accepts only clean paths, so the path is exactly "/" or
+	// "/" + the file's name.
+	return r.URL.Path
 }
 
 // assetName maps a URL path to a bundle file name, refusing anything that is
@@ -329,6 +360,18 @@ func assetName(urlPath string) (string, bool) {
 		return "", false
 	}
 	return name, true
+}
+
+// exists reports whether name is a file of the bundle, without reading it.
+func (h *Handler) exists(name string) bool {
+	if name == "config.json" {
+		return true
+	}
+	if h.assets != nil {
+		return h.assets[name] != nil
+	}
+	info, err := fs.Stat(h.cfg.Files, name)
+	return err == nil && !info.IsDir()
 }
 
 func (h *Handler) lookup(name string) (*asset, error) {

@@ -81,7 +81,8 @@ func TestSecurityHeadersOnEveryResponse(t *testing.T) {
 func TestCSP(t *testing.T) {
 	want := "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; " +
 		"connect-src 'self' wss:; img-src 'self' blob: data:; style-src 'self'; manifest-src 'self'; " +
-		"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+		"base-uri 'none'; form-action 'none'; frame-ancestors 'none'; " +
+		"require-trusted-types-for 'script'; trusted-types wisp"
 	if got := contentSecurityPolicy(false); got != want {
 		t.Errorf("CSP =\n%s\nwant\n%s", got, want)
 	}
@@ -224,8 +225,54 @@ func TestLogHasNoQuery(t *testing.T) {
 	if strings.Contains(out, "SECRETPAYLOAD") || strings.Contains(out, "192.0.2.1") {
 		t.Errorf("log leaks the query or the client address:\n%s", out)
 	}
-	if !strings.Contains(out, "method=GET path=/ status=200") || !strings.Contains(out, "path=/nope status=404") {
+	if !strings.Contains(out, "method=GET path=/ status=200") || !strings.Contains(out, "path=- status=404") {
 		t.Errorf("log lacks request lines:\n%s", out)
+	}
+}
+
+// TestLogOnlyBundlePaths: a path that is not a file of the bundle is
+// logged as "-". An invitation whose '#' arrived percent-encoded
+// (/%23/invite/…) was logged in full, decoded, as path=/#/invite/….
+func TestLogOnlyBundlePaths(t *testing.T) {
+	const secret = "SECRETPAYLOAD"
+	for _, dev := range []bool{false, true} {
+		h, log := newTest(t, Config{Dev: dev})
+		for _, tc := range []struct{ method, target string }{
+			{"GET", "/%23/invite/" + secret},
+			{"HEAD", "/%23/invite/" + secret},
+			{"POST", "/%23/invite/" + secret},
+			{"GET", "/invite/" + secret},
+			{"GET", "/" + secret},
+			{"GET", "/icons/" + secret + ".svg"},
+			{"GET", "/.hidden"}, // in the file system, not servable
+			{"GET", "/index.html.br"},
+			{"GET", "/icons/"},
+			{"GET", "//" + secret},
+		} {
+			log.Reset()
+			rec := do(h, tc.method, tc.target)
+			if rec.Code == http.StatusOK {
+				t.Fatalf("dev=%v %s %s = 200", dev, tc.method, tc.target)
+			}
+			out := log.String()
+			if strings.Contains(out, secret) || strings.Contains(out, "invite") || strings.Contains(out, "hidden") || strings.Contains(out, ".br") {
+				t.Errorf("dev=%v %s %s: the log holds the path:\n%s", dev, tc.method, tc.target, out)
+			}
+			if want := "method=" + tc.method + " path=- status="; !strings.Contains(out, want) {
+				t.Errorf("dev=%v %s %s: the log lacks %q:\n%s", dev, tc.method, tc.target, want, out)
+			}
+		}
+		// Files of the bundle are logged by their path, whatever the method.
+		log.Reset()
+		for _, tc := range []struct{ method, target string }{
+			{"GET", "/"}, {"GET", "/sw.js"}, {"HEAD", "/icons/icon.svg"}, {"GET", "/config.json"},
+			{"POST", "/app.0123456789abcdef.js"},
+		} {
+			do(h, tc.method, tc.target)
+			if want := "method=" + tc.method + " path=" + tc.target + " status="; !strings.Contains(log.String(), want) {
+				t.Errorf("dev=%v: the log lacks %q:\n%s", dev, want, log.String())
+			}
+		}
 	}
 }
 

@@ -323,8 +323,14 @@ func (a *Agent) CreateInvitation(ctx context.Context, relay wire.Address, info [
 // Join connects to an invitation: it creates our queue on relay, secures
 // the inviter's queue (failing with ErrInvitationUsed when someone else
 // already did) and queues the confirmation carrying our reply queue and
-// info (the profile, opaque to the agent).
+// info (the profile, opaque to the agent). An invitation naming a relay
+// the pool may not dial (CheckRelay) fails with ErrLocalRelay before
+// anything is created.
 func (a *Agent) Join(ctx context.Context, inv Invitation, relay wire.Address, info []byte) (ConnID, error) {
+	// Before anything is created: a relay the pool may not dial.
+	if err := a.tr.check(inv.Relay); err != nil {
+		return "", err
+	}
 	rinv, err := ratchet.ParseInvitation(inv.Ratchet[:])
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrCorruptedLink, err)
@@ -631,7 +637,7 @@ func (a *Agent) sendNext(id ConnID, h *connHandle) (bool, error) {
 	}
 	err = a.tr.send(ctx, relay, c.Snd.SndID, auth, e.Sealed)
 	var code wire.ErrCode
-	permanent := errors.As(err, &code) && code != wire.CodeQuota && code != wire.CodeInternal
+	permanent := errors.As(err, &code) && code != wire.CodeQuota && code != wire.CodeInternal && code != wire.CodeFull
 	if err != nil && !permanent {
 		return false, err
 	}
@@ -845,6 +851,9 @@ func (a *Agent) acceptConfirmation(c *connRecord, h *connHandle, senderKey box.P
 	reply, info, err := decodeReply(body)
 	if err != nil {
 		return true, err
+	}
+	if err := a.tr.check(reply.Relay); err != nil {
+		return true, fmt.Errorf("the confirmation's reply queue: %w", err)
 	}
 	_, sndSeed, err := newAuthKey()
 	if err != nil {

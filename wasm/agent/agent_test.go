@@ -187,6 +187,7 @@ func (p *peer) start() {
 		opts = client.Options{MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second}
 	}
 	p.relays = NewRelays(opts, nil, nil)
+	p.relays.AllowLocalRelays() // the test relays are on loopback
 	p.agent, err = New(Options{Store: st, Relays: p.relays, Events: p.ev, PostQuantum: true, ReceiptDelay: p.delay})
 	if err != nil {
 		p.t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wisp-chat/wisp/server/wire"
@@ -21,6 +22,9 @@ import (
 type Relays struct {
 	opts     client.Options
 	password func(wire.Address) []byte
+	// allowLocal lets it dial relays on loopback and private addresses;
+	// without it, they fail with ErrLocalRelay and are never dialled.
+	allowLocal atomic.Bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -63,6 +67,16 @@ func NewRelays(opts client.Options, password func(wire.Address) []byte, status R
 		relays: make(map[wire.Address]*relayConn),
 		kick:   make(chan struct{}),
 	}
+}
+
+// AllowLocalRelays lets the pool dial relays on loopback and private
+// addresses (see CheckRelay): only for a page loaded from this machine
+// (LoopbackOrigin), in development and tests. Call it before first use.
+func (r *Relays) AllowLocalRelays() { r.allowLocal.Store(true) }
+
+// check refuses a relay the pool may not dial.
+func (r *Relays) check(addr wire.Address) error {
+	return CheckRelay(addr, r.allowLocal.Load())
 }
 
 // setHandler installs the delivery handler (the agent).
@@ -234,6 +248,9 @@ func (r *Relays) pump(rc *relayConn) {
 
 // get waits until the relay is connected.
 func (r *Relays) get(ctx context.Context, addr wire.Address) (*client.Client, error) {
+	if err := r.check(addr); err != nil {
+		return nil, err
+	}
 	rc := r.conn(addr)
 	select {
 	case <-rc.ready:
@@ -306,6 +323,10 @@ func (r *Relays) subscribeAll(ctx context.Context, subs []relaySub) map[wire.Add
 	}
 	failed := map[wire.Address]error{}
 	for addr, list := range byRelay {
+		if err := r.check(addr); err != nil {
+			failed[addr] = err
+			continue
+		}
 		rc := r.conn(addr)
 		r.mu.Lock()
 		for _, s := range list {

@@ -39,6 +39,7 @@ const (
 	CodeLinkCorrupted   rpc.Code = "link_corrupted"
 	CodeLinkVersion     rpc.Code = "link_version"
 	CodeLinkRelay       rpc.Code = "link_relay"
+	CodeLocalRelay      rpc.Code = "relay_local"
 	CodeTooLong         rpc.Code = "too_long"
 	CodeInvalid         rpc.Code = "invalid"
 	CodeNoRelay         rpc.Code = "no_relay"
@@ -64,6 +65,7 @@ var errorCodes = []struct {
 	{agent.ErrCorruptedLink, CodeLinkCorrupted},
 	{agent.ErrUnsupportedVersion, CodeLinkVersion},
 	{agent.ErrLinkRelay, CodeLinkRelay},
+	{agent.ErrLocalRelay, CodeLocalRelay},
 	{chat.ErrTooLong, CodeTooLong},
 	{chat.ErrInvalid, CodeInvalid},
 	{chat.ErrNoRelay, CodeNoRelay},
@@ -108,6 +110,9 @@ type Service struct {
 	openFS OpenFS
 	emit   Emit
 	client client.Options
+	// origin, when pinned, is the origin the core was loaded from; init's
+	// Origin parameter is then ignored.
+	origin string
 
 	mu         sync.Mutex
 	manager    *chat.Manager
@@ -139,6 +144,13 @@ func (s *Service) track(ctx context.Context, id string) (context.Context, func()
 func New(openFS OpenFS, emit Emit, opts client.Options) *Service {
 	return &Service{openFS: openFS, emit: emit, client: opts}
 }
+
+// PinOrigin sets the origin the core itself was loaded from (the worker's
+// location), which then decides instead of the page's word what goes into
+// invitation links and whether relays on loopback and private addresses
+// may be used (only from a page on this machine: see chat.Config.Origin).
+// Call it before Register.
+func (s *Service) PinOrigin(origin string) { s.origin = origin }
 
 // Close locks every profile.
 func (s *Service) Close() {
@@ -450,10 +462,15 @@ func (s *Service) Register(r *rpc.Router) {
 		return p.Info(), nil
 	})
 	rpc.Handle(r, "relay.check", func(_ context.Context, p IDParams) (rpc.None, error) {
-		if _, err := wire.ParseAddress(p.ID); err != nil {
+		a, err := wire.ParseAddress(p.ID)
+		if err != nil {
 			return rpc.None{}, rpc.Errorf(CodeInvalid, "%w", err)
 		}
-		return rpc.None{}, nil
+		m, err := s.mgr()
+		if err != nil {
+			return rpc.None{}, err
+		}
+		return rpc.None{}, coded(m.CheckRelay(a))
 	})
 	rpc.Handle(r, "network.reconnect", func(context.Context, rpc.None) (rpc.None, error) {
 		if p, err := s.profile(); err == nil {
@@ -470,8 +487,15 @@ func (s *Service) Register(r *rpc.Router) {
 		return inv, coded(err)
 	}))
 	rpc.Handle(r, "link.check", func(_ context.Context, jp JoinParams) (rpc.None, error) {
-		_, err := agent.ParseLink(jp.Link, agent.Versions)
-		return rpc.None{}, coded(err)
+		inv, err := agent.ParseLink(jp.Link, agent.Versions)
+		if err != nil {
+			return rpc.None{}, coded(err)
+		}
+		m, err := s.mgr()
+		if err != nil {
+			return rpc.None{}, err
+		}
+		return rpc.None{}, coded(m.CheckRelay(inv.Relay))
 	})
 	rpc.Handle(r, "join", timed(func(ctx context.Context, jp JoinParams) (chat.Contact, error) {
 		p, err := s.profile()
@@ -664,7 +688,11 @@ func (s *Service) init(ctx context.Context, p InitParams) (InitResult, error) {
 				relays = append(relays, a.String())
 			}
 		}
-		s.manager = chat.NewManager(fsys, chat.Config{Origin: p.Origin, PresetRelays: relays, Client: s.client})
+		origin := p.Origin
+		if s.origin != "" {
+			origin = s.origin
+		}
+		s.manager = chat.NewManager(fsys, chat.Config{Origin: origin, PresetRelays: relays, Client: s.client})
 	}
 	list, err := s.manager.Profiles()
 	return InitResult{Profiles: list}, coded(err)

@@ -97,6 +97,9 @@ func (p *Profile) fileClient(ctx context.Context, relay wire.Address) (*client.F
 	if fc := p.fcs[relay]; fc != nil {
 		return fc, nil
 	}
+	if err := p.m.CheckRelay(relay); err != nil {
+		return nil, err
+	}
 	fc, err := client.DialFiles(ctx, relay, p.m.cfg.Client)
 	if err != nil {
 		return nil, fmt.Errorf("reaching the file relay: %w", err)

@@ -19,14 +19,20 @@ import (
 	"github.com/wisp-chat/wisp/crypto/vault"
 	"github.com/wisp-chat/wisp/server/wire"
 	"github.com/wisp-chat/wisp/server/wire/client"
+	"github.com/wisp-chat/wisp/wasm/agent"
 	"github.com/wisp-chat/wisp/wasm/store"
 )
 
 // Config configures a Manager.
 type Config struct {
-	// Origin is the app origin written into invitation links.
+	// Origin is the app origin written into invitation links. It also
+	// decides which relays may be used: only a page loaded from this
+	// machine (agent.LoopbackOrigin: development, tests) uses relays on
+	// loopback or private addresses; any other origin refuses them with
+	// agent.ErrLocalRelay, in invitations, settings, replies and files.
 	Origin string
 	// PresetRelays are offered to new profiles (the host's /config.json).
+	// Those the origin may not use are left out.
 	PresetRelays []string
 	// DisablePostQuantum turns the ML-KEM hybrid off (it is on by default).
 	DisablePostQuantum bool
@@ -40,6 +46,8 @@ type Config struct {
 type Manager struct {
 	fs  hackpadfs.FS
 	cfg Config
+	// allowLocal: relays on loopback and private addresses may be used.
+	allowLocal bool
 
 	mu   sync.Mutex
 	open map[string]*Profile
@@ -51,7 +59,21 @@ type Manager struct {
 
 // NewManager returns a Manager over fsys.
 func NewManager(fsys hackpadfs.FS, cfg Config) *Manager {
-	return &Manager{fs: fsys, cfg: cfg, open: make(map[string]*Profile)}
+	m := &Manager{fs: fsys, cfg: cfg, open: make(map[string]*Profile), allowLocal: agent.LoopbackOrigin(cfg.Origin)}
+	m.cfg.PresetRelays = nil
+	for _, r := range cfg.PresetRelays {
+		if a, err := wire.ParseAddress(strings.TrimSpace(r)); err == nil && m.CheckRelay(a) != nil {
+			continue
+		}
+		m.cfg.PresetRelays = append(m.cfg.PresetRelays, r)
+	}
+	return m
+}
+
+// CheckRelay returns an error wrapping agent.ErrLocalRelay if the
+// profiles may not use relay (see Config.Origin).
+func (m *Manager) CheckRelay(relay wire.Address) error {
+	return agent.CheckRelay(relay, m.allowLocal)
 }
 
 // ProfileSummary is what can be shown about a profile before unlocking it.
@@ -169,7 +191,7 @@ func (m *Manager) CreateProfile(ctx context.Context, np NewProfile) (string, err
 	if len(relays) == 0 {
 		relays = m.cfg.PresetRelays
 	}
-	relays, err = cleanRelays(relays)
+	relays, err = cleanRelays(relays, m.allowLocal)
 	if err != nil {
 		return "", err
 	}
@@ -354,8 +376,9 @@ func cleanName(s string) (string, error) {
 	return s, nil
 }
 
-// cleanRelays validates and canonicalises relay addresses.
-func cleanRelays(in []string) ([]string, error) {
+// cleanRelays validates and canonicalises relay addresses; unless
+// allowLocal, relays on loopback or private addresses are refused.
+func cleanRelays(in []string, allowLocal bool) ([]string, error) {
 	if len(in) > MaxRelays {
 		return nil, fmt.Errorf("%w: %d relays, the limit is %d", ErrTooLong, len(in), MaxRelays)
 	}
@@ -365,6 +388,9 @@ func cleanRelays(in []string) ([]string, error) {
 		a, err := wire.ParseAddress(strings.TrimSpace(r))
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		if err := agent.CheckRelay(a, allowLocal); err != nil {
+			return nil, err
 		}
 		if s := a.String(); !seen[s] {
 			seen[s] = true

@@ -93,6 +93,9 @@ func openProfile(ctx context.Context, m *Manager, id string, key vault.Key, l Li
 		}
 		p.listen(ev)
 	})
+	if m.allowLocal {
+		p.relays.AllowLocalRelays()
+	}
 	p.ag, err = agent.New(agent.Options{Store: st, Relays: p.relays, Events: (*profileEvents)(p),
 		PostQuantum: !m.cfg.DisablePostQuantum, HoldOutbox: true})
 	if err != nil {
@@ -153,12 +156,12 @@ func (p *Profile) Update(name string, avatar []byte) error {
 // SetRelays sets the relays the profile receives on and the one new
 // connections use. Existing connections keep their queues.
 func (p *Profile) SetRelays(relays []string, receive string) error {
-	relays, err := cleanRelays(relays)
+	relays, err := cleanRelays(relays, p.m.allowLocal)
 	if err != nil {
 		return err
 	}
 	if len(relays) > 0 {
-		r, err := cleanRelays([]string{receive})
+		r, err := cleanRelays([]string{receive}, p.m.allowLocal)
 		if err != nil {
 			return err
 		}
@@ -248,16 +251,23 @@ func (p *Profile) CreateInvitation(ctx context.Context, incognito bool) (Invitat
 
 // ParseLink checks an invitation link without using it.
 func (p *Profile) ParseLink(link string) error {
-	_, err := agent.ParseLink(link, agent.Versions)
-	return err
+	inv, err := agent.ParseLink(link, agent.Versions)
+	if err != nil {
+		return err
+	}
+	return p.m.CheckRelay(inv.Relay)
 }
 
 // Join connects to an invitation link. It fails with ErrInvitationUsed when
-// someone already used it, and with the link errors of package agent when
-// the link is not valid.
+// someone already used it, with the link errors of package agent when
+// the link is not valid, and with agent.ErrLocalRelay when its relay may
+// not be used (see Config.Origin), before anything is created.
 func (p *Profile) Join(ctx context.Context, link string, incognito bool) (Contact, error) {
 	inv, err := agent.ParseLink(link, agent.Versions)
 	if err != nil {
+		return Contact{}, err
+	}
+	if err := p.m.CheckRelay(inv.Relay); err != nil {
 		return Contact{}, err
 	}
 	relay, err := p.receiveRelay()

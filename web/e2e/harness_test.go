@@ -57,7 +57,21 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(userData)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), browserOptions(chromium, userData)...)
+	defer cancelAlloc()
+	var cancelBrowser context.CancelFunc
+	browserCtx, cancelBrowser = chromedp.NewContext(allocCtx)
+	defer cancelBrowser()
+	if _, err := chromedp.Run(browserCtx, chromedp.Navigate("about:blank")); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: starting chromium:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// browserOptions are the flags of every Chromium the tests start.
+func browserOptions(chromium, userData string) []chromedp.ExecAllocatorOption {
+	return []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromium),
 		chromedp.Headless,
 		chromedp.NoSandbox,
@@ -71,16 +85,7 @@ func runMain(m *testing.M) int {
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.WindowSize(1280, 900),
-	)
-	defer cancelAlloc()
-	var cancelBrowser context.CancelFunc
-	browserCtx, cancelBrowser = chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
-	if _, err := chromedp.Run(browserCtx, chromedp.Navigate("about:blank")); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: starting chromium:", err)
-		return 1
 	}
-	return m.Run()
 }
 
 func findRoot() (string, error) {
@@ -188,8 +193,17 @@ func startRelay(t testing.TB) (*proc, string) {
 }
 
 // startHost runs bin/wisp-host on a free loopback port and returns its base
-// URL (no trailing slash).
+// URL (no trailing slash). The test relays are on loopback without TLS, so
+// it passes -allow-loopback-relays (as make run does); startProdHost does
+// not.
 func startHost(t testing.TB, args ...string) (*proc, string) {
+	t.Helper()
+	return startProc(t, hostReady, "wisp-host", append([]string{"-listen", "127.0.0.1:0", "-allow-loopback-relays"}, args...)...)
+}
+
+// startProdHost runs bin/wisp-host as in production (only wss: relays) on a
+// free loopback port, as behind a reverse proxy.
+func startProdHost(t testing.TB, args ...string) (*proc, string) {
 	t.Helper()
 	return startProc(t, hostReady, "wisp-host", append([]string{"-listen", "127.0.0.1:0"}, args...)...)
 }

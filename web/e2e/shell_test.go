@@ -38,6 +38,37 @@ func TestShellReady(t *testing.T) {
 	}
 }
 
+// TestTrustedTypes: the page starts under the CSP's Trusted Types, which
+// are enforced: HTML and script URLs not made by the "wisp" policy are
+// refused, and no other policy can be created.
+func TestTrustedTypes(t *testing.T) {
+	_, base := startHost(t)
+	p := newPage(t)
+	p.allowErrors = true // the refusals are logged by the browser, on purpose
+	p.run(chromedp.Navigate(base + "/"))
+	p.waitText("#status", "ready", time.Minute)
+	// The worker started (the page is ready) and the service worker
+	// registered, both with script URLs of the policy.
+	if !eval[bool](p, `navigator.serviceWorker.ready.then((r) => !!r.active)`) {
+		t.Error("the service worker did not register")
+	}
+	for what, expr := range map[string]string{
+		"innerHTML":         `document.createElement("div").innerHTML = "<b>x</b>"`,
+		"new Worker":        `new Worker("./worker.js")`,
+		"another policy":    `trustedTypes.createPolicy("other", {})`,
+		"the policy, twice": `trustedTypes.createPolicy("wisp", {})`,
+	} {
+		got := eval[string](p, `(() => { try { `+expr+`; return "allowed" } catch (e) { return e.name } })()`)
+		if got != "TypeError" {
+			t.Errorf("%s: %s, want a TypeError", what, got)
+		}
+	}
+	// Drop the violations provoked here once they are all reported, so the
+	// harness still fails on any other.
+	p.waitJS(`window.__cspViolations.filter(v => /^(require-)?trusted-types/.test(v)).length >= 4`, 30*time.Second, "the violation reports")
+	eval[bool](p, `(() => { window.__cspViolations = window.__cspViolations.filter(v => !/^(require-)?trusted-types/.test(v)); return true })()`)
+}
+
 // TestCoreLoadFailure serves a bundle whose core is broken and checks that
 // the page shows the error screen instead of hanging.
 func TestCoreLoadFailure(t *testing.T) {
@@ -171,7 +202,7 @@ func TestHostHTTP(t *testing.T) {
 			t.Errorf("%s / = %d (Allow %q), want 405", method, resp.StatusCode, resp.Header.Get("Allow"))
 		}
 	}
-	for _, path := range []string{"/nope", "/e2e/", "/.gitkeep", "/index.html.br", "/../go.mod", "/main.go", "/dist/"} {
+	for _, path := range []string{"/nope", "/e2e/", "/.gitkeep", "/index.html.br", "/../go.mod", "/main.go", "/dist/", "/%23/invite/SECRETPAYLOAD"} {
 		resp, body := get("GET", path, nil)
 		if resp.StatusCode != http.StatusNotFound {
 			t.Errorf("GET %s = %d, want 404", path, resp.StatusCode)
@@ -190,6 +221,9 @@ func TestHostHTTP(t *testing.T) {
 	log := h.Log()
 	if strings.Contains(log, "secret-query") {
 		t.Errorf("the host logged a query string:\n%s", log)
+	}
+	if strings.Contains(log, "SECRETPAYLOAD") || strings.Contains(log, "invite") || !strings.Contains(log, "path=- status=404") {
+		t.Errorf("the host logged a path that is not in the bundle:\n%s", log)
 	}
 	if strings.Contains(log, "127.0.0.1:") {
 		t.Errorf("the host logged an address:\n%s", log)
