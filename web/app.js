@@ -460,7 +460,7 @@ async function showNewConnection() {
         showEmptyPane();
       } }, "Cancel invitation"));
   } catch (err) {
-    mount($("#invite-area"), h("p", { class: "form-error", role: "alert" }, err.code === "no_relay" ? "Add a relay in Settings first." : `Could not create an invitation: ${err.message}`));
+    mount($("#invite-area"), h("p", { class: "form-error", role: "alert" }, err.code === "no_relay" ? "Add a relay in Settings first." : relayRefusal(err) ?? `Could not create an invitation: ${err.message}`));
   }
 }
 
@@ -473,7 +473,16 @@ function linkMessage(err) {
     case "relay_local": return "This invitation uses a relay on a private network or on someone's own computer, which Wisp does not connect to from a page on the internet. Ask your contact for a new link made with a relay on the internet.";
     case "invitation_used": return "This invitation was already used. Ask for a new one.";
     case "relay_unreachable": return "The relay could not be reached. Check your connection and try again.";
-    default: return err.message;
+    default: return relayRefusal(err) ?? err.message;
+  }
+}
+
+/** The sentence for a relay that refuses for a while, or undefined. */
+function relayRefusal(err) {
+  switch (err.code) {
+    case "relay_busy": return "The relay is busy: too many new connections were made through it just now. Wait a minute and try again.";
+    case "relay_full": return "The relay is out of space. Try again later, or choose another relay in Settings.";
+    default: return undefined;
   }
 }
 

@@ -48,6 +48,8 @@ const (
 	CodeLocked          rpc.Code = "locked"
 	CodeNotReady        rpc.Code = "not_ready"
 	CodeUnreachable     rpc.Code = "relay_unreachable"
+	CodeRelayBusy       rpc.Code = "relay_busy"
+	CodeRelayFull       rpc.Code = "relay_full"
 	CodeFileCorrupted   rpc.Code = "file_corrupted"
 	CodeFileExpired     rpc.Code = "file_expired"
 	CodeNotSameFile     rpc.Code = "not_same_file"
@@ -80,6 +82,10 @@ var errorCodes = []struct {
 	{context.DeadlineExceeded, CodeUnreachable},
 	{context.Canceled, rpc.CodeCanceled},
 	{client.ErrConnectionLost, CodeUnreachable},
+	// What a relay refuses for a while: its rate limits, and its storage.
+	{wire.CodeLimit, CodeRelayBusy},
+	{wire.CodeFull, CodeRelayFull},
+	{wire.CodeQuota, CodeRelayFull},
 }
 
 // coded wraps err with its API code so the page can branch on it.
