@@ -58,6 +58,10 @@ type conn struct {
 
 	slots chan struct{}
 	wg    sync.WaitGroup
+	// drainMu orders starting a command (wg.Go) before a shutdown's
+	// wg.Wait: once draining is set, no command starts.
+	drainMu  sync.Mutex
+	draining bool
 
 	// The output: what waits for the writer, counted in bytes together
 	// with the room reserved for GET answers in progress.
@@ -118,29 +122,30 @@ func (c *conn) fatal(code websocket.StatusCode, reason string) {
 	c.closeWith(code, reason)
 }
 
-// read returns the next binary block, closing the connection with a clear
-// reason for text frames and blocks of the wrong size.
+// drainAndClose ends the session for a shutdown: no further command
+// starts, the ones in progress finish and their answers are written (for
+// at most WriteTimeout), then the going-away close frame is sent. A
+// client thus gets the answer of every command that took effect.
+func (c *conn) drainAndClose() {
+	c.drainMu.Lock()
+	c.draining = true
+	c.drainMu.Unlock()
+	c.wg.Wait()
+	c.waitFlushed(c.s.cfg.Limits.WriteTimeout)
+	c.closeWith(websocket.StatusGoingAway, "relay shutting down")
+}
+
+// read returns the next binary block. A block of the wrong kind or size
+// closes the connection with its reason after the commands already read
+// are answered; a read error (the client went away) closes it at once.
 func (c *conn) read(ctx context.Context) ([]byte, bool) {
-	typ, b, err := wire.ReadBlock(ctx, c.ws)
-	if errors.Is(err, wire.ErrBlockSize) || websocket.CloseStatus(err) == websocket.StatusMessageTooBig {
-		// coder/websocket enforces the read limit itself and may already
-		// have sent its own close frame (status 1009).
-		c.fatal(websocket.StatusPolicyViolation, "block size must be 16384")
-		return nil, false
-	}
-	if err != nil {
-		c.closeWith(websocket.StatusPolicyViolation, "read failed")
-		return nil, false
-	}
-	if typ != websocket.MessageBinary {
-		c.fatal(websocket.StatusUnsupportedData, "binary blocks only")
-		return nil, false
-	}
-	if len(b) != wire.BlockSize {
-		c.fatal(websocket.StatusPolicyViolation, "block size must be 16384")
-		return nil, false
-	}
-	return b, true
+	return handshake.ReadBlock(ctx, c.ws, func(code websocket.StatusCode, reason string) {
+		if reason == "read failed" {
+			c.closeWith(code, reason)
+			return
+		}
+		c.fatal(code, reason)
+	})
 }
 
 func (c *conn) serve(ctx context.Context) {
@@ -180,6 +185,8 @@ func (c *conn) serve(ctx context.Context) {
 		}
 		for _, raw := range ts {
 			if !c.dispatch(raw) {
+				// A shutdown drains the session and closes it itself.
+				<-c.closing
 				return
 			}
 		}
@@ -225,6 +232,13 @@ func (c *conn) dispatch(raw []byte) bool {
 	select {
 	case c.slots <- struct{}{}:
 	case <-c.closing:
+		c.unreserve(cmd.reserved)
+		return false
+	}
+	c.drainMu.Lock()
+	defer c.drainMu.Unlock()
+	if c.draining {
+		<-c.slots
 		c.unreserve(cmd.reserved)
 		return false
 	}

@@ -2,6 +2,7 @@ package relay_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
@@ -400,9 +401,11 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// TestCloseDrainsCommands: Close returns only after the commands in
-// progress have finished, so closing the store right after fails none of
-// them ("database not open" before the fix).
+// TestCloseDrainsCommands: Close starts no further command, lets those in
+// progress finish and writes their answers before the going-away close,
+// and returns only then, so closing the store right after fails none of
+// them ("database not open" before the fix) and every message stored was
+// answered OK (answers were lost before).
 func TestCloseDrainsCommands(t *testing.T) {
 	var logs lockedBuffer
 	r := startRelay(t, func(c *relay.Config) {
@@ -412,8 +415,34 @@ func TestCloseDrainsCommands(t *testing.T) {
 	c := dial(t, r)
 	q := newQueue(t, c, true)
 	var raws []*rawConn
+	oks := make(chan int, 4)
 	for range 4 {
-		raws = append(raws, dialRaw(t, r))
+		raw := dialRaw(t, r)
+		raws = append(raws, raw)
+		go func() {
+			n := 0
+			defer func() { oks <- n }()
+			for {
+				_, b, err := raw.ws.Read(context.Background())
+				if err != nil {
+					if websocket.CloseStatus(err) != websocket.StatusGoingAway {
+						n = -1 // not the going-away close
+					}
+					return
+				}
+				p, err := raw.sess.Open(b)
+				if err != nil {
+					n = -1
+					return
+				}
+				ts, _ := wire.SplitBlock(p)
+				for _, x := range ts {
+					if tr, err := wire.ParseTransmission(x); err == nil && tr.Command.Kind == wire.AnsOK {
+						n++
+					}
+				}
+			}
+		}()
 	}
 	for i := range 20 {
 		for _, raw := range raws {
@@ -424,16 +453,32 @@ func TestCloseDrainsCommands(t *testing.T) {
 			raw.send(txs...)
 		}
 		if i == 10 {
-			_ = r.srv.Close()
-			if err := r.st.Close(); err != nil {
-				t.Fatal(err)
-			}
 			break
 		}
+	}
+	_ = r.srv.Close()
+	_, stored, err := r.st.Counts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	answered := 0
+	for range raws {
+		n := <-oks
+		if n < 0 {
+			t.Fatal("a session did not end with the going-away close")
+		}
+		answered += n
+	}
+	if int64(answered) != stored {
+		t.Fatalf("%d messages stored, %d SENDs answered OK", stored, answered)
 	}
 	if strings.Contains(logs.String(), "store operation failed") {
 		t.Fatalf("commands failed on a closed store:\n%s", logs.String())
 	}
+	t.Logf("%d SENDs stored and answered before the close", stored)
 }
 
 // TestLimitsValidated: limits that would stall the relay are refused.

@@ -4,7 +4,9 @@ import "time"
 
 // Limits are the relay's limits; SPEC.md ("Limits") states the defaults.
 type Limits struct {
-	// MaxConns bounds concurrent WebSocket connections; more get HTTP 503.
+	// MaxConns bounds concurrent WebSocket sessions of the queue endpoint;
+	// more get HTTP 503. wisp-relay also applies -max-conns to every TCP
+	// connection of both endpoints (LimitListener).
 	MaxConns int
 	// MaxSubsPerConn bounds subscriptions per connection (ERR LIMIT), and
 	// separately the queues with a message taken by GET and not yet

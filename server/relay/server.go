@@ -157,18 +157,23 @@ func (s *Server) Connections() int {
 	return s.sessions.Len()
 }
 
-// Close ends every session with a going-away close, stops the sweeper and
-// waits until every session's commands in progress have finished, so the
-// store can be closed right after. It does not close the store.
+// Close ends every session: it starts no further command, lets the
+// commands in progress finish and writes their answers (each session for
+// at most Limits.WriteTimeout), then sends a going-away close. It returns
+// once every session has ended and the sweeper has stopped, so the store
+// can be closed right after. It does not close the store.
 func (s *Server) Close() error {
 	conns, first := s.sessions.Close()
 	if !first {
 		return nil
 	}
-	s.cancel()
+	var drains sync.WaitGroup
 	for _, c := range conns {
-		c.closeWith(websocket.StatusGoingAway, "relay shutting down")
+		drains.Go(c.drainAndClose)
 	}
+	drains.Wait()
+	// Only now: the server's context bounds the sessions' reads and writes.
+	s.cancel()
 	s.wg.Wait()
 	s.sessions.Wait()
 	return nil

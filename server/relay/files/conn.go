@@ -28,9 +28,14 @@ type conn struct {
 	writeMu    sync.Mutex // serialises the send chain and the socket
 	closing    chan struct{}
 	once       sync.Once
-	slots      chan struct{} // commands in progress (MaxInFlight)
-	chunkSlots chan struct{} // this session's share of the chunk slots (MaxChunkOpsPerConn)
-	wg         sync.WaitGroup
+	slots      chan struct{}  // commands in progress (MaxInFlight)
+	chunkSlots chan struct{}  // this session's share of the chunk slots (MaxChunkOpsPerConn)
+	wg         sync.WaitGroup // the keepalive
+	cmds       sync.WaitGroup // commands in progress
+	// drainMu orders starting a command (cmds.Go) before a shutdown's
+	// cmds.Wait: once draining is set, no command starts.
+	drainMu  sync.Mutex
+	draining bool
 
 	fnew       *bucket // the session's FNEW budget
 	unfilledMu sync.Mutex
@@ -41,6 +46,30 @@ type conn struct {
 	creating int
 }
 
+// finish ends the session: no further command starts, those in progress
+// finish and write their answers (for at most DrainTimeout), then the
+// close frame says why. Shutdown and protocol violations end a session
+// this way, so a client that reads gets the answer of every command that
+// took effect; the commands of one that does not read are cut short by
+// the close.
+func (c *conn) finish(code websocket.StatusCode, reason string) {
+	c.drainMu.Lock()
+	c.draining = true
+	c.drainMu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		c.cmds.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(c.s.cfg.Limits.DrainTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+	c.closeWith(code, reason)
+}
+
 func (c *conn) closeWith(code websocket.StatusCode, reason string) {
 	c.once.Do(func() {
 		close(c.closing)
@@ -48,29 +77,10 @@ func (c *conn) closeWith(code websocket.StatusCode, reason string) {
 	})
 }
 
-// readBlock returns the next handshake block, closing the session with
-// the reasons of the queue endpoint (SPEC §1) for text messages and
-// messages that are not one block. A longer message is not read further
-// than one block.
+// readBlock returns the next handshake block, read as on the queue
+// endpoint (SPEC §1).
 func (c *conn) readBlock(ctx context.Context) ([]byte, bool) {
-	typ, b, err := wire.ReadBlock(ctx, c.ws)
-	if errors.Is(err, wire.ErrBlockSize) || websocket.CloseStatus(err) == websocket.StatusMessageTooBig {
-		c.closeWith(websocket.StatusPolicyViolation, "block size must be 16384")
-		return nil, false
-	}
-	if err != nil {
-		c.closeWith(websocket.StatusPolicyViolation, "read failed")
-		return nil, false
-	}
-	if typ != websocket.MessageBinary {
-		c.closeWith(websocket.StatusUnsupportedData, "binary blocks only")
-		return nil, false
-	}
-	if len(b) != wire.BlockSize {
-		c.closeWith(websocket.StatusPolicyViolation, "block size must be 16384")
-		return nil, false
-	}
-	return b, true
+	return handshake.ReadBlock(ctx, c.ws, c.closeWith)
 }
 
 // read returns the next frame, closing the session with a clear reason
@@ -93,6 +103,7 @@ func (c *conn) read(ctx context.Context) ([]byte, bool) {
 
 func (c *conn) serve(ctx context.Context) {
 	defer c.wg.Wait()
+	defer c.cmds.Wait()
 	defer c.closeWith(websocket.StatusNormalClosure, "")
 	c.ws.SetReadLimit(wire.MaxFrameSize)
 	lim := c.s.cfg.Limits
@@ -112,10 +123,10 @@ func (c *conn) serve(ctx context.Context) {
 		raw, class, err := c.sess.OpenFrame(b)
 		switch {
 		case errors.Is(err, wire.ErrDecrypt):
-			c.closeWith(websocket.StatusPolicyViolation, "frame authentication failed")
+			c.finish(websocket.StatusPolicyViolation, "frame authentication failed")
 			return
 		case err != nil:
-			c.closeWith(websocket.StatusPolicyViolation, "malformed frame")
+			c.finish(websocket.StatusPolicyViolation, "malformed frame")
 			return
 		}
 		// A chunk frame takes a chunk slot before the next frame is
@@ -132,14 +143,32 @@ func (c *conn) serve(ctx context.Context) {
 			}
 			return
 		}
-		c.wg.Go(func() {
+		if !c.start(func() {
 			defer func() { <-c.slots }()
 			if chunk {
 				defer c.chunkDone(c.s.putOps)
 			}
 			c.run(raw, class)
-		})
+		}) {
+			<-c.slots
+			if chunk {
+				c.chunkDone(c.s.putOps)
+			}
+			<-c.closing // finish closes the session
+			return
+		}
 	}
+}
+
+// start runs a command on its own goroutine unless the session drains.
+func (c *conn) start(cmd func()) bool {
+	c.drainMu.Lock()
+	defer c.drainMu.Unlock()
+	if c.draining {
+		return false
+	}
+	c.cmds.Go(cmd)
+	return true
 }
 
 // handshake runs the session handshake (package handshake) and keeps

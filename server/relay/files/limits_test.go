@@ -334,6 +334,7 @@ func TestWriteTimeout(t *testing.T) {
 func TestCloseDrains(t *testing.T) {
 	r := startRelayOn(t, 64*mib, func(c *files.Config) {
 		c.Limits.PingInterval, c.Limits.WriteTimeout = time.Hour, time.Hour
+		c.Limits.DrainTimeout = 100 * time.Millisecond // they never read
 	}, smallSendBuffers)
 	_, rcpts, _ := uploaded(t, dial(t, r), wire.Class1M, 1)
 	lim := files.DefaultLimits()

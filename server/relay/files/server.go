@@ -76,6 +76,10 @@ type Limits struct {
 	// session whose frame is not written in time is closed ("client not
 	// reading"), which frees the slots its commands hold.
 	WriteTimeout time.Duration
+	// DrainTimeout bounds how long ending a session (shutdown, a bad
+	// frame) waits for its commands in progress to finish and answer
+	// before it closes the connection under them.
+	DrainTimeout time.Duration
 	// FNEWPerConnPerMinute sizes a session's FNEW budget: a bucket of
 	// this many tokens, refilled at this many per minute. FNEW takes a
 	// token (ERR LIMIT without one); the first FPUT of a chunk created in
@@ -105,6 +109,7 @@ func DefaultLimits() Limits {
 		MaxChunkOps:          64,
 		MaxChunkOpsPerConn:   4,
 		WriteTimeout:         30 * time.Second,
+		DrainTimeout:         5 * time.Second,
 		FNEWPerConnPerMinute: 120,
 		FNEWPerMinute:        6000,
 		MaxUnfilledPerConn:   32,
@@ -172,7 +177,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	l := cfg.Limits
 	if l.Retention <= 0 || l.UnfilledRetention <= 0 || l.SweepInterval <= 0 || l.MaxConns < 1 || l.MaxInFlight < 1 ||
-		l.MaxChunkOps < 1 || l.MaxChunkOpsPerConn < 1 || l.WriteTimeout <= 0 || l.FNEWPerConnPerMinute < 1 ||
+		l.MaxChunkOps < 1 || l.MaxChunkOpsPerConn < 1 || l.WriteTimeout <= 0 || l.DrainTimeout <= 0 || l.FNEWPerConnPerMinute < 1 ||
 		l.FNEWPerMinute < 1 || l.MaxUnfilledPerConn < 1 || l.HandshakeTimeout <= 0 || l.PingInterval <= 0 || l.PingTimeout <= 0 {
 		return nil, fmt.Errorf("%w: limits must be positive", ErrConfig)
 	}
@@ -245,18 +250,23 @@ func (s *Server) Connections() int {
 	return s.sessions.Len()
 }
 
-// Close ends every session with a going-away close, waits for their
-// commands in progress to finish and stops the sweeper. It does not close
-// the store, which the caller may close once Close returns.
+// Close ends every session: it starts no further command, lets the
+// commands in progress finish and write their answers, then sends a
+// going-away close; it returns once every session has ended and the
+// sweeper has stopped. It does not close the store, which the caller may
+// close once Close returns.
 func (s *Server) Close() error {
 	conns, first := s.sessions.Close()
 	if !first {
 		return nil
 	}
-	s.cancel()
+	var drains sync.WaitGroup
 	for _, c := range conns {
-		c.closeWith(websocket.StatusGoingAway, "relay shutting down")
+		drains.Go(func() { c.finish(websocket.StatusGoingAway, "relay shutting down") })
 	}
+	drains.Wait()
+	// Only now: the server's context bounds the sessions' reads and writes.
+	s.cancel()
 	s.activeMu.Lock()
 	for s.active > 0 {
 		s.idle.Wait()

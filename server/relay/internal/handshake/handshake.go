@@ -92,3 +92,28 @@ func onFreshStack(f func()) {
 	}()
 	<-done
 }
+
+// ReadBlock reads the next message of a queue session, or a handshake
+// block of either endpoint: one binary message of wire.BlockSize bytes.
+// Anything else ends the connection through fail with the reasons of
+// SPEC §1 ("block size must be 16384", "binary blocks only"; a longer
+// message is not read past one block); a read error (the peer went away)
+// through fail with "read failed". It reports false then.
+func ReadBlock(ctx context.Context, ws *websocket.Conn, fail func(code websocket.StatusCode, reason string)) ([]byte, bool) {
+	typ, b, err := wire.ReadBlock(ctx, ws)
+	switch {
+	case errors.Is(err, wire.ErrBlockSize) || websocket.CloseStatus(err) == websocket.StatusMessageTooBig:
+		// coder/websocket enforces the read limit itself and may already
+		// have sent its own close frame (status 1009).
+		fail(websocket.StatusPolicyViolation, "block size must be 16384")
+	case err != nil:
+		fail(websocket.StatusPolicyViolation, "read failed")
+	case typ != websocket.MessageBinary:
+		fail(websocket.StatusUnsupportedData, "binary blocks only")
+	case len(b) != wire.BlockSize:
+		fail(websocket.StatusPolicyViolation, "block size must be 16384")
+	default:
+		return b, true
+	}
+	return nil, false
+}
