@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"time"
 
+	cbox "github.com/wisp-chat/wisp/crypto/box"
+	"github.com/wisp-chat/wisp/crypto/pad"
 	"golang.org/x/crypto/nacl/box"
 )
 
@@ -24,8 +26,14 @@ const (
 	MaxBodySize = 16000
 	// msgHeaderSize is the timestamp and flags sealed with a delivered body.
 	msgHeaderSize = 8 + 1
-	// SealedOverhead is what relay re-encryption adds to a body in MSG.
-	SealedOverhead = box.Overhead + msgHeaderSize
+	// sealedPlainSize is what the relay→recipient box encrypts: the
+	// timestamp, flags and body, padded (crypto/pad) to the size of the
+	// largest body: 2 + 9 + 16,000 = 16,011 bytes.
+	sealedPlainSize = pad.PrefixSize + msgHeaderSize + MaxBodySize
+	// SealedMessageSize is the size of every sealed body in MSG (after the
+	// message ID), whatever the length of the message: 16,011 + the
+	// 16-byte Poly1305 tag = 16,027 bytes (SPEC.md §6).
+	SealedMessageSize = sealedPlainSize + cbox.TagSize
 )
 
 // QueueID is a recipient or sender ID of a queue.
@@ -77,7 +85,7 @@ func (k Kind) FromClient() bool { return k >= CmdNEW && k <= CmdPING }
 //	SKEY AuthKey (sender Ed25519)
 //	SEND Body
 //	ACK  MsgID
-//	MSG  MsgID, Body (sealed for the recipient, see SealMessage)
+//	MSG  MsgID, Body (sealed for the recipient, SealedMessageSize bytes: SealMessage)
 //	ERR  Code
 type Command struct {
 	Kind     Kind
@@ -125,8 +133,8 @@ func AppendCommand(dst []byte, c *Command) ([]byte, error) {
 		dst = append(dst, ' ')
 		dst = append(dst, c.MsgID[:]...)
 	case AnsMSG:
-		if len(c.Body) > MaxBodySize+SealedOverhead {
-			return nil, fmt.Errorf("%w: sealed body is %d bytes", ErrTooLarge, len(c.Body))
+		if len(c.Body) != SealedMessageSize {
+			return nil, fmt.Errorf("%w: sealed body is %d bytes, not %d", ErrCommand, len(c.Body), SealedMessageSize)
 		}
 		dst = append(dst, ' ')
 		dst = append(dst, c.MsgID[:]...)
@@ -199,8 +207,8 @@ func ParseCommand(b []byte) (Command, error) {
 		}
 		copy(c.MsgID[:], args)
 	case AnsMSG:
-		if !hasArgs || len(args) < IDSize+SealedOverhead || len(args) > IDSize+MaxBodySize+SealedOverhead {
-			return c, fmt.Errorf("%w: MSG arguments", ErrCommand)
+		if err := fixed(IDSize + SealedMessageSize); err != nil {
+			return c, err
 		}
 		copy(c.MsgID[:], args)
 		c.Body = args[IDSize:]
@@ -395,23 +403,43 @@ type Message struct {
 const flagQuota = 1
 
 // SealMessage re-encrypts a stored body for the recipient with the
-// precomputed relay↔recipient box key; the nonce is the message ID.
+// precomputed relay↔recipient box key; the nonce is the message ID. The
+// result is always SealedMessageSize bytes (SPEC.md §6):
+//
+//	secretbox(K, nonce = id, Pad(timestamp (8) || flags (1) || body, 16,011))
+//
+// which is crypto/box.SealWithNonce(K, id, timestamp || flags || body,
+// SealedMessageSize), so the recipient's side learns nothing from the
+// length. body is at most MaxBodySize (the relay stores only SEND bodies
+// that parsed); a longer one returns nil, which no MSG encodes.
 func SealMessage(shared *[32]byte, id MsgID, ts time.Time, quota bool, body []byte) []byte {
+	if len(body) > MaxBodySize {
+		return nil
+	}
 	inner := make([]byte, msgHeaderSize, msgHeaderSize+len(body))
 	binary.BigEndian.PutUint64(inner, uint64(ts.Unix()))
 	if quota {
 		inner[8] = flagQuota
 	}
 	inner = append(inner, body...)
-	nonce := [24]byte(id)
-	return box.SealAfterPrecomputation(make([]byte, 0, len(inner)+box.Overhead), inner, &nonce, shared)
+	k, _ := cbox.SharedKeyFromBytes(shared[:]) // 32 bytes: never fails
+	sealed, err := cbox.SealWithNonce(k, cbox.Nonce(id), inner, SealedMessageSize)
+	if err != nil {
+		return nil // cannot happen: inner fits by the check above
+	}
+	return sealed
 }
 
-// OpenMessage opens a MSG body sealed by SealMessage.
+// OpenMessage opens a MSG body sealed by SealMessage. Anything but a
+// SealedMessageSize box that authenticates and holds a well-formed padded
+// header and body (strict padding, unknown flag bits zero) is ErrDecrypt.
 func OpenMessage(shared *[32]byte, id MsgID, sealed []byte) (Message, error) {
-	nonce := [24]byte(id)
-	inner, ok := box.OpenAfterPrecomputation(nil, sealed, &nonce, shared)
-	if !ok || len(inner) < msgHeaderSize || inner[8]&^flagQuota != 0 {
+	if len(sealed) != SealedMessageSize {
+		return Message{}, fmt.Errorf("%w: sealed message is %d bytes, not %d", ErrDecrypt, len(sealed), SealedMessageSize)
+	}
+	k, _ := cbox.SharedKeyFromBytes(shared[:])
+	inner, err := cbox.OpenWithNonce(k, cbox.Nonce(id), sealed)
+	if err != nil || len(inner) < msgHeaderSize || inner[8]&^flagQuota != 0 {
 		return Message{}, fmt.Errorf("%w: message", ErrDecrypt)
 	}
 	return Message{

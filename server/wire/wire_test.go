@@ -5,11 +5,14 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"io"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/nacl/secretbox"
 )
 
 func TestParseAddress(t *testing.T) {
@@ -249,7 +252,7 @@ func TestCommandsRoundTrip(t *testing.T) {
 		{Kind: CmdSUB}, {Kind: CmdACK, MsgID: MsgID{1, 2}}, {Kind: CmdGET}, {Kind: CmdOFF}, {Kind: CmdDEL}, {Kind: CmdPING},
 		{Kind: AnsIDS, RcvID: QueueID{1}, SndID: QueueID{2}, DHKey: k},
 		{Kind: AnsOK}, {Kind: AnsEND}, {Kind: AnsPONG},
-		{Kind: AnsMSG, MsgID: MsgID{3}, Body: make([]byte, MaxBodySize+SealedOverhead)},
+		{Kind: AnsMSG, MsgID: MsgID{3}, Body: make([]byte, SealedMessageSize)},
 	}
 	for _, code := range AllCodes() {
 		cmds = append(cmds, Command{Kind: AnsERR, Code: code})
@@ -340,26 +343,126 @@ func TestSealMessage(t *testing.T) {
 	body := []byte("stored ciphertext")
 	ts := time.Unix(1_800_000_000, 0)
 	sealed := SealMessage(&k, id, ts, true, body)
-	if bytes.Contains(sealed, body) || len(sealed) != len(body)+SealedOverhead {
+	if bytes.Contains(sealed, body) || len(sealed) != SealedMessageSize {
 		t.Fatal("sealed message leaks its body or has the wrong size")
 	}
 	m, err := OpenMessage(&k, id, sealed)
 	if err != nil || !m.Quota || !m.Time.Equal(ts) || !bytes.Equal(m.Body, body) || m.ID != id {
 		t.Fatalf("%+v %v", m, err)
 	}
-	for i := range sealed {
+	for _, i := range []int{0, 1, 15, 16, 17, 100, SealedMessageSize / 2, SealedMessageSize - 1} {
 		bad := bytes.Clone(sealed)
 		bad[i] ^= 1
 		if _, err := OpenMessage(&k, id, bad); !errors.Is(err, ErrDecrypt) {
 			t.Fatalf("flipped byte %d accepted", i)
 		}
 	}
-	id[0] ^= 1
-	if _, err := OpenMessage(&k, id, sealed); !errors.Is(err, ErrDecrypt) {
+	for _, bad := range [][]byte{nil, sealed[:SealedMessageSize-1], append(bytes.Clone(sealed), 0)} {
+		if _, err := OpenMessage(&k, id, bad); !errors.Is(err, ErrDecrypt) {
+			t.Fatalf("%d bytes accepted", len(bad))
+		}
+	}
+	wrongID := id
+	wrongID[0] ^= 1
+	if _, err := OpenMessage(&k, wrongID, sealed); !errors.Is(err, ErrDecrypt) {
 		t.Fatal("wrong message ID (nonce) accepted")
 	}
-	if _, err := OpenMessage(&k, id, nil); !errors.Is(err, ErrDecrypt) {
-		t.Fatal("empty accepted")
+	if SealMessage(&k, id, ts, false, make([]byte, MaxBodySize+1)) != nil {
+		t.Fatal("an oversize body was sealed")
+	}
+}
+
+// TestSealMessageFixedSize: the sealed MSG body has one size whatever the
+// message (the quota marker's empty body, a short one, the largest), so the
+// recipient's side of the wire learns no length; what is inside is the
+// crypto/pad form of timestamp || flags || body, and a box of the right
+// size around badly padded or flagged content is refused.
+func TestSealMessageFixedSize(t *testing.T) {
+	if SealedMessageSize != 16027 {
+		t.Fatalf("SealedMessageSize = %d", SealedMessageSize)
+	}
+	var k [32]byte
+	_, _ = rand.Read(k[:])
+	id := MsgID{9}
+	for _, n := range []int{0, 1, 5000, MaxBodySize} {
+		body := bytes.Repeat([]byte{0xAB}, n)
+		sealed := SealMessage(&k, id, time.Unix(7, 0), n == 0, body)
+		if len(sealed) != SealedMessageSize {
+			t.Fatalf("%d-byte body sealed to %d bytes", n, len(sealed))
+		}
+		m, err := OpenMessage(&k, id, sealed)
+		if err != nil || !bytes.Equal(m.Body, body) || m.Quota != (n == 0) || m.Time.Unix() != 7 {
+			t.Fatalf("%d-byte body: %v", n, err)
+		}
+		nonce := [24]byte(id)
+		inner, ok := secretbox.Open(nil, sealed, &nonce, &k)
+		if !ok || len(inner) != SealedMessageSize-secretbox.Overhead || binary.BigEndian.Uint16(inner) != uint16(9+n) {
+			t.Fatalf("%d-byte body: inner form", n)
+		}
+	}
+	seal := func(inner []byte) []byte {
+		nonce := [24]byte(id)
+		return secretbox.Seal(nil, inner, &nonce, &k)
+	}
+	good := make([]byte, SealedMessageSize-secretbox.Overhead)
+	binary.BigEndian.PutUint16(good, 9)
+	for name, inner := range map[string][]byte{
+		"unknown flag":    func() []byte { b := bytes.Clone(good); b[2+8] = 2; return b }(),
+		"short header":    func() []byte { b := bytes.Clone(good); b[1] = 8; return b }(),
+		"non-zero fill":   func() []byte { b := bytes.Clone(good); b[len(b)-1] = 1; return b }(),
+		"length past end": func() []byte { b := bytes.Clone(good); binary.BigEndian.PutUint16(b, 0xffff); return b }(),
+	} {
+		if _, err := OpenMessage(&k, id, seal(inner)); !errors.Is(err, ErrDecrypt) {
+			t.Fatalf("%s accepted: %v", name, err)
+		}
+	}
+	if _, err := OpenMessage(&k, id, seal(good)); err != nil {
+		t.Fatalf("the well-formed control case: %v", err)
+	}
+}
+
+// TestMaxMSGFitsBlock: a MSG answer with the longest corrID and an entity
+// ID (a GET answer), even signed, fits one block with room to spare.
+func TestMaxMSGFitsBlock(t *testing.T) {
+	var k [32]byte
+	tr := Transmission{
+		CorrID: bytes.Repeat([]byte{1}, MaxCorrIDSize), EntityID: bytes.Repeat([]byte{2}, IDSize),
+		Command: Command{Kind: AnsMSG, MsgID: MsgID{3}, Body: SealMessage(&k, MsgID{3}, time.Unix(0, 0), false, make([]byte, MaxBodySize))},
+	}
+	raw, err := tr.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// sigLen 1 + corr 1+24 + entity 1+24 + "MSG " 4 + message ID 24 + 16,027
+	if len(raw) != 16106 {
+		t.Fatalf("MSG transmission is %d bytes", len(raw))
+	}
+	var b BlockBuilder
+	if !b.Add(raw) {
+		t.Fatal("MSG does not fit a block")
+	}
+	if room := MaxTransmissionSize - len(raw); room != 259 {
+		t.Fatalf("room left: %d", room)
+	}
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	signed, err := tr.Sign([32]byte{}, key)
+	if err != nil || len(signed) != 16106+SignatureSize {
+		t.Fatalf("signed MSG: %d %v", len(signed), err)
+	}
+	back, err := ParseTransmission(raw)
+	if err != nil || back.Command.Kind != AnsMSG || len(back.Command.Body) != SealedMessageSize {
+		t.Fatalf("parse: %v", err)
+	}
+	for _, n := range []int{SealedMessageSize - 1, SealedMessageSize + 1, 0} {
+		short := tr
+		short.Command.Body = make([]byte, n)
+		if _, err := short.Marshal(); !errors.Is(err, ErrCommand) {
+			t.Fatalf("MSG with a %d-byte body encoded: %v", n, err)
+		}
+		args := append([]byte("MSG "), make([]byte, IDSize+n)...)
+		if _, err := ParseCommand(args); !errors.Is(err, ErrCommand) {
+			t.Fatalf("MSG with a %d-byte body parsed: %v", n, err)
+		}
 	}
 }
 
@@ -369,7 +472,8 @@ func TestErrCodes(t *testing.T) {
 			t.Fatalf("%s", c)
 		}
 		var err error = c
-		if !errors.Is(err, c) || errors.Is(err, CodeInternal+1) {
+		unknown := AllCodes()[len(AllCodes())-1] + 1
+		if !errors.Is(err, c) || errors.Is(err, unknown) {
 			t.Fatal("errors.Is")
 		}
 	}

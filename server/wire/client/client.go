@@ -47,7 +47,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	mrand "math/rand/v2"
+	mrand "math/rand/v2" // backoff jitter only
 	"sync"
 	"time"
 
@@ -214,7 +214,9 @@ func (c *Client) Reconnect() {
 // It is closed by Close. Read it promptly: the reader waits for room.
 func (c *Client) Events() <-chan Event { return c.events }
 
-// Close ends the connection and the background loop.
+// Close ends the connection and the background loop. It returns after
+// every goroutine of the client is done; the Events channel is closed last,
+// so no event is sent after it (a message arriving during Close is dropped).
 func (c *Client) Close() error {
 	c.cancel()
 	<-c.done
@@ -231,8 +233,11 @@ func (c *Client) emit(ev Event) {
 func (c *Client) run(cn *conn) {
 	var bg sync.WaitGroup
 	defer close(c.done)
+	// Every goroutine that may emit is done before events closes: the
+	// resubscribers here, the connection's reader inside cn.serve (which
+	// returns only after it), and run itself.
 	defer close(c.events)
-	defer bg.Wait() // emitters finish (ctx is done) before events closes
+	defer bg.Wait()
 	backoff := c.opts.MinBackoff
 	for first := true; ; first = false {
 		if cn != nil {
@@ -556,14 +561,18 @@ func (cn *conn) fail(err error) {
 	_ = cn.ws.CloseNow()
 }
 
-// serve runs the connection until it fails; it returns why.
+// serve runs the connection until it fails; it returns why, and only
+// after its reader, writer and keepalive goroutines are done: the reader
+// emits events, so it must be gone before run closes the Events channel.
 func (cn *conn) serve(c *Client) error {
 	ctx, cancel := context.WithCancel(c.ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait() // after cancel and fail (which closes the socket) unblock them
 	defer cancel()
 	errc := make(chan error, 3)
-	go func() { errc <- cn.readLoop(ctx, c) }()
-	go func() { errc <- cn.writeLoop(ctx) }()
-	go func() { errc <- cn.keepalive(ctx) }()
+	wg.Go(func() { errc <- cn.readLoop(ctx, c) })
+	wg.Go(func() { errc <- cn.writeLoop(ctx) })
+	wg.Go(func() { errc <- cn.keepalive(ctx) })
 	for {
 		select {
 		case r := <-c.reqs:

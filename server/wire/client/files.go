@@ -7,7 +7,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	mrand "math/rand/v2"
+	"io"
+	mrand "math/rand/v2" // backoff jitter only
 	"sync"
 	"time"
 
@@ -255,11 +256,47 @@ func (c *FileClient) CreateChunk(ctx context.Context, class wire.ChunkClass, n i
 	if len(ans.RcvIDs) != total {
 		return SenderChunk{}, nil, fmt.Errorf("%w: %d recipient IDs for %d keys", ErrUnexpected, len(ans.RcvIDs), total)
 	}
+	// The real recipients take n positions chosen with crypto/rand: the
+	// relay must not be able to tell them from the dummies (math/rand
+	// would be predictable from its outputs).
+	pos, err := randomPositions(rand.Reader, total, n)
+	if err != nil {
+		return SenderChunk{}, nil, err
+	}
 	rcpts := make([]RecipientChunk, 0, n)
-	for _, i := range mrand.Perm(total)[:n] {
+	for _, i := range pos {
 		rcpts = append(rcpts, recipientChunk(class, ans.RcvIDs[i], keys[i]))
 	}
 	return SenderChunk{Class: class, SndID: ans.SndID, Key: sk}, rcpts, nil
+}
+
+// randomPositions returns n distinct indices of [0, total), total ≤ 256,
+// in uniformly random order: the first n steps of a Fisher–Yates shuffle,
+// each index drawn from r by rejection sampling (no modulo bias).
+func randomPositions(r io.Reader, total, n int) ([]int, error) {
+	if total < 1 || total > 256 || n < 0 || n > total {
+		return nil, fmt.Errorf("client: %d positions of %d", n, total)
+	}
+	p := make([]int, total)
+	for i := range p {
+		p[i] = i
+	}
+	var b [1]byte
+	for i := range n {
+		m := total - i       // choose among p[i:]
+		limit := 256 - 256%m // bytes below limit map uniformly
+		for {
+			if _, err := io.ReadFull(r, b[:]); err != nil {
+				return nil, fmt.Errorf("client: random positions: %w", err)
+			}
+			if int(b[0]) < limit {
+				break
+			}
+		}
+		j := i + int(b[0])%m
+		p[i], p[j] = p[j], p[i]
+	}
+	return p[:n], nil
 }
 
 func recipientChunk(class wire.ChunkClass, id wire.ChunkRecipientID, k RecipientKeys) RecipientChunk {
@@ -392,15 +429,19 @@ func (cn *fileConn) fail(err error) {
 	_ = cn.ws.CloseNow()
 }
 
-// serve reads answers until the connection fails or ctx ends.
+// serve reads answers until the connection fails or ctx ends. It returns
+// only after the goroutines it started (keepalive and its PINGs, the closer)
+// are done, so FileClient.Close leaves nothing running.
 func (cn *fileConn) serve(ctx context.Context, opts *Options) {
 	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	defer cancel()
-	go cn.keepalive(ctx, opts)
-	go func() {
+	wg.Go(func() { cn.keepalive(ctx, opts, &wg) })
+	wg.Go(func() {
 		<-ctx.Done()
 		cn.fail(ErrClosed)
-	}()
+	})
 	for {
 		typ, b, err := wire.ReadFrame(ctx, cn.ws)
 		if err == nil && typ != websocket.MessageBinary {
@@ -438,7 +479,8 @@ func (cn *fileConn) serve(ctx context.Context, opts *Options) {
 
 // keepalive sends PING after PingInterval without a frame and drops the
 // connection when nothing arrives within PingTimeout.
-func (cn *fileConn) keepalive(ctx context.Context, opts *Options) {
+// Its PINGs run on wg (serve's, which counts keepalive itself).
+func (cn *fileConn) keepalive(ctx context.Context, opts *Options, wg *sync.WaitGroup) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -450,9 +492,9 @@ func (cn *fileConn) keepalive(ctx context.Context, opts *Options) {
 		// The PING may wait behind a chunk being written; the timeout
 		// below also covers a write stuck on a dead link, which fail
 		// aborts by closing the socket.
-		go func() {
+		wg.Go(func() {
 			_, _, _ = cn.send(wire.ClassControl, &wire.FileTransmission{Command: wire.FileCommand{Kind: wire.CmdFPING}}, nil)
-		}()
+		})
 		select {
 		case <-ctx.Done():
 			return

@@ -83,3 +83,51 @@ func TestRecipientBoxKey(t *testing.T) {
 		t.Fatalf("open: %q %v", got, err)
 	}
 }
+
+// TestRandomPositions: the real recipients' positions among the dummies
+// are distinct, drawn from the given reader (crypto/rand in CreateChunk),
+// and uniform: every position of 8 is taken about as often, and a reader
+// error is reported instead of a predictable placement.
+func TestRandomPositions(t *testing.T) {
+	const total, n, rounds = 8, 3, 4000
+	var count [total]int
+	for range rounds {
+		pos, err := randomPositions(rand.Reader, total, n)
+		if err != nil || len(pos) != n {
+			t.Fatalf("%v %v", pos, err)
+		}
+		seen := map[int]bool{}
+		for _, p := range pos {
+			if p < 0 || p >= total || seen[p] {
+				t.Fatalf("positions %v", pos)
+			}
+			seen[p] = true
+			count[p]++
+		}
+	}
+	// Each position is expected rounds*n/total = 1500 times; the standard
+	// deviation is about 33, so ±200 never fails by chance.
+	for p, c := range count {
+		if c < 1300 || c > 1700 {
+			t.Fatalf("position %d taken %d times of %d: %v", p, c, rounds*n, count)
+		}
+	}
+	// A reader of all 0xff bytes is rejected for m=3 (255 ≥ 255) and
+	// accepted for m that divides 256: the draw never falls back to bias.
+	if _, err := randomPositions(bytes.NewReader(bytes.Repeat([]byte{0xff}, 16)), 3, 1); err == nil {
+		t.Fatal("a reader that runs out was not reported")
+	}
+	pos, err := randomPositions(bytes.NewReader([]byte{5, 1}), 4, 2)
+	if err != nil || pos[0] != 1 || pos[1] != 2 {
+		// m=4: 5%4=1 → swap 0,1 → [1 0 2 3]; m=3: 1%3=1 → swap 1,2 → [1 2 0 3]
+		t.Fatalf("%v %v", pos, err)
+	}
+	for _, bad := range [][2]int{{0, 0}, {257, 1}, {4, 5}, {4, -1}} {
+		if _, err := randomPositions(rand.Reader, bad[0], bad[1]); err == nil {
+			t.Fatalf("%v accepted", bad)
+		}
+	}
+	if pos, err := randomPositions(rand.Reader, 128, 128); err != nil || len(pos) != 128 {
+		t.Fatalf("128 of 128: %v", err)
+	}
+}
