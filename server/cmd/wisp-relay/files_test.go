@@ -25,7 +25,8 @@ func TestRelayBinaryFiles(t *testing.T) {
 	bin := build(t)
 	data := filepath.Join(t.TempDir(), "data")
 	fdir := filepath.Join(t.TempDir(), "chunks")
-	args := []string{"-listen", "127.0.0.1:0", "-data", data, "-files", fdir, "-files-quota", "1048576", "-files-retention", "1h"}
+	// Room for one 1 MiB chunk and its records, not for 64 KiB more.
+	args := []string{"-listen", "127.0.0.1:0", "-data", data, "-files", fdir, "-files-quota", "1081344", "-files-retention", "1h"}
 	p := start(t, bin, args...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -42,7 +43,13 @@ func TestRelayBinaryFiles(t *testing.T) {
 	if err := c.Upload(ctx, snd, chunk); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := c.CreateChunk(ctx, wire.Class64K, 1, nil); !errors.Is(err, wire.CodeQuota) {
+	// Past the quota: QUOTA at FNEW (if it reserves the chunk's size) or
+	// at FPUT (if only the upload is charged).
+	snd2, _, err := c.CreateChunk(ctx, wire.Class64K, 1, nil)
+	if err == nil {
+		err = c.Upload(ctx, snd2, make([]byte, wire.Class64K.Size()))
+	}
+	if !errors.Is(err, wire.CodeQuota) {
 		t.Fatalf("past -files-quota: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(fdir, "chunks.db")); err != nil {

@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -137,9 +138,10 @@ func TestRelayBinary(t *testing.T) {
 	if err := c.Send(ctx, q.SndID, sk, []byte("kept across restarts")); err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.New(ctx, client.RecipientKeys{Auth: sk, DH: keys.DH}, []byte("no password needed, but given"))
-	if err == nil {
-		t.Fatal("NEW with a password on a relay without one should fail")
+	// A SEND signed by another key than the queue's: one AUTH error.
+	_, other, _ := ed25519.GenerateKey(rand.Reader)
+	if err := c.Send(ctx, q.SndID, other, []byte("not the sender")); !errors.Is(err, wire.CodeAuth) {
+		t.Fatalf("SEND with the wrong key: %v", err)
 	}
 
 	resp, err := http.Get("http://" + metrics + "/metrics")
