@@ -35,17 +35,6 @@ type subscription struct {
 	deferred bool // waiting in c.deferred for output room; guarded by c.outMu
 }
 
-// msgCost is what a MSG counts against Limits.MaxPendingBytes: a whole
-// block payload, the most one MSG transmission takes.
-const msgCost = wire.BlockPayloadSize
-
-// outItem is a marshalled transmission waiting for the writer and what
-// it counts against Limits.MaxPendingBytes.
-type outItem struct {
-	raw  []byte
-	cost int
-}
-
 type conn struct {
 	s    *Server
 	ws   *websocket.Conn
@@ -335,202 +324,6 @@ func (c *conn) cleanup() {
 		sub.mu.Lock()
 		sub.ended = true
 		sub.mu.Unlock()
-	}
-}
-
-// waitRoom waits until cost more bytes fit in the output (reserving
-// them) or, for cost 0, until the output is below its bound. It returns
-// false when the connection closes first.
-func (c *conn) waitRoom(cost int) bool {
-	for {
-		c.outMu.Lock()
-		fits := c.outBytes+cost <= c.s.cfg.Limits.MaxPendingBytes
-		if cost == 0 {
-			fits = c.outBytes < c.s.cfg.Limits.MaxPendingBytes
-		}
-		if fits {
-			c.outBytes += cost
-			c.outMu.Unlock()
-			return true
-		}
-		room := c.room
-		c.outMu.Unlock()
-		select {
-		case <-room:
-		case <-c.closing:
-			return false
-		}
-	}
-}
-
-// unreserve returns room reserved and not used. Deferred pushes that
-// now fit are delivered on their own goroutine: the caller may hold a
-// subscription's lock.
-func (c *conn) unreserve(cost int) {
-	if cost == 0 {
-		return
-	}
-	c.outMu.Lock()
-	c.outBytes -= cost
-	c.freedLocked()
-	more := len(c.deferred) > 0 && !c.writing
-	c.outMu.Unlock()
-	if more {
-		go c.deliverDeferred()
-	}
-}
-
-// freedLocked wakes whoever waits for room.
-func (c *conn) freedLocked() {
-	close(c.room)
-	c.room = make(chan struct{})
-}
-
-// push queues a transmission for the writer. reserved is room already
-// counted for it (a MSG); anything else counts its length, and is always
-// taken: the answers of commands in progress are small and their number
-// is bounded, because the read loop stops while the output is full.
-func (c *conn) push(t *wire.Transmission, reserved int) {
-	raw, err := t.Marshal()
-	if err != nil {
-		// Only relay-built transmissions reach here; they always encode.
-		panic("relay: encoding answer: " + err.Error())
-	}
-	cost := reserved
-	c.outMu.Lock()
-	if cost == 0 {
-		cost = 2 + len(raw)
-		c.outBytes += cost
-	}
-	c.out = append(c.out, outItem{raw: raw, cost: cost})
-	start := !c.writing
-	c.writing = true
-	c.outMu.Unlock()
-	if start {
-		go c.flush()
-	}
-}
-
-// flush writes queued transmissions, batched into blocks, until none are
-// left. At most one flush runs per connection, so the send chain is used
-// by one goroutine at a time. A block that cannot be written within
-// WriteTimeout drops the connection.
-func (c *conn) flush() {
-	var raws [][]byte
-	for {
-		c.outMu.Lock()
-		pending := c.out
-		c.out = nil
-		if len(pending) == 0 {
-			waiting := c.takeDeferredLocked()
-			if len(waiting) == 0 {
-				c.writing = false
-				c.freedLocked()
-				c.outMu.Unlock()
-				return
-			}
-			c.outMu.Unlock()
-			c.deliver(waiting)
-			continue
-		}
-		c.outMu.Unlock()
-		raws = raws[:0]
-		cost := 0
-		for _, it := range pending {
-			raws = append(raws, it.raw)
-			cost += it.cost
-		}
-		blocks, err := c.sess.SealBatch(raws)
-		for _, block := range blocks {
-			if err != nil {
-				break
-			}
-			wctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.Limits.WriteTimeout)
-			err = c.ws.Write(wctx, websocket.MessageBinary, block)
-			if err != nil && wctx.Err() != nil && c.ctx.Err() == nil {
-				c.abort("client not reading")
-			}
-			cancel()
-		}
-		if err != nil {
-			// writing stays true: nothing more is written on this conn.
-			c.closeWith(websocket.StatusInternalError, "write failed")
-			return
-		}
-		c.outMu.Lock()
-		c.outBytes -= cost
-		c.freedLocked()
-		c.outMu.Unlock()
-		c.deliverDeferred()
-	}
-}
-
-// takeDeferredLocked removes the deferred deliveries that now have room.
-func (c *conn) takeDeferredLocked() []*subscription {
-	n := min(len(c.deferred), max(0, (c.s.cfg.Limits.MaxPendingBytes-c.outBytes)/msgCost))
-	if n == 0 {
-		return nil
-	}
-	taken := append([]*subscription(nil), c.deferred[:n]...)
-	c.deferred = append(c.deferred[:0], c.deferred[n:]...)
-	for _, sub := range taken {
-		sub.deferred = false
-	}
-	return taken
-}
-
-// reserveOrDefer reserves room for a MSG to sub or, when there is none,
-// queues sub to be delivered when room frees. Both under one lock, so no
-// wakeup is lost: whatever holds the room (answers being written, GETs
-// in progress) frees it later and then delivers the deferred.
-func (c *conn) reserveOrDefer(sub *subscription) bool {
-	c.outMu.Lock()
-	defer c.outMu.Unlock()
-	if c.outBytes+msgCost <= c.s.cfg.Limits.MaxPendingBytes {
-		c.outBytes += msgCost
-		return true
-	}
-	if !sub.deferred {
-		sub.deferred = true
-		c.deferred = append(c.deferred, sub)
-	}
-	return false
-}
-
-// deliverDeferred delivers the deferred pushes that have room now. The
-// caller holds no lock.
-func (c *conn) deliverDeferred() {
-	c.outMu.Lock()
-	waiting := c.takeDeferredLocked()
-	c.outMu.Unlock()
-	c.deliver(waiting)
-}
-
-func (c *conn) deliver(subs []*subscription) {
-	for _, sub := range subs {
-		c.s.deliverIfIdle(sub.key)
-	}
-}
-
-// waitFlushed waits until everything queued is written, for at most d.
-func (c *conn) waitFlushed(d time.Duration) {
-	deadline := time.NewTimer(d)
-	defer deadline.Stop()
-	for {
-		c.outMu.Lock()
-		idle := !c.writing && len(c.out) == 0
-		room := c.room
-		c.outMu.Unlock()
-		if idle {
-			return
-		}
-		select {
-		case <-room:
-		case <-c.closing:
-			return
-		case <-deadline.C:
-			return
-		}
 	}
 }
 
@@ -883,10 +676,25 @@ func (s *Server) deliverIfIdle(k store.QueueKey) {
 
 // deliverLocked pushes m, for which msgCost of room is reserved.
 func (sub *subscription) deliverLocked(m *store.Message) {
+	sealed := sealStored(sub.c.s, &sub.boxKey, m)
+	if sealed == nil {
+		sub.c.unreserve(msgCost)
+		return
+	}
 	sub.busy, sub.inflight = true, m.ID
 	sub.c.s.cfg.Metrics.delivered()
-	sealed := wire.SealMessage(&sub.boxKey, m.ID, m.Time, m.Quota, m.Body)
 	sub.c.push(&wire.Transmission{EntityID: sub.rcvID[:], Command: wire.Command{Kind: wire.AnsMSG, MsgID: m.ID, Body: sealed}}, msgCost)
+}
+
+// sealStored seals a stored message for its recipient, or returns nil
+// for a body longer than any SEND can store (a corrupt store record),
+// which is logged and never delivered.
+func sealStored(s *Server, boxKey *[32]byte, m *store.Message) []byte {
+	sealed := wire.SealMessage(boxKey, m.ID, m.Time, m.Quota, m.Body)
+	if sealed == nil {
+		s.log.Error("stored message longer than a SEND body: corrupt store? run wisp-relay -check")
+	}
+	return sealed
 }
 
 // ack acknowledges a message this session received: the one in flight
@@ -982,6 +790,8 @@ func (c *conn) get(cmd *command, k store.QueueKey, boxKey [32]byte) {
 		}
 		return
 	}
+	// Checked and recorded under one lock, so GETs on different queues
+	// cannot overshoot the limit together.
 	c.mu.Lock()
 	got, had := c.gets[k]
 	code := wire.ErrCode(0)
@@ -994,12 +804,20 @@ func (c *conn) get(cmd *command, k store.QueueKey, boxKey [32]byte) {
 		c.gets[k] = m.ID
 	}
 	c.mu.Unlock()
+	var sealed []byte
+	if code == 0 {
+		if sealed = sealStored(c.s, &boxKey, &m); sealed == nil {
+			code = wire.CodeInternal
+			c.mu.Lock()
+			delete(c.gets, k)
+			c.mu.Unlock()
+		}
+	}
 	if code != 0 {
 		c.unreserve(reserved)
 		c.fail(t, code)
 		return
 	}
 	c.s.cfg.Metrics.delivered()
-	sealed := wire.SealMessage(&boxKey, m.ID, m.Time, m.Quota, m.Body)
 	c.push(&wire.Transmission{CorrID: t.CorrID, EntityID: t.EntityID, Command: wire.Command{Kind: wire.AnsMSG, MsgID: m.ID, Body: sealed}}, reserved)
 }

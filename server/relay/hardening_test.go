@@ -501,3 +501,35 @@ func TestLimitsValidated(t *testing.T) {
 		_ = st.Close()
 	}
 }
+
+// TestGetHeldLimit: a session holds at most MaxSubsPerConn queues'
+// messages taken by GET and not acknowledged; an ACK makes room.
+func TestGetHeldLimit(t *testing.T) {
+	r := startRelay(t, func(c *relay.Config) { c.Limits.MaxSubsPerConn = 2 })
+	c := dial(t, r)
+	ctx := ctxT(t)
+	var qs []*queue
+	for range 3 {
+		q := newQueue(t, c, true)
+		if err := c.Send(ctx, q.info.SndID, q.sndKey, []byte("m")); err != nil {
+			t.Fatal(err)
+		}
+		qs = append(qs, q)
+	}
+	getter := dial(t, r)
+	first, _, err := getter.Get(ctx, qs[0].sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := getter.Get(ctx, qs[1].sub); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = getter.Get(ctx, qs[2].sub)
+	wantCode(t, err, wire.CodeLimit)
+	if err := getter.Ack(ctx, qs[0].sub, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := getter.Get(ctx, qs[2].sub); err != nil || !ok {
+		t.Fatalf("GET after an ACK made room: %v %v", ok, err)
+	}
+}
