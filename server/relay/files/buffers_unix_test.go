@@ -3,14 +3,12 @@
 package files_test
 
 import (
-	"context"
 	"net"
 	"net/http"
 	"syscall"
 	"testing"
 
 	"github.com/coder/websocket"
-	"github.com/wisp-chat/wisp/server/wire"
 )
 
 // setBuffer sets a socket buffer size (which also turns off its
@@ -62,29 +60,4 @@ func dialRawSmallWindow(t *testing.T, r *testRelay) *raw {
 	}
 	t.Cleanup(func() { _ = ws.CloseNow() })
 	return handshakeRaw(t, ws, r)
-}
-
-func handshakeRaw(t *testing.T, ws *websocket.Conn, r *testRelay) *raw {
-	t.Helper()
-	ctx := ctxT(t)
-	ws.SetReadLimit(wire.MaxFrameSize)
-	hs, hello, err := wire.NewClientHandshake(r.addr.KeyHash)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ws.Write(ctx, websocket.MessageBinary, hello); err != nil {
-		t.Fatal(err)
-	}
-	_, b, err := ws.Read(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, confirm, err := hs.Finish(b, wire.SupportedVersions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ws.Write(context.Background(), websocket.MessageBinary, confirm); err != nil {
-		t.Fatal(err)
-	}
-	return &raw{t: t, ws: ws, sess: sess}
 }

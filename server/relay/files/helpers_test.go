@@ -197,12 +197,18 @@ type raw struct {
 
 func dialRaw(t *testing.T, r *testRelay) *raw {
 	t.Helper()
-	ctx := ctxT(t)
-	ws, _, err := websocket.Dial(ctx, r.addr.FilesURL(), nil)
+	ws, _, err := websocket.Dial(ctxT(t), r.addr.FilesURL(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = ws.CloseNow() })
+	return handshakeRaw(t, ws, r)
+}
+
+// handshakeRaw runs the client side of the handshake on ws.
+func handshakeRaw(t *testing.T, ws *websocket.Conn, r *testRelay) *raw {
+	t.Helper()
+	ctx := ctxT(t)
 	ws.SetReadLimit(wire.MaxFrameSize)
 	hs, hello, err := wire.NewClientHandshake(r.addr.KeyHash)
 	if err != nil {
@@ -219,7 +225,7 @@ func dialRaw(t *testing.T, r *testRelay) *raw {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ws.Write(ctx, websocket.MessageBinary, confirm); err != nil {
+	if err := ws.Write(context.Background(), websocket.MessageBinary, confirm); err != nil {
 		t.Fatal(err)
 	}
 	return &raw{t: t, ws: ws, sess: sess}
