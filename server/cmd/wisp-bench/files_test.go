@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -41,16 +40,7 @@ func TestBounded(t *testing.T) {
 // TestBenchFiles runs the files mode on a small load against a spawned
 // relay; the last line is the JSON object with the agreed keys.
 func TestBenchFiles(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs both binaries")
-	}
-	dir := t.TempDir()
-	for name, pkg := range map[string]string{"wisp-relay": "../wisp-relay", "wisp-bench": "."} {
-		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg).CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", pkg, err, out)
-		}
-	}
-	bench := filepath.Join(dir, "wisp-bench")
+	bench := benchBinary(t)
 	out, err := exec.Command(bench, "files", "-spawn", "-size", "300000", "-chunk", "65536", "-inflight", "2").Output()
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)

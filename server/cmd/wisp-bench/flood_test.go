@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -12,16 +11,7 @@ import (
 // relay: the last line is the JSON object with the agreed keys, and the
 // figures hang together (no timing is asserted).
 func TestBenchFlood(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs both binaries")
-	}
-	dir := t.TempDir()
-	for name, pkg := range map[string]string{"wisp-relay": "../wisp-relay", "wisp-bench": "."} {
-		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg).CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", pkg, err, out)
-		}
-	}
-	bench := filepath.Join(dir, "wisp-bench")
+	bench := benchBinary(t)
 	const attackers, gets, duration = 2, 400, 2.0
 	out, err := exec.Command(bench, "flood", "-spawn", "-attackers", "2", "-queues", "3", "-gets", "400", "-duration", "2s").Output()
 	if err != nil {

@@ -2,9 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -28,20 +31,7 @@ func TestPercentile(t *testing.T) {
 // TestBenchRuns builds wisp-relay and wisp-bench and runs both modes on a
 // tiny load; the last line must be the JSON object with the agreed keys.
 func TestBenchRuns(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs both binaries")
-	}
-	dir := t.TempDir()
-	for _, pkg := range []string{"../wisp-relay", "."} {
-		name := filepath.Base(pkg)
-		if pkg == "." {
-			name = "wisp-bench"
-		}
-		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg).CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", pkg, err, out)
-		}
-	}
-	bench := filepath.Join(dir, "wisp-bench")
+	bench := benchBinary(t)
 	run := func(args ...string) map[string]float64 {
 		out, err := exec.Command(bench, args...).Output()
 		if err != nil {
@@ -76,4 +66,45 @@ func TestBenchRuns(t *testing.T) {
 	if err := exec.Command(bench, "relay").Run(); err == nil {
 		t.Fatal("neither -addr nor -spawn accepted")
 	}
+}
+
+// binDir holds wisp-bench and wisp-relay, built once for all the tests
+// that run them (benchBinary).
+var binDir struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir.dir != "" {
+		_ = os.RemoveAll(binDir.dir)
+	}
+	os.Exit(code)
+}
+
+// benchBinary builds wisp-bench and, beside it, the wisp-relay its
+// -spawn starts (once per test run), and returns wisp-bench's path. It
+// skips the test with -short.
+func benchBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs both binaries")
+	}
+	binDir.once.Do(func() {
+		if binDir.dir, binDir.err = os.MkdirTemp("", "wisp-bench-test-"); binDir.err != nil {
+			return
+		}
+		for name, pkg := range map[string]string{"wisp-relay": "../wisp-relay", "wisp-bench": "."} {
+			if out, err := exec.Command("go", "build", "-o", filepath.Join(binDir.dir, name), pkg).CombinedOutput(); err != nil {
+				binDir.err = fmt.Errorf("build %s: %w\n%s", pkg, err, out)
+				return
+			}
+		}
+	})
+	if binDir.err != nil {
+		t.Fatal(binDir.err)
+	}
+	return filepath.Join(binDir.dir, "wisp-bench")
 }
