@@ -42,7 +42,8 @@ type conn struct {
 	addr netip.Prefix // the source, for the NEW budget; memory only
 
 	ctx     context.Context // the server's; set before the first push
-	closing chan struct{}
+	closing chan struct{}   // closed when the session starts to end
+	closed  chan struct{}   // closed when the WebSocket close (or abort) returned
 	once    sync.Once
 
 	slots chan struct{}
@@ -76,6 +77,7 @@ func newConn(s *Server, ws *websocket.Conn, addr netip.Prefix) *conn {
 	return &conn{
 		s: s, ws: ws, addr: addr,
 		closing: make(chan struct{}),
+		closed:  make(chan struct{}),
 		slots:   make(chan struct{}, maxConcurrentCommands),
 		room:    make(chan struct{}),
 		tails:   make(map[string]chan struct{}),
@@ -87,7 +89,10 @@ func newConn(s *Server, ws *websocket.Conn, addr netip.Prefix) *conn {
 func (c *conn) closeWith(code websocket.StatusCode, reason string) {
 	c.once.Do(func() {
 		close(c.closing)
-		go func() { _ = c.ws.Close(code, reason) }()
+		go func() {
+			_ = c.ws.Close(code, reason)
+			close(c.closed)
+		}()
 	})
 }
 
@@ -98,6 +103,7 @@ func (c *conn) abort(reason string) {
 		c.s.cfg.Metrics.closedFor(reason)
 		close(c.closing)
 		_ = c.ws.CloseNow()
+		close(c.closed)
 	})
 }
 
@@ -122,6 +128,9 @@ func (c *conn) drainAndClose() {
 	c.wg.Wait()
 	c.waitFlushed(c.s.cfg.Limits.WriteTimeout)
 	c.closeWith(websocket.StatusGoingAway, "relay shutting down")
+	// The close frame goes out (or times out) before the server's
+	// context, which the session's reads use, is cancelled.
+	<-c.closed
 }
 
 // read returns the next binary block. A block of the wrong kind or size

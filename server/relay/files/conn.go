@@ -25,8 +25,9 @@ type conn struct {
 	sess *wire.Session
 	ctx  context.Context
 
-	writeMu    sync.Mutex // serialises the send chain and the socket
-	closing    chan struct{}
+	writeMu    sync.Mutex    // serialises the send chain and the socket
+	closing    chan struct{} // closed when the session starts to end
+	closed     chan struct{} // closed when the WebSocket close (or abort) returned
 	once       sync.Once
 	slots      chan struct{}  // commands in progress (MaxInFlight)
 	chunkSlots chan struct{}  // this session's share of the chunk slots (MaxChunkOpsPerConn)
@@ -68,12 +69,18 @@ func (c *conn) finish(code websocket.StatusCode, reason string) {
 	case <-t.C:
 	}
 	c.closeWith(code, reason)
+	// The close frame goes out (or times out) before the server's
+	// context, which the session's reads use, is cancelled.
+	<-c.closed
 }
 
 func (c *conn) closeWith(code websocket.StatusCode, reason string) {
 	c.once.Do(func() {
 		close(c.closing)
-		go func() { _ = c.ws.Close(code, reason) }()
+		go func() {
+			_ = c.ws.Close(code, reason)
+			close(c.closed)
+		}()
 	})
 }
 
@@ -203,6 +210,7 @@ func (c *conn) keepalive() {
 			c.once.Do(func() {
 				close(c.closing)
 				_ = c.ws.CloseNow()
+				close(c.closed)
 			})
 			return
 		}

@@ -231,7 +231,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	lim := s.cfg.Limits
 	c := &conn{
-		s: s, ws: ws, closing: make(chan struct{}),
+		s: s, ws: ws, closing: make(chan struct{}), closed: make(chan struct{}),
 		slots:      make(chan struct{}, lim.MaxInFlight),
 		chunkSlots: make(chan struct{}, min(lim.MaxChunkOpsPerConn, lim.MaxChunkOps)),
 		fnew:       newBucket(lim.FNEWPerConnPerMinute, s.now()),
