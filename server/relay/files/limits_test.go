@@ -511,3 +511,55 @@ func TestClosingSessionFreesChunkSlots(t *testing.T) {
 		})
 	}
 }
+
+// TestShutdownAnswersUploads: Close lets the uploads in progress finish
+// and answers them before it closes the sessions, so every chunk stored
+// as uploaded was answered OK to its client.
+func TestShutdownAnswersUploads(t *testing.T) {
+	r := startRelay(t, 256*mib, nil)
+	c := dial(t, r)
+	ctx := ctxT(t)
+	snds := make([]client.SenderChunk, 24)
+	for i := range snds {
+		snd, _, err := c.CreateChunk(ctx, wire.Class64K, 1, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		snds[i] = snd
+	}
+	results := make([]error, len(snds))
+	var wg sync.WaitGroup
+	for i, snd := range snds {
+		data := randomChunk(t, wire.Class64K)
+		wg.Go(func() { results[i] = c.Upload(ctx, snd, data) })
+	}
+	uploadedCount := func() (n int) {
+		for _, snd := range snds {
+			if ch, err := r.st.BySender(files.SenderKeyOf(snd.SndID)); err == nil && ch.Uploaded {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, "a first upload stored", func() bool { return uploadedCount() > 0 })
+	if err := r.srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Close()
+	wg.Wait()
+	answered := 0
+	for i, snd := range snds {
+		ch, err := r.st.BySender(files.SenderKeyOf(snd.SndID))
+		stored := err == nil && ch.Uploaded
+		if stored && results[i] != nil {
+			t.Errorf("upload %d stored but answered %v", i, results[i])
+		}
+		if results[i] == nil {
+			answered++
+			if !stored {
+				t.Errorf("upload %d answered OK but not stored", i)
+			}
+		}
+	}
+	t.Logf("%d of %d uploads stored and answered before the shutdown", answered, len(snds))
+}
