@@ -180,7 +180,11 @@ func TestSubscribeFloodBoundedOutput(t *testing.T) {
 	for w := range 8 {
 		setupWG.Go(func() {
 			for i := w; i < queues; i += 8 {
-				q := newQueue(t, setup, true)
+				q, err := tryNewQueue(ctx, setup, true)
+				if err != nil {
+					t.Error(err)
+					return
+				}
 				body := make([]byte, wire.MaxBodySize)
 				copy(body, fmt.Sprintf("message %d", i))
 				if err := setup.Send(ctx, q.info.SndID, q.sndKey, body); err != nil {

@@ -116,23 +116,31 @@ type queue struct {
 
 func newQueue(t *testing.T, c *client.Client, secure bool) *queue {
 	t.Helper()
-	ctx := ctxT(t)
-	keys, err := client.NewRecipientKeys()
+	q, err := tryNewQueue(ctxT(t), c, secure)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return q
+}
+
+// tryNewQueue is newQueue for goroutines other than the test's.
+func tryNewQueue(ctx context.Context, c *client.Client, secure bool) (*queue, error) {
+	keys, err := client.NewRecipientKeys()
+	if err != nil {
+		return nil, err
+	}
 	info, err := c.New(ctx, keys, nil)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	_, sk, _ := ed25519.GenerateKey(rand.Reader)
 	q := &queue{info: info, keys: keys, sub: info.Subscription(keys), sndKey: sk}
 	if secure {
 		if err := c.Secure(ctx, info.SndID, sk); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 	}
-	return q
+	return q, nil
 }
 
 func nextEvent(t *testing.T, c *client.Client, kinds ...client.EventKind) client.Event {
