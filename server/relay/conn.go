@@ -112,25 +112,21 @@ func (c *conn) abort(reason string) {
 // (for at most WriteTimeout), then the close frame says why.
 func (c *conn) fatal(code websocket.StatusCode, reason string) {
 	c.s.cfg.Metrics.closedFor(reason)
-	c.wg.Wait()
-	c.waitFlushed(c.s.cfg.Limits.WriteTimeout)
-	c.closeWith(code, reason)
+	c.finish(code, reason)
 }
 
-// drainAndClose ends the session for a shutdown: no further command
-// starts, the ones in progress finish and their answers are written (for
-// at most WriteTimeout), then the going-away close frame is sent. A
-// client thus gets the answer of every command that took effect.
-func (c *conn) drainAndClose() {
+// finish ends the session: no further command starts, the ones in
+// progress finish and their answers are written (for at most
+// WriteTimeout), then the close frame says why. A client thus gets the
+// answer of every command that took effect. c.closed tells when the
+// close frame is out.
+func (c *conn) finish(code websocket.StatusCode, reason string) {
 	c.drainMu.Lock()
 	c.draining = true
 	c.drainMu.Unlock()
 	c.wg.Wait()
 	c.waitFlushed(c.s.cfg.Limits.WriteTimeout)
-	c.closeWith(websocket.StatusGoingAway, "relay shutting down")
-	// The close frame goes out (or times out) before the server's
-	// context, which the session's reads use, is cancelled.
-	<-c.closed
+	c.closeWith(code, reason)
 }
 
 // read returns the next binary block. A block of the wrong kind or size

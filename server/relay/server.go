@@ -169,10 +169,14 @@ func (s *Server) Close() error {
 	}
 	var drains sync.WaitGroup
 	for _, c := range conns {
-		drains.Go(c.drainAndClose)
+		drains.Go(func() {
+			c.finish(websocket.StatusGoingAway, "relay shutting down")
+			<-c.closed
+		})
 	}
 	drains.Wait()
-	// Only now: the server's context bounds the sessions' reads and writes.
+	// Only now, with every close frame out: the server's context bounds
+	// the sessions' reads and writes.
 	s.cancel()
 	s.wg.Wait()
 	s.sessions.Wait()

@@ -69,9 +69,6 @@ func (c *conn) finish(code websocket.StatusCode, reason string) {
 	case <-t.C:
 	}
 	c.closeWith(code, reason)
-	// The close frame goes out (or times out) before the server's
-	// context, which the session's reads use, is cancelled.
-	<-c.closed
 }
 
 func (c *conn) closeWith(code websocket.StatusCode, reason string) {

@@ -153,11 +153,6 @@ type Server struct {
 	now            func() time.Time
 
 	sessions sessions.Set[*conn]
-	// active counts the ServeHTTP calls that may run a session; Close
-	// waits for it to reach zero, so no command touches the store after.
-	activeMu sync.Mutex
-	active   int
-	idle     *sync.Cond
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -198,7 +193,6 @@ func New(cfg Config) (*Server, error) {
 	share := max(1, l.MaxChunkOps-l.MaxChunkOps/4)
 	s.getOps, s.putOps = make(chan struct{}, share), make(chan struct{}, share)
 	s.fnew = newBucket(l.FNEWPerMinute, s.now())
-	s.idle = sync.NewCond(&s.activeMu)
 	s.wg.Go(func() {
 		retention.Loop(s.ctx, s.cfg.Limits.SweepInterval, s.log, "chunk retention sweep", s.Sweep)
 	})
@@ -213,16 +207,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.nconns.Add(-1)
-	s.activeMu.Lock()
-	s.active++
-	s.activeMu.Unlock()
-	defer func() {
-		s.activeMu.Lock()
-		if s.active--; s.active == 0 {
-			s.idle.Broadcast()
-		}
-		s.activeMu.Unlock()
-	}()
 	// Cross-origin WebSockets are accepted for the same reason as on the
 	// queue endpoint: every command is signed inside the session.
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true, CompressionMode: websocket.CompressionDisabled})
@@ -262,16 +246,15 @@ func (s *Server) Close() error {
 	}
 	var drains sync.WaitGroup
 	for _, c := range conns {
-		drains.Go(func() { c.finish(websocket.StatusGoingAway, "relay shutting down") })
+		drains.Go(func() {
+			c.finish(websocket.StatusGoingAway, "relay shutting down")
+			<-c.closed
+		})
 	}
 	drains.Wait()
 	// Only now: the server's context bounds the sessions' reads and writes.
 	s.cancel()
-	s.activeMu.Lock()
-	for s.active > 0 {
-		s.idle.Wait()
-	}
-	s.activeMu.Unlock()
+	s.sessions.Wait()
 	s.wg.Wait()
 	return nil
 }
