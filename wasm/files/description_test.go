@@ -62,6 +62,30 @@ func fakeDescription(t testing.TB, size int64, host string) *Description {
 	return d
 }
 
+// fakeDescriptions builds the descriptions of one file for r recipients,
+// as SendMany returns them: one key, digest and relay, each recipient with
+// its own random chunk records.
+func fakeDescriptions(t testing.TB, size int64, host string, r int) []*Description {
+	t.Helper()
+	ds := []*Description{fakeDescription(t, size, host)}
+	for range r - 1 {
+		d := fakeDescription(t, size, host)
+		d.Key, d.Digest, d.Relay = ds[0].Key, ds[0].Digest, ds[0].Relay
+		ds = append(ds, d)
+	}
+	return ds
+}
+
+// chunkRecords returns every recipient's record of chunk i, in recipient
+// order (what an UploadedChunk holds).
+func chunkRecords(ds []*Description, i int) []client.RecipientChunk {
+	out := make([]client.RecipientChunk, len(ds))
+	for k, d := range ds {
+		out[k] = d.Chunks[i]
+	}
+	return out
+}
+
 // fakeSenderChunk is a well-formed sender record with random fields.
 func fakeSenderChunk(t testing.TB, class wire.ChunkClass) client.SenderChunk {
 	s := client.SenderChunk{Class: class, Key: ed25519.NewKeyFromSeed(randBytes(t, ed25519.SeedSize))}

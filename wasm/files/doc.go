@@ -22,9 +22,9 @@
 // file is one 64 KiB chunk and a large one is 4 MiB chunks. The last chunk
 // is padded with random bytes, so the relay learns the size only to
 // within a chunk (the recipient knows the exact ciphertext size from the
-// description). Each chunk is created for one recipient (FNEW) and
-// uploaded (FPUT) by one of SendOptions.InFlight workers, in any order;
-// a chunk whose connection drops is tried again. Memory stays near
+// description). Each chunk is created for its recipients (FNEW; one for
+// Send) and uploaded (FPUT) by one of SendOptions.InFlight workers, in
+// any order; a chunk whose connection drops is tried again. Memory stays near
 // InFlight + 3 chunks whatever the file size (see SendOptions.InFlight).
 //
 // SendOptions.Upload makes a Send resumable: the caller persists the
@@ -35,6 +35,26 @@
 // key) and every recorded chunk must give its recorded fingerprint, else
 // ErrNotSameFile: other bytes are never sent under a key and chunk index
 // already used (SPEC.md §7.1).
+//
+// # Groups
+//
+// SendMany uploads a file once for up to MaxRecipients (128, the relay's
+// FNEW limit) recipients and returns one Description per recipient:
+//
+//	descs, sent, err := files.SendMany(ctx, fc, relay, blob, size, files.SendOptions{Recipients: len(members)})
+//	// descs[k] goes to member k only; sent deletes the chunks for all.
+//
+// Each chunk is created for all of them (the relay pads the count to a
+// power of two with dummy recipients) and uploaded once, so the bytes
+// sent do not grow with the count; each description names only its
+// recipient's chunk records, so no member can download or acknowledge as
+// another. Uploads resume as with Send (NewUploadMany records every
+// recipient's records, and a resume keeps the count); RedirectMany gives
+// each member a redirect of its own. The relay deletes a chunk with the
+// acknowledgement of its last recipient, dummies included, so unless the
+// count is a power of two the chunks stay until DeleteSent or their
+// expiry, and the relay never tells the sender who acknowledged: the
+// sender deletes once every member has said so end to end.
 //
 // # Receiving
 //

@@ -35,16 +35,18 @@ func FuzzUnmarshalDescription(f *testing.F) {
 // FuzzUnmarshalUpload: the same property for the state of a resumable
 // upload.
 func FuzzUnmarshalUpload(f *testing.F) {
-	d := fakeDescription(f, 9<<20, "127.0.0.1")
-	u := &Upload{Size: d.Size, Key: d.Key, Relay: d.Relay}
-	for i := range 2 {
-		snd := fakeSenderChunk(f, d.Class)
-		u.put(UploadedChunk{Index: i * 2, Sender: snd, Recipient: d.Chunks[i*2]})
-		b, err := u.MarshalBinary()
-		if err != nil {
-			f.Fatal(err)
+	for _, r := range []int{1, 3} { // version 1 and version 2
+		ds := fakeDescriptions(f, 9<<20, "127.0.0.1", r)
+		u := &Upload{Size: ds[0].Size, Key: ds[0].Key, Relay: ds[0].Relay, Recipients: r}
+		for i := range 2 {
+			snd := fakeSenderChunk(f, ds[0].Class)
+			u.put(UploadedChunk{Index: i * 2, Sender: snd, Recipients: chunkRecords(ds, i*2)})
+			b, err := u.MarshalBinary()
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(b)
 		}
-		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		u, err := UnmarshalUpload(b)

@@ -75,11 +75,14 @@ func dialRelay(t testing.TB, r *testRelay) *client.FileClient {
 	return c
 }
 
-// counted forwards to a real FileClient, counting calls and keeping a
-// copy of every uploaded chunk when keep is set.
+// counted forwards to a real FileClient, counting calls, the recipients
+// asked for in FNEWs (fnewRecipients, their sum) and the bytes given to
+// FPUTs (uploadedBytes), and keeping a copy of every uploaded chunk when
+// keep is set.
 type counted struct {
 	Relay
 	creates, uploads, downloads, acks, deletes atomic.Int64
+	fnewRecipients, uploadedBytes              atomic.Int64
 	keep                                       bool
 	mu                                         sync.Mutex
 	uploaded                                   [][]byte
@@ -87,11 +90,13 @@ type counted struct {
 
 func (c *counted) CreateChunk(ctx context.Context, class wire.ChunkClass, n int, pw []byte) (client.SenderChunk, []client.RecipientChunk, error) {
 	c.creates.Add(1)
+	c.fnewRecipients.Add(int64(n))
 	return c.Relay.CreateChunk(ctx, class, n, pw)
 }
 
 func (c *counted) Upload(ctx context.Context, s client.SenderChunk, data []byte) error {
 	c.uploads.Add(1)
+	c.uploadedBytes.Add(int64(len(data)))
 	if c.keep {
 		c.mu.Lock()
 		c.uploaded = append(c.uploaded, bytes.Clone(data))

@@ -25,6 +25,26 @@ type Relay interface {
 	DeleteChunk(ctx context.Context, s client.SenderChunk) error
 }
 
+// MaxRecipients is the most recipients SendMany uploads one file for: the
+// relay's limit on the recipients of one chunk (FNEW, server/wire SPEC.md
+// §11.2), which the client pads to the next power of two with dummy
+// recipients (client.PaddedRecipients; 128 is one).
+const MaxRecipients = wire.MaxChunkRecipients
+
+// ErrRecipients is returned, before anything is read or uploaded, for a
+// recipient count below 1 or over MaxRecipients, for Send given more than
+// one recipient, and for a resumed Send given another count than its
+// Upload's.
+var ErrRecipients = errors.New("files: bad recipient count")
+
+// checkRecipients refuses a recipient count outside 1..MaxRecipients.
+func checkRecipients(n int) error {
+	if n < 1 || n > MaxRecipients {
+		return fmt.Errorf("%w: %d, want 1 to %d", ErrRecipients, n, MaxRecipients)
+	}
+	return nil
+}
+
 // Defaults of SendOptions and ReceiveOptions.
 const (
 	DefaultInFlight = 4
@@ -65,6 +85,13 @@ type SendOptions struct {
 	// Upload.SenderState removes them). nil: a one-shot Send that deletes
 	// what it uploaded when it fails.
 	Upload *Upload
+	// Recipients is how many recipients SendMany uploads the file for
+	// (1..MaxRecipients): the file is encrypted and uploaded once, each
+	// chunk created for all of them, and each recipient gets its own
+	// Description naming only its own chunk records. 0 means 1, or the
+	// count of Upload when resuming (another count is ErrRecipients).
+	// Send takes one recipient only.
+	Recipients int
 	// Uploaded, if set, is called with a copy of Upload for the caller
 	// to persist: before the first byte of a chunk is sent, and before
 	// its upload is reported to Progress, the chunk's record is in a copy
@@ -289,12 +316,62 @@ func encrypt(src io.Reader, size int64, key stream.Key, h io.Writer, c *chunker)
 // MaxFileSize is ErrTooLarge before anything is read or uploaded. When
 // Send fails, nothing is returned and the chunks it created are deleted
 // (best effort), except those recorded in opts.Upload. fc must be
-// connected to relay, whose address goes in the description.
+// connected to relay, whose address goes in the description. Send is for
+// one recipient (opts.Recipients 0 or 1, an Upload for one); SendMany
+// uploads a file once for several.
 func Send(ctx context.Context, fc Relay, relay wire.Address, src io.ReaderAt, size int64, opts SendOptions) (*Description, *SenderState, error) {
+	n, err := recipientCount(&opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	if n != 1 {
+		return nil, nil, fmt.Errorf("%w: Send takes one recipient, not %d (SendMany takes several)", ErrRecipients, n)
+	}
+	ds, st, err := SendMany(ctx, fc, relay, src, size, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ds[0], st, nil
+}
+
+// recipientCount returns the recipient count of a Send: opts.Recipients,
+// else the Upload's, else 1.
+func recipientCount(opts *SendOptions) (int, error) {
+	n := opts.Recipients
+	if n == 0 {
+		n = 1
+		if opts.Upload != nil {
+			n = opts.Upload.recipients()
+		}
+	}
+	if err := checkRecipients(n); err != nil {
+		return 0, err
+	}
+	if opts.Upload != nil && opts.Upload.recipients() != n {
+		return 0, fmt.Errorf("%w: %d recipients, the upload is for %d", ErrRecipients, n, opts.Upload.recipients())
+	}
+	return n, nil
+}
+
+// SendMany is Send for opts.Recipients recipients (1..MaxRecipients, 0
+// meaning 1 or the count of opts.Upload). The file is read, encrypted and
+// uploaded once: each chunk is created (FNEW) for all the recipients, the
+// relay padding the count to a power of two with dummy recipients, and
+// uploaded (FPUT) once. It returns one Description per recipient, in
+// recipient order, each naming only that recipient's chunk records (IDs
+// and keys), so a recipient can neither download nor acknowledge as
+// another; they share the file's key and digest. The SenderState (and
+// DeleteSent) covers the chunks for every recipient. A count out of range
+// is ErrRecipients before anything is read or uploaded. For one recipient
+// the Description is exactly Send's.
+func SendMany(ctx context.Context, fc Relay, relay wire.Address, src io.ReaderAt, size int64, opts SendOptions) ([]*Description, *SenderState, error) {
+	recipients, err := recipientCount(&opts)
+	if err != nil {
+		return nil, nil, err
+	}
 	up, resumable := opts.Upload, opts.Upload != nil
 	if !resumable {
-		var err error
-		if up, err = NewUpload(relay, size); err != nil {
+		if up, err = NewUploadMany(relay, size, recipients); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -312,12 +389,21 @@ func Send(ctx context.Context, fc Relay, relay wire.Address, src io.ReaderAt, si
 		return nil, nil, err
 	}
 	n := chunkCount(size, class)
-	d := &Description{Size: size, Class: class, Key: up.Key, Relay: relay, Chunks: make([]client.RecipientChunk, n)}
-	for i := range d.Chunks {
-		d.Chunks[i].Class = class // until CreateChunk fills it in
+	ds := make([]*Description, recipients)
+	for k := range ds {
+		ds[k] = &Description{Size: size, Class: class, Key: up.Key, Relay: relay, Chunks: make([]client.RecipientChunk, n)}
+		for i := range ds[k].Chunks {
+			ds[k].Chunks[i].Class = class // until CreateChunk fills it in
+		}
 	}
-	if err := d.validate(); err != nil { // the relay address, before any upload
+	if err := ds[0].validate(); err != nil { // the relay address, before any upload
 		return nil, nil, err
+	}
+	// setChunk gives each recipient its own record of chunk i.
+	setChunk := func(i int, rcpts []client.RecipientChunk) {
+		for k, d := range ds {
+			d.Chunks[i] = rcpts[k]
+		}
 	}
 	if resumable && len(up.Chunks) > 0 {
 		if err := checkSame(ctx, src, up, class); err != nil {
@@ -383,7 +469,8 @@ func Send(ctx context.Context, fc Relay, relay wire.Address, src io.ReaderAt, si
 					return fmt.Errorf("%w: chunk %d differs", ErrNotSameFile, j.index)
 				}
 				if old.Done {
-					st.Chunks[j.index], d.Chunks[j.index] = old.Sender, old.Recipient
+					st.Chunks[j.index] = old.Sender
+					setChunk(j.index, old.Recipients)
 					return nil
 				}
 				// Started, not confirmed: the same bytes go to a new chunk
@@ -392,10 +479,10 @@ func Send(ctx context.Context, fc Relay, relay wire.Address, src io.ReaderAt, si
 			}
 		}
 		var snd client.SenderChunk
-		var rcpt client.RecipientChunk
+		var rcpts []client.RecipientChunk
 		err := retry(ctx, tries, func() error {
 			var err error
-			if snd, rcpt, err = createChunk(ctx, fc, class, opts.Password); err != nil {
+			if snd, rcpts, err = createChunk(ctx, fc, class, recipients, opts.Password); err != nil {
 				return fmt.Errorf("files: creating chunk %d: %w", j.index, err)
 			}
 			return nil
@@ -404,9 +491,10 @@ func Send(ctx context.Context, fc Relay, relay wire.Address, src io.ReaderAt, si
 			return err
 		}
 		upMu.Lock()
-		st.Chunks[j.index], d.Chunks[j.index], created[j.index] = snd, rcpt, true
+		st.Chunks[j.index], created[j.index] = snd, true
+		setChunk(j.index, rcpts)
 		if resumable {
-			up.put(UploadedChunk{Index: j.index, Sender: snd, Recipient: rcpt, Fingerprint: sum})
+			up.put(UploadedChunk{Index: j.index, Sender: snd, Recipients: rcpts, Fingerprint: sum})
 			version++
 		}
 		v := version
@@ -431,7 +519,7 @@ func Send(ctx context.Context, fc Relay, relay wire.Address, src io.ReaderAt, si
 			return err
 		}
 		upMu.Lock()
-		up.put(UploadedChunk{Index: j.index, Done: true, Sender: snd, Recipient: rcpt, Fingerprint: sum})
+		up.put(UploadedChunk{Index: j.index, Done: true, Sender: snd, Recipients: rcpts, Fingerprint: sum})
 		version++
 		v = version
 		upMu.Unlock()
@@ -463,14 +551,18 @@ func Send(ctx context.Context, fc Relay, relay wire.Address, src io.ReaderAt, si
 	if err == nil {
 		err = encErr
 	}
+	var sum [DigestSize]byte
 	if err == nil {
-		d.Digest, err = h.Sum()
+		sum, err = h.Sum()
 	}
 	if err != nil {
 		cleanup(ctx, fc, st.Chunks, created)
 		return nil, nil, err
 	}
-	return d, st, nil
+	for _, d := range ds {
+		d.Digest = sum
+	}
+	return ds, st, nil
 }
 
 // fingerprint returns the SHA-256 of a chunk's ciphertext, without the
@@ -536,25 +628,26 @@ func checkSame(ctx context.Context, src io.ReaderAt, up *Upload, class wire.Chun
 // createTimeout bounds a CreateChunk that Send lets finish after ctx ends.
 const createTimeout = 15 * time.Second
 
-// createChunk creates one chunk for one recipient. Once sent, FNEW is not
-// abandoned when ctx ends (only bounded by createTimeout): a created chunk
-// whose answer was dropped would hold quota on the relay until it
-// expires, while a finished one is deleted by cleanup. (An answer lost
-// with the connection has the same cost; the retry creates a new chunk.)
-func createChunk(ctx context.Context, fc Relay, class wire.ChunkClass, password []byte) (client.SenderChunk, client.RecipientChunk, error) {
+// createChunk creates one chunk for n recipients and returns their n
+// records, in recipient order. Once sent, FNEW is not abandoned when ctx
+// ends (only bounded by createTimeout): a created chunk whose answer was
+// dropped would hold quota on the relay until it expires, while a
+// finished one is deleted by cleanup. (An answer lost with the connection
+// has the same cost; the retry creates a new chunk.)
+func createChunk(ctx context.Context, fc Relay, class wire.ChunkClass, n int, password []byte) (client.SenderChunk, []client.RecipientChunk, error) {
 	if err := ctx.Err(); err != nil {
-		return client.SenderChunk{}, client.RecipientChunk{}, err
+		return client.SenderChunk{}, nil, err
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
 	defer cancel()
-	snd, rcpts, err := fc.CreateChunk(cctx, class, 1, password)
+	snd, rcpts, err := fc.CreateChunk(cctx, class, n, password)
 	if err != nil {
-		return client.SenderChunk{}, client.RecipientChunk{}, err
+		return client.SenderChunk{}, nil, err
 	}
-	if len(rcpts) != 1 {
-		return client.SenderChunk{}, client.RecipientChunk{}, fmt.Errorf("%w: %d recipient records for one", client.ErrUnexpected, len(rcpts))
+	if len(rcpts) != n {
+		return client.SenderChunk{}, nil, fmt.Errorf("%w: %d recipient records for %d", client.ErrUnexpected, len(rcpts), n)
 	}
-	return snd, rcpts[0], nil
+	return snd, rcpts, nil
 }
 
 // cleanup deletes the chunks a failed Send created, with a short budget

@@ -182,7 +182,7 @@ func TestUploadEncoding(t *testing.T) {
 	snd := fakeSenderChunk(t, d.Class)
 	u := &Upload{Size: d.Size, Key: d.Key, Relay: d.Relay}
 	for _, i := range []int{3, 0, 4} {
-		u.put(UploadedChunk{Index: i, Done: i != 4, Sender: snd, Recipient: d.Chunks[i], Fingerprint: [32]byte{byte(i)}})
+		u.put(UploadedChunk{Index: i, Done: i != 4, Sender: snd, Recipients: []client.RecipientChunk{d.Chunks[i]}, Fingerprint: [32]byte{byte(i)}})
 	}
 	b, err := u.MarshalBinary()
 	if err != nil {
@@ -218,7 +218,16 @@ func TestUploadEncoding(t *testing.T) {
 	bad("index past the end", func(c *Upload) { c.Chunks[2].Index = len(d.Chunks) })
 	bad("indexes out of order", func(c *Upload) { c.Chunks[0], c.Chunks[1] = c.Chunks[1], c.Chunks[0] })
 	bad("repeated index", func(c *Upload) { c.Chunks[1].Index = c.Chunks[0].Index })
-	bad("chunk of another class", func(c *Upload) { c.Chunks[0].Recipient.Class = d.Class - 1 })
+	bad("chunk of another class", func(c *Upload) {
+		c.Chunks[0].Recipients = []client.RecipientChunk{c.Chunks[0].Recipients[0]}
+		c.Chunks[0].Recipients[0].Class = d.Class - 1
+	})
+	bad("two recipient records for one recipient", func(c *Upload) {
+		c.Chunks[0].Recipients = append(c.Chunks[0].Recipients, c.Chunks[0].Recipients[0])
+	})
+	bad("no recipient record", func(c *Upload) { c.Chunks[0].Recipients = nil })
+	bad("too many recipients", func(c *Upload) { c.Recipients = MaxRecipients + 1 })
+	bad("negative recipients", func(c *Upload) { c.Recipients = -1 })
 	// The version byte, and a size changed in the encoding so that the
 	// chunk indexes no longer fit.
 	doneFlag := len(b) - UploadedChunkSize + 2 // of the last chunk
