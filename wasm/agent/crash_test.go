@@ -3,77 +3,14 @@
 package agent
 
 import (
-	"errors"
 	"fmt"
-	"github.com/wisp-chat/wisp/wasm/internal/relaytest"
 	"math/rand/v2"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/hack-pad/hackpadfs"
-	"github.com/hack-pad/hackpadfs/mem"
+	"github.com/wisp-chat/wisp/wasm/internal/crashfs"
+	"github.com/wisp-chat/wisp/wasm/internal/relaytest"
 )
-
-// crashFS wraps a file system and fails every mutation after a budget is
-// spent, as if the process died at that instant: what was written before
-// stays, nothing after it lands.
-type crashFS struct {
-	*mem.FS
-	mu     sync.Mutex
-	budget int // mutations left; <0 means unlimited
-}
-
-var errCrashed = errors.New("crashed")
-
-func (f *crashFS) spend() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.budget == 0 {
-		return errCrashed
-	}
-	if f.budget > 0 {
-		f.budget--
-	}
-	return nil
-}
-
-func (f *crashFS) OpenFile(name string, flag int, perm hackpadfs.FileMode) (hackpadfs.File, error) {
-	if flag&(hackpadfs.FlagWriteOnly|hackpadfs.FlagReadWrite|hackpadfs.FlagCreate|hackpadfs.FlagTruncate) != 0 {
-		if err := f.spend(); err != nil {
-			return nil, err
-		}
-	}
-	return f.FS.OpenFile(name, flag, perm)
-}
-
-func (f *crashFS) Rename(a, b string) error {
-	if err := f.spend(); err != nil {
-		return err
-	}
-	return f.FS.Rename(a, b)
-}
-
-func (f *crashFS) Remove(name string) error {
-	if err := f.spend(); err != nil {
-		return err
-	}
-	return f.FS.Remove(name)
-}
-
-func (f *crashFS) Mkdir(name string, perm hackpadfs.FileMode) error {
-	if err := f.spend(); err != nil {
-		return err
-	}
-	return f.FS.Mkdir(name, perm)
-}
-
-func (f *crashFS) MkdirAll(name string, perm hackpadfs.FileMode) error {
-	if err := f.spend(); err != nil {
-		return err
-	}
-	return f.FS.MkdirAll(name, perm)
-}
 
 // TestRestartSafety drops the agents at random points (a storage write
 // that never lands, then no goodbye) while both sides send, restarts them
@@ -86,11 +23,11 @@ func TestRestartSafety(t *testing.T) {
 	a, b := newPeer(t), newPeer(t)
 	for _, p := range []*peer{a, b} {
 		p.stop()
-		base, err := mem.NewFS()
+		cfs, err := crashfs.New()
 		if err != nil {
 			t.Fatal(err)
 		}
-		p.fs = &crashFS{FS: base, budget: -1}
+		p.fs = cfs
 		p.start()
 	}
 	ca, cb := connect(t, a, b, ra, rb)
@@ -105,10 +42,8 @@ func TestRestartSafety(t *testing.T) {
 	}
 	for round := range rounds {
 		victim := []*peer{a, b}[rng.IntN(2)]
-		cfs := victim.fs.(*crashFS)
-		cfs.mu.Lock()
-		cfs.budget = 5 + rng.IntN(60)
-		cfs.mu.Unlock()
+		cfs := victim.fs.(*crashfs.FS)
+		cfs.SetBudget(5 + rng.IntN(60))
 		for i := range 15 {
 			for _, p := range []*peer{a, b} {
 				c := ca
@@ -125,9 +60,7 @@ func TestRestartSafety(t *testing.T) {
 		// The crash: drop the victim, then restart it on what was written.
 		time.Sleep(time.Duration(rng.IntN(30)) * time.Millisecond)
 		victim.stop()
-		cfs.mu.Lock()
-		cfs.budget = -1
-		cfs.mu.Unlock()
+		cfs.SetBudget(-1)
 		victim.start()
 		c := ca
 		if victim == b {

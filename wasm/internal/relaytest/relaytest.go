@@ -21,6 +21,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/wisp-chat/wisp/server/relay"
 	relayfiles "github.com/wisp-chat/wisp/server/relay/files"
 	relaystore "github.com/wisp-chat/wisp/server/relay/store"
@@ -34,6 +35,11 @@ type Relay struct {
 	dir   string
 	port  int
 	quota int64 // file store quota in bytes
+	// crowd: the per-address NEW budget is the relay's (see StartCrowd).
+	crowd bool
+	// sends counts SENDs accepted over every run of the relay.
+	sendsBefore float64
+	reg         *prometheus.Registry
 
 	mu    sync.Mutex
 	addr  wire.Address
@@ -64,6 +70,46 @@ func StartQuota(t testing.TB, quota int64) *Relay {
 	return r
 }
 
+// StartCrowd is Start for tests that stand for many people: all of them
+// connect from 127.0.0.1, so the per-address NEW budget (meant for one
+// person or one network) is raised to the whole relay's.
+func StartCrowd(t testing.TB) *Relay {
+	t.Helper()
+	_, id, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Relay{t: t, id: id, dir: t.TempDir(), quota: 1 << 30, crowd: true}
+	r.Restart()
+	t.Cleanup(r.Stop)
+	return r
+}
+
+// Sends is the number of SENDs the relay accepted since it started first
+// (each carries one fixed-size message).
+func (r *Relay) Sends() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return int(r.sendsBefore + r.sendsNow())
+}
+
+// sendsNow reads the running relay's counter; r.mu held.
+func (r *Relay) sendsNow() float64 {
+	if r.reg == nil {
+		return 0
+	}
+	mfs, err := r.reg.Gather()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "wisp_relay_sends_total" && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
+}
+
 // Addr is the relay's address.
 func (r *Relay) Addr() wire.Address {
 	r.mu.Lock()
@@ -85,7 +131,16 @@ func (r *Relay) Restart() {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	srv, err := relay.New(relay.Config{Identity: r.id, Store: st, Limits: relay.DefaultLimits()})
+	limits := relay.DefaultLimits()
+	if r.crowd {
+		limits.NewPerMinuteAddr = limits.NewPerMinuteRelay
+	}
+	r.reg = prometheus.NewRegistry()
+	metrics, err := relay.NewMetrics(r.reg, st.Counts)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	srv, err := relay.New(relay.Config{Identity: r.id, Store: st, Limits: limits, Metrics: metrics})
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -114,6 +169,8 @@ func (r *Relay) Stop() {
 		return
 	}
 	_ = r.srv.Close()
+	r.sendsBefore += r.sendsNow()
+	r.reg = nil
 	_ = r.files.Close()
 	_ = r.http.Close()
 	_ = r.st.Close()
