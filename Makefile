@@ -17,7 +17,7 @@ RUN_DIR     := .run
 WASM_TEST_PKGS := $(foreach d,crypto server/wire wasm,$(if $(wildcard $(d)/*),./$(d)/...))
 E2E_TIMEOUT ?= 15m
 
-.PHONY: build wasm bundle bins run test tools lint test-native test-wasm test-e2e bench clean
+.PHONY: build wasm bundle bins run test tools lint test-native test-wasm test-e2e test-scale bench clean
 
 ## build: the wasm core, the hashed and precompressed bundle, and bin/*.
 build: bundle bins
@@ -83,6 +83,11 @@ lint:
 
 test-native:
 	$(GO) test -race -timeout 20m ./...
+
+## test-scale: the 100-member group (about 10 minutes of two cores), without
+## the race detector; not part of `make test`, to keep CI under 30 minutes.
+test-scale:
+	$(GO) test -count=1 -timeout 40m -run 'TestGroupHundredMembers' -v ./wasm/chat/ | grep -E '^(=== RUN|--- |PASS|FAIL|ok)|group_test'
 
 test-wasm:
 	GOOS=js GOARCH=wasm $(GO) test -exec $(WASMBT) -timeout 10m $(WASM_TEST_PKGS)

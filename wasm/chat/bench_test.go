@@ -3,6 +3,7 @@
 package chat
 
 import (
+	"fmt"
 	"io/fs"
 	"strings"
 	"testing"
@@ -65,4 +66,52 @@ func BenchmarkStoragePerMessage(b *testing.B) {
 	afterB, _ := fsBytes(b, u.fs, dataDir(u.id))
 	b.ReportMetric(float64(afterA-beforeA)/float64(b.N), "sender-B/msg")
 	b.ReportMetric(float64(afterB-beforeB)/float64(b.N), "receiver-B/msg")
+}
+
+// BenchmarkGroupDelivered measures, in groups of 10, 50 and 100 members
+// on three in-process relays, the time from SendGroupText until every
+// other member's device stored the message (the author's message shows
+// "delivered" to all), and reports the relay SENDs it cost per member
+// (the message, and the member's delivery receipt).
+func BenchmarkGroupDelivered(b *testing.B) {
+	for _, n := range []int{2, 10, 50, 100} {
+		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
+			ms, relays := buildGroupRelays(b, n)
+			owner := ms[0]
+			sends := func() int {
+				total := 0
+				for _, r := range relays {
+					total += r.Sends()
+				}
+				return total
+			}
+			before := sends()
+			b.ResetTimer()
+			for i := range b.N {
+				msg, err := owner.u.p.SendGroupText(ctxT(b), owner.gid, fmt.Sprintf("bench %d", i))
+				if err != nil {
+					b.Fatal(err)
+				}
+				deadline := time.Now().Add(60 * time.Second)
+				for {
+					owner.u.p.mu.Lock()
+					m, err := owner.u.p.getMessage(owner.gid, msg.Seq)
+					owner.u.p.mu.Unlock()
+					if err != nil {
+						b.Fatal(err)
+					}
+					if m.Status == StatusDelivered && len(m.DeliveredTo) == n-1 {
+						break
+					}
+					if time.Now().After(deadline) {
+						b.Fatalf("delivered to %d of %d", len(m.DeliveredTo), n-1)
+					}
+					time.Sleep(200 * time.Microsecond)
+				}
+			}
+			b.StopTimer()
+			time.Sleep(100 * time.Millisecond) // the last receipts
+			b.ReportMetric(float64(sends()-before)/float64(b.N*(n-1)), "SENDs/member/msg")
+		})
+	}
 }

@@ -26,6 +26,11 @@
 //	c/<contact>/o/<agent id>     outgoing message index → position (status updates)
 //	conn/<contact>/...           the agent's connection state and outbox (wasm/agent/SPEC.md)
 //
+// A group is a chat entry too (c/<group>/contact, its messages under
+// c/<group>/m/), with its state in c/<group>/group and the records listed
+// in SPEC.md, "Storage"; gc/<connection> tags each agent connection that
+// belongs to a group, gi/<group ID> finds a group's entry.
+//
 // An incoming message is written index first, then the message, so a
 // crash between them is repaired when the relay delivers it again, and the
 // message is never shown twice. An outgoing message the agent queued before
@@ -90,8 +95,17 @@ type Message struct {
 	Missing uint64 `json:"missing,omitempty"`
 	BadHash bool   `json:"bad_hash,omitempty"`
 	// File is set for a file message; Text then holds its name.
-	File    *FileMeta `json:"file,omitempty"`
-	AgentID uint64    `json:"-"`
+	File *FileMeta `json:"file,omitempty"`
+	// Group messages: the author of an incoming one (member ID and name),
+	// Notice for a change of the group shown in the conversation ("Ada
+	// added Bob"), and for an outgoing one the members it went to and
+	// those whose devices stored it.
+	Author      string   `json:"author,omitempty"`
+	AuthorName  string   `json:"author_name,omitempty"`
+	Notice      bool     `json:"notice,omitempty"`
+	Recipients  int      `json:"recipients,omitempty"`
+	DeliveredTo []string `json:"delivered_to,omitempty"`
+	AgentID     uint64   `json:"-"`
 }
 
 // ContactState is where a contact is in its life.
@@ -119,6 +133,7 @@ type Contact struct {
 	Unread    int          `json:"unread"`
 	NextSeq   uint64       `json:"next_seq"`
 	Invite    string       `json:"invite,omitempty"` // our pending invitation link, until someone joins
+	Group     *Group       `json:"group,omitempty"`  // set when this entry is a group
 }
 
 // Event is something the UI should show. Kind is one of "message" (a new

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -48,6 +50,13 @@ func newUser(t testing.TB, name, pass string, relay *relaytest.Relay) *user {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newUserOn(t, name, pass, relay, fsys)
+}
+
+// newUserOn is newUser on the given storage.
+func newUserOn(t testing.TB, name, pass string, relay *relaytest.Relay, fsys hackpadfs.FS) *user {
+	t.Helper()
+	var err error
 	u := &user{t: t, fs: fsys, pass: pass}
 	u.m = NewManager(fsys, u.config(relay))
 	u.id, err = u.m.CreateProfile(ctxT(t), NewProfile{DisplayName: name, Passphrase: pass})
@@ -84,9 +93,21 @@ func (u *user) restart(relay *relaytest.Relay) {
 	u.unlock()
 }
 
+// scaled stretches a deadline by WISP_TEST_SCALE (default 1) for slow
+// machines; tests wait for conditions, never for time.
+func scaled(d time.Duration) time.Duration {
+	if f, err := strconv.ParseFloat(os.Getenv("WISP_TEST_SCALE"), 64); err == nil && f >= 1 {
+		return time.Duration(float64(d) * f)
+	}
+	return d
+}
+
+// waitLimit is how long waitFor waits for a condition.
+var waitLimit = scaled(60 * time.Second)
+
 func waitFor(t testing.TB, what string, cond func() (bool, error)) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for {
 		ok, err := cond()
 		if err != nil {

@@ -35,6 +35,10 @@ func parsePeerInfo(b []byte) peerInfo {
 }
 
 func (e *profileEvents) Connecting(conn agent.ConnID, info []byte) {
+	if gc, ok := e.p().groupConnOf(conn); ok {
+		e.p().groupConnecting(conn, gc, info)
+		return
+	}
 	pi := parsePeerInfo(info)
 	err := e.p().updateContact(string(conn), func(c *Contact) {
 		if c.State == ContactInvited {
@@ -49,6 +53,10 @@ func (e *profileEvents) Connecting(conn agent.ConnID, info []byte) {
 
 func (e *profileEvents) Connected(conn agent.ConnID, info []byte) {
 	p := e.p()
+	if gc, ok := p.groupConnOf(conn); ok {
+		p.groupConnected(conn, gc)
+		return
+	}
 	pi := parsePeerInfo(info)
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -78,6 +86,17 @@ func (e *profileEvents) Connected(conn agent.ConnID, info []byte) {
 func (e *profileEvents) Received(conn agent.ConnID, m agent.Received) error {
 	p := e.p()
 	id := string(conn)
+	if gc, ok := p.groupConnOf(conn); ok {
+		return p.groupReceived(conn, gc, m)
+	}
+	if len(m.Body) > 0 && m.Body[0] == bodyGroup {
+		w, err := decodeGroupWire(m.Body)
+		if err != nil {
+			p.listen(Event{Kind: "problem", Text: "a group message in an unknown format was dropped"})
+			return nil
+		}
+		return p.groupInvited(id, w)
+	}
 	var file *fileBody
 	text, err := decodeText(m.Body)
 	if err != nil {
@@ -181,15 +200,27 @@ func rank(s Status) int {
 
 func (e *profileEvents) Sent(conn agent.ConnID, id uint64) {
 	p := e.p()
+	gc, ok := p.groupConnOf(conn)
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if ok {
+		p.groupStatus(conn, gc, id, StatusSent)
+		return
+	}
 	p.setStatus(string(conn), id, StatusSent, "")
 }
 
 func (e *profileEvents) Delivered(conn agent.ConnID, ids []uint64) {
 	p := e.p()
+	gc, ok := p.groupConnOf(conn)
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if ok {
+		for _, id := range ids {
+			p.groupStatus(conn, gc, id, StatusDelivered)
+		}
+		return
+	}
 	for _, id := range ids {
 		p.setStatus(string(conn), id, StatusDelivered, "")
 	}
@@ -197,12 +228,21 @@ func (e *profileEvents) Delivered(conn agent.ConnID, ids []uint64) {
 
 func (e *profileEvents) Failed(conn agent.ConnID, id uint64, err error) {
 	p := e.p()
+	_, ok := p.groupConnOf(conn)
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if ok {
+		p.listen(Event{Kind: "problem", Text: "a group message could not be sent to one member"})
+		return
+	}
 	p.setStatus(string(conn), id, StatusFailed, err.Error())
 }
 
 func (e *profileEvents) PeerDeleted(conn agent.ConnID) {
+	if gc, ok := e.p().groupConnOf(conn); ok {
+		e.p().groupPeerDeleted(conn, gc)
+		return
+	}
 	if err := e.p().updateContact(string(conn), func(c *Contact) { c.State = ContactDeleted }); err != nil {
 		e.p().listen(Event{Kind: "problem", Text: "could not update a contact"})
 	}

@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -142,6 +143,19 @@ type uploadRecord struct {
 	Meta     FileMeta `json:"meta"`
 	Modified int64    `json:"modified,omitempty"`
 	Upload   []byte   `json:"upload"` // files.Upload
+	// Members: a group upload's recipients, in the order of the upload's
+	// recipient records (empty for a contact).
+	Members []memberID `json:"members,omitempty"`
+	// Ready: a group upload is on the relay and its event is about to be
+	// signed; after a crash, repairGroups finishes it from here.
+	Ready *readyFile `json:"ready,omitempty"`
+}
+
+// readyFile is what a group file's event needs once the upload is done.
+type readyFile struct {
+	Digest []byte              `json:"digest"`
+	Descs  map[memberID][]byte `json:"descs"`
+	State  []byte              `json:"state"` // files.SenderState
 }
 
 // PendingUpload is an upload that did not finish: interrupted by a
@@ -167,7 +181,7 @@ func validUploadID(uid string) bool {
 	return len(uid) >= 8 && len(uid) <= 64 && !strings.Contains(uid, "/") && store.Key(uid).Valid()
 }
 
-// SendFileAs is SendFile with an upload ID chosen by the caller (8 to 64
+// SendFileAs (for a group entry: SendGroupFileAs) is SendFile with an upload ID chosen by the caller (8 to 64
 // characters of [A-Za-z0-9_-]) and the file's modification time (Unix
 // ms, 0 when unknown). The upload is recorded before anything is
 // uploaded and after each chunk, so that when it is interrupted (a
@@ -175,6 +189,9 @@ func validUploadID(uid string) bool {
 // ResumeFile continues it from the chunks already on the relay. Cancelling
 // ctx (context.Canceled) abandons it: its chunks are deleted.
 func (p *Profile) SendFileAs(ctx context.Context, id, uid string, modified int64, meta FileMeta, src io.ReaderAt, progress Progress) (Message, error) {
+	if ok, err := p.st.Has(groupKey(id)); err == nil && ok && validContactID(id) {
+		return p.SendGroupFileAs(ctx, id, uid, modified, meta, src, progress)
+	}
 	body := fileBody{Name: meta.Name, Type: meta.Type, Size: meta.Size, Thumb: meta.Thumbnail}
 	if err := body.validate(); err != nil {
 		return Message{}, err
@@ -307,6 +324,9 @@ func (p *Profile) upload(ctx context.Context, id, uid string, rec *uploadRecord,
 		return Message{}, err
 	}
 	defer release()
+	if len(rec.Members) > 0 {
+		return p.groupUpload(ctx, id, uid, rec, up, src, progress)
+	}
 	abandon := func(err error) (Message, error) {
 		if errors.Is(err, context.Canceled) {
 			err = errors.Join(err, p.discard(context.WithoutCancel(ctx), id, uid, up))
@@ -508,8 +528,16 @@ func (p *Profile) DownloadFile(ctx context.Context, id string, seq uint64, progr
 			return err
 		}
 	}
+	if rec.Digest != nil && !bytes.Equal(rec.Digest, desc.Digest[:]) {
+		// A group file: its description came from whoever passed it on,
+		// its digest from the author's signed event.
+		return p.setFileState(id, seq, FileCorrupted, files.ErrCorrupted)
+	}
 	if err := files.Receive(ctx, fc, desc, p.st, dir.Join("chunks"), opts); err != nil {
 		return p.setFileState(id, seq, fileFailure(err), err)
+	}
+	if rec.Author != "" {
+		p.fileGot(id, rec)
 	}
 	return p.setFileState(id, seq, FileDownloaded, nil)
 }

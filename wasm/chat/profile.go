@@ -60,6 +60,17 @@ type Profile struct {
 	early   map[string]map[uint64]statusUpdate // our agent's statuses that arrived before SendText stored the message
 	deleted map[string]bool                    // contacts being deleted: events for them are ignored
 
+	// Groups: agent connections that belong to groups, and the groups
+	// whose send queue or tasks need the worker (groupworker.go).
+	gconns map[agent.ConnID]groupConn
+	gwork  map[string]bool
+	gwake  chan struct{}
+	gstop  func()
+	// linking is read-held while we join a group member's link and record
+	// the connection; an agent event for a connection we do not know
+	// waits for it, so a fast answer is not taken for a contact's.
+	linking sync.RWMutex
+
 	fmu       sync.Mutex
 	fcs       map[wire.Address]*client.FileClient // file relay connections, dialled on first use
 	uploading map[string]*running                 // uploads running, by contact/upload ID
@@ -82,7 +93,7 @@ func openProfile(ctx context.Context, m *Manager, id string, key vault.Key, l Li
 		return nil, err
 	}
 	p := &Profile{m: m, id: id, key: key, st: st, listen: l, early: map[string]map[uint64]statusUpdate{}, deleted: map[string]bool{},
-		fcs: map[wire.Address]*client.FileClient{}}
+		fcs: map[wire.Address]*client.FileClient{}, gconns: map[agent.ConnID]groupConn{}, gwork: map[string]bool{}, gwake: make(chan struct{}, 1)}
 	if err := getJSON(st, "profile", &p.rec); err != nil {
 		return nil, fmt.Errorf("chat: reading the profile: %w", err)
 	}
@@ -102,7 +113,15 @@ func openProfile(ctx context.Context, m *Manager, id string, key vault.Key, l Li
 		p.relays.Close()
 		return nil, err
 	}
+	if err := p.loadGroupConns(); err != nil {
+		p.close()
+		return nil, err
+	}
 	if err := p.ag.Start(ctx); err != nil {
+		p.close()
+		return nil, err
+	}
+	if err := p.repairGroups(); err != nil {
 		p.close()
 		return nil, err
 	}
@@ -113,10 +132,12 @@ func openProfile(ctx context.Context, m *Manager, id string, key vault.Key, l Li
 		return nil, err
 	}
 	p.ag.Resume()
+	p.startGroups()
 	return p, nil
 }
 
 func (p *Profile) close() {
+	p.stopGroups()
 	p.ag.Close()
 	p.relays.Close()
 	p.closeFiles()
@@ -408,6 +429,12 @@ func (p *Profile) DeleteContact(ctx context.Context, id string) error {
 	if !validContactID(id) {
 		return fmt.Errorf("%w: %q", ErrNoContact, id)
 	}
+	if ok, err := p.st.Has(groupKey(id)); err != nil || ok {
+		if err != nil {
+			return err
+		}
+		return p.deleteGroupEntry(id)
+	}
 	p.mu.Lock()
 	p.deleted[id] = true // events still in flight for it are ignored
 	p.mu.Unlock()
@@ -512,6 +539,10 @@ type messageRecord struct {
 	Message
 	AgentID  uint64 `json:"agent_id"`
 	FileDesc []byte `json:"file_desc,omitempty"` // files.Description of a received file
+	// A group message's event seq (its author is Message.Author), and a
+	// group file's digest from the signed event.
+	EventSeq uint64 `json:"event_seq,omitempty"`
+	Digest   []byte `json:"digest,omitempty"`
 }
 
 func (p *Profile) putMessage(m *Message) error {
@@ -519,11 +550,11 @@ func (p *Profile) putMessage(m *Message) error {
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	var desc []byte
+	nr := messageRecord{Message: *m, AgentID: m.AgentID}
 	if rec != nil {
-		desc = rec.FileDesc
+		nr.FileDesc, nr.EventSeq, nr.Digest = rec.FileDesc, rec.EventSeq, rec.Digest
 	}
-	return putJSON(p.st, msgKey(m.Contact, m.Seq), messageRecord{Message: *m, AgentID: m.AgentID, FileDesc: desc})
+	return putJSON(p.st, msgKey(m.Contact, m.Seq), nr)
 }
 
 // getRecord loads a message record; p.mu must be held.
