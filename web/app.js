@@ -3,6 +3,10 @@
 import { CoreClient, CoreError } from "./rpc.js";
 import { h, $, mount, toast, formatTime, formatDay, blobURL, blobBase64, resizeAvatar, scriptURL } from "./dom.js";
 import { registerServiceWorker } from "./sw-register.js";
+import { field, errorLine, setError, busy } from "./form.js";
+import { initGroups, showNewGroup, groupListLabel, groupStateText, groupStatusText, noticeItem, authorLine, groupFoot,
+  onGroupEntry, sendGroupText } from "./groups.js";
+import { initMembers, showMembers, onMembersChanged } from "./members.js";
 
 const STARTUP_TIMEOUT_MS = 60_000;
 const CANARY_KEY = "wisp.canary";
@@ -128,29 +132,6 @@ function screen(id, title, ...children) {
     h("h2", { id: `${id}-title` }, title), ...children);
   mount(main(), s);
   return s;
-}
-
-function field(label, input, hint) {
-  const id = input.id || `f-${Math.random().toString(36).slice(2)}`;
-  input.id = id;
-  return h("div", { class: "field" },
-    h("label", { for: id }, label), input, hint ? h("p", { class: "hint", id: `${id}-hint` }, hint) : null);
-}
-
-function errorLine(id) {
-  return h("p", { id, class: "form-error", role: "alert", hidden: true });
-}
-
-function setError(id, text) {
-  const el = $(`#${id}`);
-  el.textContent = text ?? "";
-  el.hidden = !text;
-}
-
-function busy(button, on, label) {
-  button.disabled = on;
-  if (label) button.textContent = label;
-  button.setAttribute("aria-busy", on ? "true" : "false");
 }
 
 function showOnboarding() {
@@ -372,7 +353,9 @@ function showMain() {
         h("span", { class: "me-name" }, p.name),
         h("button", { type: "button", class: "secondary", onclick: showSettings }, "Settings")),
       h("p", { id: "net", class: "net", role: "status", hidden: state.relaysDown.size === 0 }, "Connecting…"),
-      h("button", { type: "button", class: "wide", onclick: showNewConnection }, "New connection"),
+      h("div", { class: "new-row" },
+        h("button", { type: "button", onclick: showNewConnection }, "New connection"),
+        h("button", { type: "button", class: "secondary", onclick: showNewGroup }, "New group")),
       h("ul", { id: "contacts", class: "contacts" })),
     h("section", { id: "pane", class: "pane", "aria-live": "polite" },
       h("div", { class: "empty" }, h("p", {}, "Choose a contact, or make a new connection.")))));
@@ -381,6 +364,7 @@ function showMain() {
 }
 
 function contactLabel(c) {
+  if (c.group) return groupListLabel(c);
   switch (c.state) {
     case "invited": return "Waiting for your contact…";
     case "connecting": return "Connecting…";
@@ -407,6 +391,7 @@ function renderContacts() {
       h("span", { class: "c-last" }, contactLabel(c))),
     h("span", { class: "c-side" },
       h("time", { datetime: c.last_time || c.created }, formatTime(c.last_time || c.created)),
+      c.group ? h("span", { class: "tag" }, "Group") : null,
       c.unread > 0 ? h("span", { class: "badge", "aria-label": `${c.unread} unread` }, String(c.unread)) : null)))));
 }
 
@@ -553,7 +538,7 @@ async function openConversation(id) {
   const sendBtn = h("button", { type: "submit" }, "Send");
   sendBtn.title = "Send (Enter); Shift+Enter for a new line";
   // Focusable, so that keyboard users can scroll the history.
-  const list = h("ol", { id: "messages", class: "messages", tabindex: 0, "aria-label": `Messages with ${c.name}`, onscroll: () => {
+  const list = h("ol", { id: "messages", class: "messages", tabindex: 0, "aria-label": c.group ? `Messages in ${c.name}` : `Messages with ${c.name}`, onscroll: () => {
     if (list.scrollTop < 80) loadOlder(id);
   } });
   // Sends are chained so that messages keep the order they were typed in,
@@ -565,6 +550,12 @@ async function openConversation(id) {
     text.value = "";
     autosize(text);
     queue = queue.then(async () => {
+      if (c.group) {
+        try { addMessage(await sendGroupText(id, value)); } catch {
+          if (!text.value) { text.value = value; autosize(text); }
+        }
+        return;
+      }
       try {
         addMessage(await state.core.call("messages.send", { contact: id, text: value }));
       } catch (err) {
@@ -588,15 +579,18 @@ async function openConversation(id) {
     const images = [...(e.clipboardData?.files ?? [])].filter((f) => f.type.startsWith("image/"));
     if (images.length) { e.preventDefault(); for (const f of images) sendFile(id, f); }
   });
+  const foot = c.group ? groupFoot(c) : null;
   mount($("#pane"), h("div", { class: "conversation",
-    ondragover: (e) => { if (e.dataTransfer?.types.includes("Files")) { e.preventDefault(); } },
-    ondrop: (e) => { if (e.dataTransfer?.files.length) { e.preventDefault(); for (const f of e.dataTransfer.files) sendFile(id, f); } } },
+    ondragover: (e) => { if (!foot && e.dataTransfer?.types.includes("Files")) { e.preventDefault(); } },
+    ondrop: (e) => { if (!foot && e.dataTransfer?.files.length) { e.preventDefault(); for (const f of e.dataTransfer.files) sendFile(id, f); } } },
     h("header", { class: "conv-head" }, backButton(),
       h("h2", { id: "conv-title" }, c.name),
       h("span", { id: "conv-state", class: "meta" }, stateText(c)),
-      h("button", { type: "button", class: "secondary", onclick: () => showDetails(id) }, "Details")),
+      c.group ? (c.group.state === "invited" ? null : h("button", { type: "button", class: "secondary", onclick: () => showMembers(id) }, "Members"))
+        : h("button", { type: "button", class: "secondary", onclick: () => showDetails(id) }, "Details")),
     list,
-    h("form", { class: "composer", onsubmit: (e) => { e.preventDefault(); send(); } },
+    foot ?? h("form", { class: "composer", onsubmit: (e) => { e.preventDefault(); send(); } },
+      // A group file is uploaded once, with one copy's keys per member.
       picker, resumePicker, attach,
       h("label", { for: "composer", class: "visually-hidden" }, "Message"), text, sendBtn)));
   state.messages.set(id, []);
@@ -607,10 +601,11 @@ async function openConversation(id) {
   await refreshUploads(id);
   list.scrollTop = list.scrollHeight;
   if (c.unread) markRead(id);
-  text.focus();
+  if (!foot) text.focus();
 }
 
 function stateText(c) {
+  if (c.group) return groupStateText(c);
   return { invited: "waiting for your contact", connecting: "connecting…", connected: "connected", deleted: "deleted the conversation" }[c.state] ?? c.state;
 }
 
@@ -647,16 +642,20 @@ async function loadOlder(id) {
 }
 
 function statusText(m) {
+  if (m.recipients) return groupStatusText(m);
   return { pending: "Sending…", sent: "Sent", delivered: "Delivered", failed: "Failed" }[m.status] ?? "";
 }
 
 function messageItem(m) {
   const out = !m.incoming;
+  if (m.notice) return noticeItem(m);
   if (m.file) return fileItem(m);
-  return h("li", { class: `msg ${out ? "out" : "in"}`, "data-seq": m.seq, "data-status": m.status ?? null },
+  return h("li", { class: `msg ${out ? "out" : "in"}`, "data-seq": m.seq, "data-status": m.status ?? null,
+    "data-author": m.author_name ?? null, "data-delivered": m.recipients ? (m.delivered_to ?? []).length : null },
     m.missing ? h("p", { class: "integrity" }, `${m.missing} message${m.missing > 1 ? "s" : ""} may be missing`) : null,
     m.bad_hash ? h("p", { class: "integrity" }, "This message does not follow the previous one: the history may differ") : null,
     h("div", { class: "bubble" },
+      authorLine(m),
       h("p", { class: "text" }, m.text),
       h("p", { class: "meta" },
         h("time", { datetime: m.time }, formatTime(m.time)),
@@ -866,7 +865,7 @@ function fileItem(m) {
     if (f.state === "expired") actions.push(h("span", { class: "integrity" }, "This file has expired on the relay."));
   }
   return h("li", { class: `msg ${out ? "out" : "in"}`, "data-seq": m.seq, "data-status": m.status ?? null, "data-file": f.state },
-    h("div", { class: "bubble file" }, thumb,
+    h("div", { class: "bubble file" }, authorLine(m), thumb,
       h("p", { class: "text" }, f.name),
       h("p", { class: "meta" }, `${formatSize(f.size)}${f.type ? " · " + f.type : ""}`),
       transferBox(tid),
@@ -967,6 +966,7 @@ function addMessage(m) {
   msgs.sort((a, b) => a.seq - b.seq);
   if (state.current !== m.contact) return;
   const list = $("#messages");
+  if (!list) return; // the pane shows the contact's details or a group's members
   const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 60;
   renderMessages(m.contact);
   if (atBottom || !m.incoming) list.scrollTop = list.scrollHeight;
@@ -1139,6 +1139,7 @@ function onCoreEvent(name, e) {
   switch (e.kind) {
     case "contact": {
       const c = e.contact;
+      const prev = state.contacts.get(c.id);
       state.contacts.set(c.id, c);
       renderContacts();
       const inv = $("#invite-status");
@@ -1152,8 +1153,15 @@ function onCoreEvent(name, e) {
         const t = $("#conv-title");
         if (t) t.textContent = c.name;
       }
+      if (c.group) {
+        onGroupEntry(prev, c);
+        onMembersChanged(c.id);
+      }
       break;
     }
+    case "members":
+      onMembersChanged(e.text);
+      break;
     case "message": {
       if (e.contact) state.contacts.set(e.contact.id, e.contact);
       addMessage(e.message);
@@ -1177,4 +1185,6 @@ function onCoreEvent(name, e) {
   }
 }
 
+initGroups({ state, openConversation, showEmptyPane, renderContacts, backButton });
+initMembers({ state, openConversation, renderContacts });
 boot();

@@ -54,6 +54,11 @@ const (
 	CodeFileExpired     rpc.Code = "file_expired"
 	CodeNotSameFile     rpc.Code = "not_same_file"
 	CodeFileUnreadable  rpc.Code = "file_unreadable"
+	CodeGroupFull       rpc.Code = "group_full"
+	CodeNotAllowed      rpc.Code = "not_allowed"
+	CodeNoGroup         rpc.Code = "no_group"
+	CodeNoMember        rpc.Code = "no_member"
+	CodeGroupClosed     rpc.Code = "group_closed"
 )
 
 // errorCodes maps sentinel errors to codes, most specific first.
@@ -68,6 +73,12 @@ var errorCodes = []struct {
 	{agent.ErrUnsupportedVersion, CodeLinkVersion},
 	{agent.ErrLinkRelay, CodeLinkRelay},
 	{agent.ErrLocalRelay, CodeLocalRelay},
+	// Group errors before ErrInvalid: a refused change wraps both.
+	{chat.ErrGroupClosed, CodeGroupClosed},
+	{chat.ErrGroupFull, CodeGroupFull},
+	{chat.ErrNotAllowed, CodeNotAllowed},
+	{chat.ErrNoGroup, CodeNoGroup},
+	{chat.ErrNoMember, CodeNoMember},
 	{chat.ErrTooLong, CodeTooLong},
 	{chat.ErrInvalid, CodeInvalid},
 	{chat.ErrNoRelay, CodeNoRelay},
@@ -337,6 +348,56 @@ func (s *Service) progress(id string) chat.Progress {
 			s.emit("transfer", Transfer{ID: id, Done: done, Total: total})
 		}
 	}
+}
+
+// GroupParams create a group (group.create) or change its profile
+// (group.update, with ID).
+type GroupParams struct {
+	ID          string `json:"id,omitempty"`
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	Picture     []byte `json:"picture,omitempty"`
+	// Incognito (group.create): appear in the group under a random name.
+	Incognito bool `json:"incognito,omitempty"`
+}
+
+// GroupInviteParams invite a connected contact to a group with a role.
+type GroupInviteParams struct {
+	Group   string    `json:"group"`
+	Contact string    `json:"contact"`
+	Role    chat.Role `json:"role"`
+}
+
+// GroupJoinParams accept a group invitation (the entry's ID).
+type GroupJoinParams struct {
+	ID        string `json:"id"`
+	Incognito bool   `json:"incognito,omitempty"`
+}
+
+// GroupSendParams send a text message to a group.
+type GroupSendParams struct {
+	Group string `json:"group"`
+	Text  string `json:"text"`
+}
+
+// MemberParams name a member of a group (member.code, member.remove).
+type MemberParams struct {
+	Group  string `json:"group"`
+	Member string `json:"member"`
+}
+
+// MemberRoleParams change a member's role.
+type MemberRoleParams struct {
+	Group  string    `json:"group"`
+	Member string    `json:"member"`
+	Role   chat.Role `json:"role"`
+}
+
+// MemberVerifyParams mark a member verified, or not.
+type MemberVerifyParams struct {
+	Group    string `json:"group"`
+	Member   string `json:"member"`
+	Verified bool   `json:"verified"`
 }
 
 // CodeResult is a contact's security code.
@@ -670,6 +731,7 @@ func (s *Service) Register(r *rpc.Router) {
 		}
 		return nil, coded(err)
 	})
+	s.registerGroups(r)
 	rpc.Handle(r, "messages.page", func(_ context.Context, pp PageParams) ([]chat.Message, error) {
 		p, err := s.profile()
 		if err != nil {
@@ -721,4 +783,116 @@ func (s *Service) unlock(ctx context.Context, up UnlockParams) (chat.ProfileInfo
 		m.Lock(prevID)
 	}
 	return p.Info(), nil
+}
+
+// registerGroups installs the group methods. A group is an entry of the
+// chat list (contacts.list, contact.get: Contact.Group is set); its
+// conversation is read with messages.page, and an entry whose group ended
+// for us is deleted with contact.delete. Events: "contact" for the entry,
+// "message" and "status" for its messages, and "members" (Text: the
+// group's entry ID) when its member list changed.
+func (s *Service) registerGroups(r *rpc.Router) {
+	rpc.Handle(r, "group.create", func(ctx context.Context, gp GroupParams) (chat.Contact, error) {
+		p, err := s.profile()
+		if err != nil {
+			return chat.Contact{}, err
+		}
+		c, err := p.CreateGroup(ctx, chat.GroupProfile{Name: gp.Name, Description: gp.Description, Picture: gp.Picture}, gp.Incognito)
+		return c, coded(err)
+	})
+	rpc.Handle(r, "group.invite", timed(func(ctx context.Context, ip GroupInviteParams) (rpc.None, error) {
+		p, err := s.profile()
+		if err != nil {
+			return rpc.None{}, err
+		}
+		return rpc.None{}, coded(p.InviteToGroup(ctx, ip.Group, ip.Contact, ip.Role))
+	}))
+	rpc.Handle(r, "group.join", timed(func(ctx context.Context, jp GroupJoinParams) (rpc.None, error) {
+		p, err := s.profile()
+		if err != nil {
+			return rpc.None{}, err
+		}
+		return rpc.None{}, coded(p.JoinGroup(ctx, jp.ID, jp.Incognito))
+	}))
+	rpc.Handle(r, "group.decline", func(_ context.Context, ip IDParams) (rpc.None, error) {
+		p, err := s.profile()
+		if err != nil {
+			return rpc.None{}, err
+		}
+		return rpc.None{}, coded(p.DeclineGroup(ip.ID))
+	})
+	rpc.Handle(r, "group.send", func(ctx context.Context, sp GroupSendParams) (chat.Message, error) {
+		p, err := s.profile()
+		if err != nil {
+			return chat.Message{}, err
+		}
+		m, err := p.SendGroupText(ctx, sp.Group, sp.Text)
+		return m, coded(err)
+	})
+	rpc.Handle(r, "group.info", func(_ context.Context, ip IDParams) (chat.Group, error) {
+		p, err := s.profile()
+		if err != nil {
+			return chat.Group{}, err
+		}
+		g, err := p.GroupInfo(ip.ID)
+		return g, coded(err)
+	})
+	rpc.Handle(r, "group.members", func(_ context.Context, ip IDParams) ([]chat.Member, error) {
+		p, err := s.profile()
+		if err != nil {
+			return nil, err
+		}
+		ms, err := p.Members(ip.ID)
+		return ms, coded(err)
+	})
+	rpc.Handle(r, "group.update", func(_ context.Context, gp GroupParams) (rpc.None, error) {
+		p, err := s.profile()
+		if err != nil {
+			return rpc.None{}, err
+		}
+		return rpc.None{}, coded(p.UpdateGroup(gp.ID, chat.GroupProfile{Name: gp.Name, Description: gp.Description, Picture: gp.Picture}))
+	})
+	rpc.Handle(r, "group.leave", func(_ context.Context, ip IDParams) (rpc.None, error) {
+		p, err := s.profile()
+		if err != nil {
+			return rpc.None{}, err
+		}
+		return rpc.None{}, coded(p.LeaveGroup(ip.ID))
+	})
+	rpc.Handle(r, "group.delete", func(_ context.Context, ip IDParams) (rpc.None, error) {
+		p, err := s.profile()
+		if err != nil {
+			return rpc.None{}, err
+		}
+		return rpc.None{}, coded(p.DeleteGroup(ip.ID))
+	})
+	rpc.Handle(r, "member.role", func(_ context.Context, mp MemberRoleParams) (rpc.None, error) {
+		p, err := s.profile()
+		if err != nil {
+			return rpc.None{}, err
+		}
+		return rpc.None{}, coded(p.SetMemberRole(mp.Group, mp.Member, mp.Role))
+	})
+	rpc.Handle(r, "member.remove", func(_ context.Context, mp MemberParams) (rpc.None, error) {
+		p, err := s.profile()
+		if err != nil {
+			return rpc.None{}, err
+		}
+		return rpc.None{}, coded(p.RemoveMember(mp.Group, mp.Member))
+	})
+	rpc.Handle(r, "member.code", func(_ context.Context, mp MemberParams) (CodeResult, error) {
+		p, err := s.profile()
+		if err != nil {
+			return CodeResult{}, err
+		}
+		code, err := p.MemberSecurityCode(mp.Group, mp.Member)
+		return CodeResult{Code: code}, coded(err)
+	})
+	rpc.Handle(r, "member.verify", func(_ context.Context, mp MemberVerifyParams) (rpc.None, error) {
+		p, err := s.profile()
+		if err != nil {
+			return rpc.None{}, err
+		}
+		return rpc.None{}, coded(p.VerifyMember(mp.Group, mp.Member, mp.Verified))
+	})
 }
