@@ -631,6 +631,7 @@ async function loadOlder(id) {
     state.messages.set(id, [...bySeq.values()].sort((a, b) => a.seq - b.seq));
     if (state.current !== id) return;
     const list = $("#messages");
+    if (!list) return; // another view of this chat (a group's members) is open; the list is drawn when it returns
     const oldHeight = list.scrollHeight;
     const oldTop = list.scrollTop;
     renderMessages(id);

@@ -993,3 +993,34 @@ func TestGroupInviteWhenFull(t *testing.T) {
 		t.Fatal("a refused invitation left something behind")
 	}
 }
+
+// TestGroupJoinedReachesLaterNewcomer: Bob is offline from his join until
+// after Carol joined, so his "joined" reaches Alice only after she
+// admitted Carol; Carol still learns it (from Bob) and lists him joined.
+func TestGroupJoinedReachesLaterNewcomer(t *testing.T) {
+	r1, r2, r3 := relaytest.Start(t), relaytest.Start(t), relaytest.Start(t)
+	alice := &member{u: newUser(t, "Alice", "", r1), name: "Alice"}
+	bob := &member{u: newUser(t, "Bob", "", r2), name: "Bob"}
+	carol := &member{u: newUser(t, "Carol", "", r3), name: "Carol"}
+	t.Cleanup(func() {
+		if t.Failed() {
+			dumpGroup(t, alice, bob, carol)
+		}
+	})
+	c, err := alice.u.p.CreateGroup(ctxT(t), GroupProfile{Name: "Late"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.gid = c.ID
+	invite(t, alice, alice, bob, RoleMember)
+	bob.u.m.Close()
+	invite(t, alice, alice, carol, RoleMember)
+	waitFor(t, "Carol active", func() (bool, error) {
+		g, err := carol.u.p.GroupInfo(carol.gid)
+		return g.State == GroupActive, err
+	})
+	bob.u.restart(r2)
+	for _, m := range []*member{alice, bob, carol} {
+		waitMembers(t, m, "Alice", "Bob", "Carol")
+	}
+}

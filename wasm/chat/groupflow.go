@@ -559,6 +559,7 @@ func (p *Profile) effects(id string, g *groupRecord, ev *groupEvent) {
 	if text := g.describe(ev); text != "" {
 		p.notice(id, g, time.UnixMilli(ev.Time), text)
 	}
+	p.listen(Event{Kind: "members", Text: id})
 }
 
 // dropPeer marks our connection with a member for deletion once what we

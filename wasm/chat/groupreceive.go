@@ -429,7 +429,11 @@ func (p *Profile) receiveHistory(id string, g *groupRecord, from memberID, w *gr
 		return nil
 	}
 	g.Applied++
-	return putJSON(p.st, logKey(id, ev.Author, ev.Seq), logEntry{signedEvent: *w.Ev, Order: g.Applied})
+	if err := putJSON(p.st, logKey(id, ev.Author, ev.Seq), logEntry{signedEvent: *w.Ev, Order: g.Applied}); err != nil {
+		return err
+	}
+	p.listen(Event{Kind: "members", Text: id})
+	return nil
 }
 
 // welcome: the adder sent the whole history; we are in.
@@ -645,6 +649,15 @@ func (p *Profile) groupConnected(conn agent.ConnID, gc groupConn) {
 	}
 	if ps := g.Peers[gc.Member]; ps != nil && ps.Conn == conn && !ps.Drop {
 		ps.Link = "connected"
+		// Now that we talk directly, ask them for their changes of the
+		// group: any that neither our adder's history nor a forwarder
+		// brought us (their "joined" among them) comes now.
+		author := gc.Member
+		if g.State == GroupActive {
+			if err := p.enqueueDirect(gc.Group, g, &groupWire{T: wNeed, Group: g.Roster.ID, Author: &author, Hist: true}, author, false); err != nil {
+				p.groupProblem("could not queue a group message")
+			}
+		}
 		p.pokeGroups(gc.Group)
 		_ = p.saveGroup(gc.Group, g)
 		p.listen(Event{Kind: "members", Text: gc.Group})
@@ -656,11 +669,16 @@ func (p *Profile) groupConnected(conn agent.ConnID, gc groupConn) {
 func (p *Profile) groupStatus(conn agent.ConnID, gc groupConn, agentID uint64, s Status) {
 	var pos uint64
 	if err := getJSON(p.st, groupOutKey(gc.Group, conn, agentID), &pos); err != nil {
-		if errors.Is(err, store.ErrNotFound) && s == StatusSent && len(p.early[string(conn)]) < maxEarly {
+		// The worker records which message a copy is only after the send
+		// returned: a report (sent, or even the member's receipt) can come
+		// first. Kept, bounded per connection, until it does.
+		if errors.Is(err, store.ErrNotFound) && len(p.early[string(conn)]) < maxEarly {
 			if p.early[string(conn)] == nil {
 				p.early[string(conn)] = map[uint64]statusUpdate{}
 			}
-			p.early[string(conn)][agentID] = statusUpdate{status: s}
+			if prev, ok := p.early[string(conn)][agentID]; !ok || rank(s) > rank(prev.status) {
+				p.early[string(conn)][agentID] = statusUpdate{status: s}
+			}
 		}
 		return
 	}
