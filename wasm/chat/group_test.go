@@ -1024,3 +1024,76 @@ func TestGroupJoinedReachesLaterNewcomer(t *testing.T) {
 		waitMembers(t, m, "Alice", "Bob", "Carol")
 	}
 }
+
+// TestGroupForwardedBeforePairsConnect: Bob and Carol cannot make their
+// pairwise connection (their links are held), so what they send each
+// other goes through Alice, who introduced them; each checks the
+// author's signature. Once the links are made, they talk directly, and
+// nothing arrives twice or out of its author's order.
+func TestGroupForwardedBeforePairsConnect(t *testing.T) {
+	r1, r2, r3 := relaytest.Start(t), relaytest.Start(t), relaytest.Start(t)
+	alice := &member{u: newUser(t, "Alice", "", r1), name: "Alice"}
+	bob := &member{u: newUser(t, "Bob", "", r2), name: "Bob"}
+	carol := &member{u: newUser(t, "Carol", "", r3), name: "Carol"}
+	t.Cleanup(func() {
+		if t.Failed() {
+			dumpGroup(t, alice, bob, carol)
+		}
+	})
+	c, err := alice.u.p.CreateGroup(ctxT(t), GroupProfile{Name: "Relay race"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.gid = c.ID
+	invite(t, alice, alice, bob, RoleMember)
+	waitMembers(t, alice, "Alice", "Bob")
+	bob.u.p.holdLinks.Store(true)
+	carol.u.p.holdLinks.Store(true)
+	invite(t, alice, alice, carol, RoleMember)
+	waitFor(t, "Carol active", func() (bool, error) {
+		g, err := carol.u.p.GroupInfo(carol.gid)
+		return g.State == GroupActive, err
+	})
+	var want []string
+	for i := range 3 {
+		for _, m := range []*member{bob, carol} {
+			text := fmt.Sprintf("%s forwarded %d", m.name, i)
+			if _, err := m.u.p.SendGroupText(ctxT(t), m.gid, text); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, m.name+": "+text)
+		}
+	}
+	for _, m := range []*member{bob, carol} {
+		waitTexts(t, m, want)
+	}
+	for _, x := range []struct {
+		m     *member
+		other string
+	}{{bob, "Carol"}, {carol, "Bob"}} {
+		ms, err := x.m.u.p.Members(x.m.gid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range ms {
+			if it.Name == x.other && it.Connection != "connecting" {
+				t.Fatalf("%s sees %s %s while their links are held", x.m.name, x.other, it.Connection)
+			}
+		}
+	}
+	bob.u.p.holdLinks.Store(false)
+	carol.u.p.holdLinks.Store(false)
+	for _, m := range []*member{alice, bob, carol} {
+		waitMembers(t, m, "Alice", "Bob", "Carol")
+	}
+	for _, m := range []*member{bob, carol} {
+		text := m.name + " direct"
+		if _, err := m.u.p.SendGroupText(ctxT(t), m.gid, text); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, m.name+": "+text)
+	}
+	for _, m := range []*member{alice, bob, carol} {
+		waitTexts(t, m, want)
+	}
+}

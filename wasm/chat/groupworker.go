@@ -182,6 +182,9 @@ func (p *Profile) groupLinks(ctx context.Context, id string) (bool, error) {
 	if err != nil || !active || len(tasks) == 0 {
 		return false, err
 	}
+	if p.holdLinks.Load() {
+		return true, nil
+	}
 	relay, err := p.receiveRelay()
 	if err != nil {
 		return true, err

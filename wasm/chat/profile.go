@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -70,6 +71,9 @@ type Profile struct {
 	// the connection; an agent event for a connection we do not know
 	// waits for it, so a fast answer is not taken for a contact's.
 	linking sync.RWMutex
+	// holdLinks (tests only) keeps the worker from making and joining
+	// one-time links, so members stay unconnected and use forwarding.
+	holdLinks atomic.Bool
 
 	fmu       sync.Mutex
 	fcs       map[wire.Address]*client.FileClient // file relay connections, dialled on first use
