@@ -618,18 +618,19 @@ func (p *Profile) repairGroups() error {
 					return err
 				}
 			}
-			if descs != nil {
-				b, err := w.encode()
-				if err != nil {
-					return err
-				}
-				g.QNext++
-				if err := putJSON(p.st, queueDir(id).Join(fmt.Sprintf("%020d", g.QNext)), queued{Wire: b, To: g.others(), Pos: le.Pos, Descs: descs}); err != nil {
-					return err
-				}
-			} else if err := p.enqueue(id, g, w, g.others(), le.Pos); err != nil {
+			b, err := w.encode()
+			if err != nil {
 				return err
 			}
+			q := queued{Wire: b, To: g.others(), Pos: le.Pos, Descs: descs}
+			if ev.Kind == evRemove {
+				q.To, q.Final = append(q.To, *ev.Target), []memberID{*ev.Target} // they learn they were removed
+			}
+			g.QNext++
+			if err := putJSON(p.st, queueDir(id).Join(fmt.Sprintf("%020d", g.QNext)), q); err != nil {
+				return err
+			}
+			p.pokeGroups(id)
 			if le.Pos > 0 && (ev.Kind == evMsg || ev.Kind == evFile) {
 				msg := Message{Contact: id, Seq: le.Pos, Text: ev.Text, Time: time.UnixMilli(ev.Time).UTC(), Status: StatusPending,
 					Recipients: len(g.others())}
