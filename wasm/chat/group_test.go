@@ -1067,6 +1067,17 @@ func TestGroupForwardedBeforePairsConnect(t *testing.T) {
 	for _, m := range []*member{bob, carol} {
 		waitTexts(t, m, want)
 	}
+	// Forwarded copies are acknowledged to their author too: Bob's posts
+	// reach "delivered" to both Alice and Carol.
+	waitFor(t, "Bob's forwarded posts delivered to both", func() (bool, error) {
+		msgs, err := bob.u.p.Messages(bob.gid, 0, 200)
+		for _, x := range msgs {
+			if !x.Incoming && !x.Notice && (x.Status != StatusDelivered || len(x.DeliveredTo) != 2) {
+				return false, err
+			}
+		}
+		return true, err
+	})
 	for _, x := range []struct {
 		m     *member
 		other string

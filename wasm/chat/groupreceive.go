@@ -162,7 +162,20 @@ func (p *Profile) handleWire(id string, g *groupRecord, from, through memberID, 
 		if joining {
 			return nil // the adder sends live events only after the welcome
 		}
-		return p.receiveEvent(id, g, from, w)
+		if err := p.receiveEvent(id, g, from, w); err != nil {
+			return err
+		}
+		if from != through {
+			return p.forwardedReceipt(id, g, from, w)
+		}
+		return nil
+	case wRcpt:
+		if !joining && w.Ref.Author == g.Me {
+			var le logEntry
+			if err := getJSON(p.st, logKey(id, g.Me, w.Ref.Seq), &le); err == nil && le.Pos > 0 {
+				p.markGroupStatus(id, le.Pos, from, StatusDelivered)
+			}
+		}
 	case wHist:
 		return p.receiveHistory(id, g, from, w)
 	case wWelcome:
@@ -271,6 +284,20 @@ func (p *Profile) receiveEvent(id string, g *groupRecord, from memberID, w *grou
 		return err
 	}
 	return p.drain(id, g, ev.Author)
+}
+
+// forwardedReceipt tells the author of a post that reached us through a
+// forwarder that we stored it (a copy that came directly is acknowledged
+// by the agent's own receipt); only once it is in our log.
+func (p *Profile) forwardedReceipt(id string, g *groupRecord, from memberID, w *groupWire) error {
+	ev, err := parseEvent(*w.Ev)
+	if err != nil || ev.Author != from || changes(ev.Kind) {
+		return nil
+	}
+	if ok, err := p.st.Has(logKey(id, ev.Author, ev.Seq)); err != nil || !ok {
+		return err
+	}
+	return p.enqueue(id, g, &groupWire{T: wRcpt, Group: g.Roster.ID, Ref: &eventRef{Author: ev.Author, Seq: ev.Seq}}, []memberID{ev.Author}, 0)
 }
 
 // buffer keeps an event that came before its predecessors and asks the

@@ -23,6 +23,7 @@ const (
 	wIntroFwd = "introfwd" // adder → newcomer: Sender's one-time link
 	wNeed     = "need"     // ask for Author's events after seq After
 	wGot      = "got"      // member → a file's author: downloaded, its chunks may go
+	wRcpt     = "rcpt"     // member → author: a post that came forwarded is stored here
 )
 
 // groupWire is one group wrapper. Which fields are set depends on T.
@@ -51,7 +52,7 @@ type groupWire struct {
 	// history: a newcomer asks each member for the changes its adder may
 	// not have had yet.
 	Hist bool `json:"hist,omitempty"`
-	// Ref (got): the file event.
+	// Ref (got, rcpt): the event.
 	Ref *eventRef `json:"ref,omitempty"`
 }
 
@@ -104,7 +105,7 @@ func parseGroupWire(b []byte, inner bool) (*groupWire, error) {
 		bad = w.Sender == nil || w.Link == "" || w.Start == 0
 	case wNeed:
 		bad = w.Author == nil
-	case wGot:
+	case wGot, wRcpt:
 		bad = w.Ref == nil
 	default:
 		bad = true
