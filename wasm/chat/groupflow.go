@@ -116,7 +116,9 @@ func (p *Profile) authorWith(id string, g *groupRecord, ev *groupEvent, show boo
 		if err != nil {
 			return nil, 0, err
 		}
-		pos = c.NextSeq
+		if pos, err = p.nextPos(id, c); err != nil {
+			return nil, 0, err
+		}
 	}
 	g.Applied++
 	if err := putJSON(p.st, logKey(id, g.Me, ev.Seq), logEntry{signedEvent: se, Pos: pos, Order: g.Applied}); err != nil {
@@ -217,13 +219,31 @@ func (p *Profile) showRecord(id string, rec *messageRecord) error {
 	return nil
 }
 
+// nextPos is the position for a new message of a chat: the entry's next
+// position, past any record a crash left there without the entry
+// recording it (a message written, the entry not saved); p.mu held.
+func (p *Profile) nextPos(id string, c *Contact) (uint64, error) {
+	pos := c.NextSeq
+	for {
+		ok, err := p.st.Has(msgKey(id, pos))
+		if err != nil || !ok {
+			return pos, err
+		}
+		pos++
+	}
+}
+
 // notice shows a change of the group in its conversation; p.mu held.
 func (p *Profile) notice(id string, g *groupRecord, t time.Time, text string) {
 	c, err := p.contact(id)
 	if err != nil {
 		return
 	}
-	msg := Message{Contact: id, Seq: c.NextSeq, Incoming: true, Notice: true, Text: text, Time: t.UTC()}
+	pos, err := p.nextPos(id, c)
+	if err != nil {
+		return
+	}
+	msg := Message{Contact: id, Seq: pos, Incoming: true, Notice: true, Text: text, Time: t.UTC()}
 	if err := p.showMessage(id, &msg, nil); err != nil {
 		p.listen(Event{Kind: "problem", Text: "could not save a group notice"})
 	}

@@ -310,6 +310,9 @@ func (p *Profile) buffer(id string, g *groupRecord, from memberID, ev *groupEven
 	}
 	k := pendingEventKey(id, ev.Author, ev.Seq)
 	if ok, err := p.st.Has(k); err != nil || ok {
+		// Kept before a crash that lost the count: count it again (drain
+		// recounts what it finds).
+		ps.Buffered = max(ps.Buffered, 1)
 		return err
 	}
 	if err := putJSON(p.st, k, w); err != nil {
@@ -334,6 +337,7 @@ func (p *Profile) drain(id string, g *groupRecord, author memberID) error {
 			return err
 		}
 		progressed := false
+		left := len(keys)
 		for _, k := range keys {
 			var w groupWire
 			if err := getJSON(p.st, k, &w); err != nil {
@@ -344,7 +348,7 @@ func (p *Profile) drain(id string, g *groupRecord, author memberID) error {
 				if err := p.st.Delete(k); err != nil {
 					return err
 				}
-				ps.Buffered--
+				left--
 				continue
 			}
 			if ev.Seq > ps.Expect {
@@ -356,15 +360,13 @@ func (p *Profile) drain(id string, g *groupRecord, author memberID) error {
 			if err := p.st.Delete(k); err != nil {
 				return err
 			}
-			ps.Buffered--
+			left--
 			progressed = true
 		}
+		ps.Buffered = left // the records are the truth; the count follows them
 		if !progressed {
 			break
 		}
-	}
-	if ps.Buffered < 0 {
-		ps.Buffered = 0
 	}
 	return nil
 }
@@ -390,7 +392,9 @@ func (p *Profile) applyEvent(id string, g *groupRecord, ev *groupEvent, se signe
 			if err != nil {
 				return err
 			}
-			le.Pos = c.NextSeq
+			if le.Pos, err = p.nextPos(id, c); err != nil {
+				return err
+			}
 		}
 		g.Applied++
 		le.signedEvent, le.Order, le.Desc = se, g.Applied, desc
