@@ -112,11 +112,7 @@ func (p *Profile) authorWith(id string, g *groupRecord, ev *groupEvent, show boo
 	g.Next++
 	var pos uint64
 	if show {
-		c, err := p.contact(id)
-		if err != nil {
-			return nil, 0, err
-		}
-		if pos, err = p.nextPos(id, c); err != nil {
+		if pos, err = p.reservePos(id); err != nil {
 			return nil, 0, err
 		}
 	}
@@ -233,13 +229,27 @@ func (p *Profile) nextPos(id string, c *Contact) (uint64, error) {
 	}
 }
 
-// notice shows a change of the group in its conversation; p.mu held.
-func (p *Profile) notice(id string, g *groupRecord, t time.Time, text string) {
+// reservePos takes the position of a new message of a chat and records
+// it taken (the entry's next position) before anything names it, so that
+// a message whose writing a crash cut short gets its position back when
+// it is processed again, and no other message takes it meanwhile; p.mu
+// held.
+func (p *Profile) reservePos(id string) (uint64, error) {
 	c, err := p.contact(id)
 	if err != nil {
-		return
+		return 0, err
 	}
 	pos, err := p.nextPos(id, c)
+	if err != nil {
+		return 0, err
+	}
+	c.NextSeq = pos + 1
+	return pos, p.saveContact(c)
+}
+
+// notice shows a change of the group in its conversation; p.mu held.
+func (p *Profile) notice(id string, g *groupRecord, t time.Time, text string) {
+	pos, err := p.reservePos(id)
 	if err != nil {
 		return
 	}

@@ -388,11 +388,7 @@ func (p *Profile) applyEvent(id string, g *groupRecord, ev *groupEvent, se signe
 	show := !changes(ev.Kind)
 	if errors.Is(err, store.ErrNotFound) {
 		if show {
-			c, err := p.contact(id)
-			if err != nil {
-				return err
-			}
-			if le.Pos, err = p.nextPos(id, c); err != nil {
+			if le.Pos, err = p.reservePos(id); err != nil {
 				return err
 			}
 		}
