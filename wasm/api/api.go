@@ -59,6 +59,7 @@ const (
 	CodeNoGroup         rpc.Code = "no_group"
 	CodeNoMember        rpc.Code = "no_member"
 	CodeGroupClosed     rpc.Code = "group_closed"
+	CodeContactLeft     rpc.Code = "contact_left"
 )
 
 // errorCodes maps sentinel errors to codes, most specific first.
@@ -73,6 +74,7 @@ var errorCodes = []struct {
 	{agent.ErrUnsupportedVersion, CodeLinkVersion},
 	{agent.ErrLinkRelay, CodeLinkRelay},
 	{agent.ErrLocalRelay, CodeLocalRelay},
+	{chat.ErrContactLeft, CodeContactLeft},
 	// Group errors before ErrInvalid: a refused change wraps both.
 	{chat.ErrGroupClosed, CodeGroupClosed},
 	{chat.ErrGroupFull, CodeGroupFull},
@@ -236,6 +238,8 @@ type RelaysParams struct {
 // InviteParams create an invitation.
 type InviteParams struct {
 	Incognito bool `json:"incognito,omitempty"`
+	// Name is ours only ("for Alice"): Contact.InviteName.
+	Name string `json:"name,omitempty"`
 }
 
 // JoinParams join an invitation.
@@ -254,6 +258,7 @@ type RenameParams struct {
 type SendParams struct {
 	Contact string `json:"contact"`
 	Text    string `json:"text"`
+	ReplyTo uint64 `json:"reply_to,omitempty"` // the position of the message it quotes (one-to-one chats)
 }
 
 // PageParams page through a conversation.
@@ -286,6 +291,8 @@ type FileSendParams struct {
 	Name      string `json:"name"`
 	Type      string `json:"type"`
 	Thumbnail []byte `json:"thumbnail,omitempty"`
+	// Caption is shown with the file (one-to-one chats; ≤ chat.MaxCaption bytes).
+	Caption string `json:"caption,omitempty"`
 	// Transfer names this upload in "transfer" progress events.
 	Transfer string `json:"transfer"`
 	// Upload names the upload for file.resume and file.discard if it is
@@ -326,7 +333,8 @@ type OpenResult struct {
 	File   chat.FileMeta `json:"file"`
 }
 
-// Transfer is a progress event of an upload or download.
+// Transfer is a progress event of an upload or download, in bytes of the
+// file: Total is its size.
 type Transfer struct {
 	ID    string `json:"id"`
 	Done  int64  `json:"done"`
@@ -550,7 +558,7 @@ func (s *Service) Register(r *rpc.Router) {
 		if err != nil {
 			return chat.Invitation{}, err
 		}
-		inv, err := p.CreateInvitation(ctx, ip.Incognito)
+		inv, err := p.CreateNamedInvitation(ctx, ip.Incognito, ip.Name)
 		return inv, coded(err)
 	}))
 	rpc.Handle(r, "link.check", func(_ context.Context, jp JoinParams) (rpc.None, error) {
@@ -622,7 +630,7 @@ func (s *Service) Register(r *rpc.Router) {
 		if err != nil {
 			return chat.Message{}, err
 		}
-		m, err := p.SendText(ctx, sp.Contact, sp.Text)
+		m, err := p.SendReply(ctx, sp.Contact, sp.Text, sp.ReplyTo)
 		return m, coded(err)
 	})
 	rpc.Handle(r, "file.send", func(ctx context.Context, fp FileSendParams) (chat.Message, error) {
@@ -636,7 +644,7 @@ func (s *Service) Register(r *rpc.Router) {
 		}
 		ctx, done := s.track(ctx, fp.Transfer)
 		defer done()
-		meta := chat.FileMeta{Name: fp.Name, Type: fp.Type, Size: a.Size(), Thumbnail: fp.Thumbnail}
+		meta := chat.FileMeta{Name: fp.Name, Type: fp.Type, Size: a.Size(), Thumbnail: fp.Thumbnail, Caption: fp.Caption}
 		var m chat.Message
 		if fp.Upload == "" {
 			m, err = p.SendFile(ctx, fp.Contact, meta, a, s.progress(fp.Transfer))
@@ -732,6 +740,8 @@ func (s *Service) Register(r *rpc.Router) {
 		return nil, coded(err)
 	})
 	s.registerGroups(r)
+	s.registerMessages(r)
+	s.registerProfile(r)
 	rpc.Handle(r, "messages.page", func(_ context.Context, pp PageParams) ([]chat.Message, error) {
 		p, err := s.profile()
 		if err != nil {

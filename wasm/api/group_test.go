@@ -13,6 +13,7 @@ import (
 
 	"github.com/wisp-chat/wisp/wasm/chat"
 	"github.com/wisp-chat/wisp/wasm/internal/relaytest"
+	"github.com/wisp-chat/wisp/wasm/rpc"
 )
 
 // waitUntil polls cond until it holds, failing the test after 60s.
@@ -383,16 +384,22 @@ func TestGroupsThroughTheAPI(t *testing.T) {
 	}
 }
 
-// TestGroupCodesHaveSentences: the page has a sentence for every group
-// error code, so no Go error string reaches the person.
-func TestGroupCodesHaveSentences(t *testing.T) {
-	src, err := os.ReadFile(filepath.Join("..", "..", "web", "groups.js"))
+// TestCodesHaveSentences: web/errors.js has a sentence for every code of
+// the errorCodes table and of package rpc, so no Go error string reaches
+// the person. (The browser test TestEveryErrorCodeHasASentence runs each
+// through the module itself.)
+func TestCodesHaveSentences(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("..", "..", "web", "errors.js"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []string{string(CodeGroupFull), string(CodeNotAllowed), string(CodeNoGroup), string(CodeNoMember), string(CodeGroupClosed)} {
-		if !strings.Contains(string(src), `case "`+c+`":`) {
-			t.Errorf("web/groups.js has no sentence for %s", c)
+	codes := []rpc.Code{rpc.CodeUnknownMethod, rpc.CodeBadRequest, rpc.CodeInternal, rpc.CodeCanceled, CodeLocked, CodeNotReady, CodeNoProfile}
+	for _, ec := range errorCodes {
+		codes = append(codes, ec.code)
+	}
+	for _, c := range codes {
+		if !strings.Contains(string(src), "\n  "+string(c)+": { text: ") {
+			t.Errorf("web/errors.js has no sentence for %s", c)
 		}
 	}
 }

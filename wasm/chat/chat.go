@@ -16,14 +16,21 @@
 //
 // Storage. The only plaintext file of a profile is profiles/<id>.json: its
 // key mode and its data key, wrapped with Argon2id under the passphrase
-// (or, without a passphrase, the raw key). Everything else is an encrypted
-// record of wasm/store under p-<id>/:
+// (or, without a passphrase, the raw key), and, only when the user opted
+// in for a passphrase profile (Manager.SetListing), its display name and
+// avatar for this device's profile chooser. Manager.ChangePassphrase
+// wraps the same key again, replacing the file atomically (SPEC.md §7.1).
+// Everything else is an encrypted record of wasm/store under p-<id>/:
 //
-//	profile                      display name, avatar, relays
-//	c/<contact>/contact          name, state, last message, unread count, next position
+//	profile                      display name, avatar, relays, time of the last change
+//	c/<contact>/contact          name, state, last message, unread count, next position,
+//	                             invitation link and name
 //	c/<contact>/m/<position>     one message (text, time, direction, status)
 //	c/<contact>/i/<agent id>     incoming message index → position (deduplication)
-//	c/<contact>/o/<agent id>     outgoing message index → position (status updates)
+//	c/<contact>/o/<agent id>     outgoing message index → position (status updates);
+//	                             0 for a message action we sent (edit, delete, reaction)
+//	                             or a profile update (SPEC.md §7.3)
+//	c/<contact>/draft            the unsent draft: text and the message it replies to
 //	conn/<contact>/...           the agent's connection state and outbox (wasm/agent/SPEC.md)
 //
 // A group is a chat entry too (c/<group>/contact, its messages under
@@ -36,6 +43,17 @@
 // message is never shown twice. An outgoing message the agent queued before
 // a crash that hit SendText is recreated at the next unlock from the
 // agent's outbox.
+//
+// Message actions (actions.go; SPEC.md §8): a reply quotes a message by
+// whose it is and its agent message ID, which both sides know; an edit, a
+// deletion for everyone or a reaction changes its target's record, and is
+// applied only when its agent message ID is past the last one applied to
+// that record for the same purpose, so a redelivery changes nothing. One
+// we send is applied here after the agent queued it, and again from the
+// outbox at unlock when a crash came between (its o/ index, 0, marks it
+// done). Deleting a message for ourselves leaves a tombstone holding only
+// its position, direction and agent message ID. Search (search.go)
+// decrypts the message records one by one; there is no plaintext index.
 package chat
 
 import (
@@ -69,6 +87,9 @@ var (
 	ErrNoRelay         = errors.New("no relay to receive on: add one in Settings")
 	ErrLocked          = errors.New("the profile is locked")
 	ErrInvitationUsed  = agent.ErrInvitationUsed
+	// ErrContactLeft: the contact deleted the connection (or its relay
+	// no longer has their queue); nothing more can be sent to them.
+	ErrContactLeft = errors.New("the contact left")
 )
 
 // Status of an outgoing message.
@@ -106,6 +127,24 @@ type Message struct {
 	Recipients  int      `json:"recipients,omitempty"`
 	DeliveredTo []string `json:"delivered_to,omitempty"`
 	AgentID     uint64   `json:"-"`
+	// Message actions (actions.go, SPEC.md §8), one-to-one chats only.
+	// Quote: the message this one replies to, resolved from our own copy
+	// each time the message is read. Edited: the author changed the text
+	// (only the latest is kept). Deleted: the author deleted it for
+	// everyone (Text and File are gone). Hidden: we deleted it for
+	// ourselves; such a message is only ever seen in the "update" event
+	// that tells the page to remove it. Reactions: ours and the contact's.
+	Quote     *Quote     `json:"quote,omitempty"`
+	Edited    bool       `json:"edited,omitempty"`
+	Deleted   bool       `json:"deleted,omitempty"`
+	Hidden    bool       `json:"hidden,omitempty"`
+	Reactions []Reaction `json:"reactions,omitempty"`
+	// When an outgoing message became sent and delivered, an incoming one
+	// was stored here, and its text was last edited.
+	SentAt      time.Time `json:"sent_at,omitzero"`
+	DeliveredAt time.Time `json:"delivered_at,omitzero"`
+	ReceivedAt  time.Time `json:"received_at,omitzero"`
+	EditedAt    time.Time `json:"edited_at,omitzero"`
 }
 
 // ContactState is where a contact is in its life.
@@ -134,12 +173,20 @@ type Contact struct {
 	NextSeq   uint64       `json:"next_seq"`
 	Invite    string       `json:"invite,omitempty"` // our pending invitation link, until someone joins
 	Group     *Group       `json:"group,omitempty"`  // set when this entry is a group
+	Draft     string       `json:"draft,omitempty"`  // the start of the unsent draft (drafts.go), for "Draft:" in the list
+	// InviteName is the name we gave our invitation ("for Alice"), kept
+	// after someone joins it.
+	InviteName string `json:"invite_name,omitempty"`
 }
 
 // Event is something the UI should show. Kind is one of "message" (a new
 // incoming or outgoing message), "status" (an outgoing message's status),
-// "contact" (a contact changed), "relay" (a relay went up or down),
-// "problem" (a dropped message or an error worth telling).
+// "update" (an existing message changed: edited, deleted for everyone,
+// reacted to, or — Message.Hidden — deleted for ourselves, so the page
+// removes it; Message is the whole message as Messages returns it, and
+// Contact is set when the chat list's summary changed with it), "contact"
+// (a contact changed), "relay" (a relay went up or down), "problem" (a
+// dropped message or an error worth telling).
 type Event struct {
 	Kind    string   `json:"kind"`
 	Contact *Contact `json:"contact,omitempty"`

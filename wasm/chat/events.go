@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 	"unicode/utf8"
 
 	"github.com/wisp-chat/wisp/wasm/agent"
@@ -72,6 +73,10 @@ func (e *profileEvents) Connected(conn agent.ConnID, info []byte) {
 		p.listen(Event{Kind: "problem", Text: "a contact record does not open"})
 		return
 	}
+	if c.State == ContactConnecting && c.PeerName != "" {
+		// Set by Connecting from this info, or since by a profile update.
+		pi = peerInfo{Name: c.PeerName, Avatar: c.Avatar}
+	}
 	if c.PeerName == "" || c.Name == c.PeerName {
 		c.Name = pi.Name // a placeholder, or not renamed by the user
 	}
@@ -81,6 +86,7 @@ func (e *profileEvents) Connected(conn agent.ConnID, info []byte) {
 		return
 	}
 	p.listen(Event{Kind: "contact", Contact: c})
+	p.profileOnConnect(c)
 }
 
 func (e *profileEvents) Received(conn agent.ConnID, m agent.Received) error {
@@ -96,6 +102,15 @@ func (e *profileEvents) Received(conn agent.ConnID, m agent.Received) error {
 			return nil
 		}
 		return p.groupInvited(id, w)
+	}
+	if len(m.Body) > 0 && m.Body[0] == bodyProfile {
+		return p.profileReceived(id, m.Body)
+	}
+	if isActionBody(m.Body) {
+		return p.receivedAction(id, m) // a reply, edit, deletion or reaction (actionflow.go)
+	}
+	if unknownBody(m.Body) {
+		return nil // a kind of a later version: dropped without a word (SPEC.md §1)
 	}
 	var file *fileBody
 	text, err := decodeText(m.Body)
@@ -136,11 +151,11 @@ func (e *profileEvents) Received(conn agent.ConnID, m agent.Received) error {
 	default:
 		return err
 	}
-	msg := Message{Contact: id, Seq: seq, Incoming: true, Text: text, Time: m.Sent.UTC(),
+	msg := Message{Contact: id, Seq: seq, Incoming: true, Text: text, Time: m.Sent.UTC(), ReceivedAt: time.Now().UTC(),
 		Missing: m.Integrity.Missing, BadHash: m.Integrity.BadHash, AgentID: m.ID}
 	rec := messageRecord{Message: msg, AgentID: m.ID}
 	if file != nil {
-		msg.File = &FileMeta{Name: file.Name, Type: file.Type, Size: file.Size, Thumbnail: file.Thumb, State: FileAvailable}
+		msg.File = &FileMeta{Name: file.Name, Type: file.Type, Size: file.Size, Thumbnail: file.Thumb, Caption: file.Caption, State: FileAvailable}
 		rec.Message, rec.FileDesc = msg, file.Desc
 	}
 	if err := putJSON(p.st, msgKey(id, seq), rec); err != nil {
@@ -172,16 +187,25 @@ func (p *Profile) setStatus(id string, agentID uint64, s Status, reason string) 
 		}
 		return
 	}
-	m, err := p.getMessage(id, seq)
-	if err != nil || rank(s) <= rank(m.Status) {
+	if seq == 0 { // a body without a message: an edit, deletion or reaction (actionflow.go), a profile update
+		if s == StatusFailed {
+			p.listen(Event{Kind: "problem", Text: "a change could not be sent to the contact: " + reason})
+		}
 		return
 	}
+	rec, err := p.getRecord(id, seq)
+	if err != nil || rank(s) <= rank(rec.Status) || rec.Hidden {
+		return
+	}
+	m := &rec.Message
 	m.Status, m.Reason = s, reason
+	stampStatus(m, s, time.Now().UTC())
 	if err := p.putMessage(m); err != nil {
 		p.listen(Event{Kind: "problem", Text: fmt.Sprintf("could not save a message status: %v", err)})
 		return
 	}
-	p.listen(Event{Kind: "status", Message: m})
+	v := p.view(id, rec)
+	p.listen(Event{Kind: "status", Message: &v})
 }
 
 func rank(s Status) int {
@@ -235,6 +259,9 @@ func (e *profileEvents) Failed(conn agent.ConnID, id uint64, err error) {
 		p.listen(Event{Kind: "problem", Text: "a group message could not be sent to one member"})
 		return
 	}
+	if p.sendRefused(string(conn), id, err) {
+		return
+	}
 	p.setStatus(string(conn), id, StatusFailed, err.Error())
 }
 
@@ -243,9 +270,7 @@ func (e *profileEvents) PeerDeleted(conn agent.ConnID) {
 		e.p().groupPeerDeleted(conn, gc)
 		return
 	}
-	if err := e.p().updateContact(string(conn), func(c *Contact) { c.State = ContactDeleted }); err != nil {
-		e.p().listen(Event{Kind: "problem", Text: "could not update a contact"})
-	}
+	e.p().peerLeft(string(conn))
 }
 
 func (e *profileEvents) Problem(conn agent.ConnID, err error) {

@@ -48,17 +48,28 @@ type FileMeta struct {
 	Type      string `json:"type"`
 	Size      int64  `json:"size"`
 	Thumbnail []byte `json:"thumbnail,omitempty"`
-	State     string `json:"state"`
+	// Caption is the sender's text shown with the file (one-to-one
+	// chats), at most MaxCaption bytes.
+	Caption string `json:"caption,omitempty"`
+	State   string `json:"state"`
+	// Stored, for a received file not downloaded yet, is how much of it
+	// is already stored here (an interrupted download), in file bytes;
+	// computed when the message is read, never saved (filesize.go).
+	Stored int64 `json:"stored,omitempty"`
 }
 
 // fileBody is a file message inside the E2E channel.
 type fileBody struct {
-	Name  string `json:"name"`
-	Type  string `json:"type"`
-	Size  int64  `json:"size"`
-	Thumb []byte `json:"thumb,omitempty"`
-	Desc  []byte `json:"desc"` // files.Description (possibly a redirect)
+	Name    string `json:"name"`
+	Type    string `json:"type"`
+	Size    int64  `json:"size"`
+	Thumb   []byte `json:"thumb,omitempty"`
+	Caption string `json:"caption,omitempty"`
+	Desc    []byte `json:"desc"` // files.Description (possibly a redirect)
 }
+
+// MaxCaption is the longest caption of a file, in UTF-8 bytes.
+const MaxCaption = 1000
 
 func (f *fileBody) validate() error {
 	switch {
@@ -70,6 +81,10 @@ func (f *fileBody) validate() error {
 		return fmt.Errorf("%w: file size %d", ErrTooLong, f.Size)
 	case len(f.Thumb) > MaxThumbnail:
 		return fmt.Errorf("%w: thumbnail of %d bytes", ErrTooLong, len(f.Thumb))
+	case len(f.Caption) > MaxCaption:
+		return fmt.Errorf("%w: the caption is %d bytes, the limit is %d", ErrTooLong, len(f.Caption), MaxCaption)
+	case !utf8.ValidString(f.Caption):
+		return fmt.Errorf("%w: the caption is not valid text", ErrInvalid)
 	}
 	return nil
 }
@@ -118,7 +133,8 @@ func (p *Profile) closeFiles() {
 	}
 }
 
-// Progress reports bytes done of a transfer.
+// Progress reports bytes done of a transfer, in bytes of the file: total
+// is the file's size (not its padded chunks on the relay; filesize.go).
 type Progress func(done, total int64)
 
 // ErrNotSameFile means the file given to ResumeFile is not the one whose
@@ -192,7 +208,7 @@ func (p *Profile) SendFileAs(ctx context.Context, id, uid string, modified int64
 	if ok, err := p.st.Has(groupKey(id)); err == nil && ok && validContactID(id) {
 		return p.SendGroupFileAs(ctx, id, uid, modified, meta, src, progress)
 	}
-	body := fileBody{Name: meta.Name, Type: meta.Type, Size: meta.Size, Thumb: meta.Thumbnail}
+	body := fileBody{Name: meta.Name, Type: meta.Type, Size: meta.Size, Thumb: meta.Thumbnail, Caption: meta.Caption}
 	if err := body.validate(); err != nil {
 		return Message{}, err
 	}
@@ -210,6 +226,9 @@ func (p *Profile) SendFileAs(ctx context.Context, id, uid string, modified int64
 	_, err = p.contact(id)
 	p.mu.Unlock()
 	if err != nil {
+		return Message{}, err
+	}
+	if err := p.refuseLeft(id); err != nil {
 		return Message{}, err
 	}
 	up, err := files.NewUpload(relay, meta.Size)
@@ -324,6 +343,7 @@ func (p *Profile) upload(ctx context.Context, id, uid string, rec *uploadRecord,
 		return Message{}, err
 	}
 	defer release()
+	progress = plainProgress(progress, rec.Meta.Size)
 	if len(rec.Members) > 0 {
 		return p.groupUpload(ctx, id, uid, rec, up, src, progress)
 	}
@@ -345,7 +365,7 @@ func (p *Profile) upload(ctx context.Context, id, uid string, rec *uploadRecord,
 	if err != nil {
 		return abandon(err)
 	}
-	body := fileBody{Name: rec.Meta.Name, Type: rec.Meta.Type, Size: rec.Meta.Size, Thumb: rec.Meta.Thumbnail}
+	body := fileBody{Name: rec.Meta.Name, Type: rec.Meta.Type, Size: rec.Meta.Size, Thumb: rec.Meta.Thumbnail, Caption: rec.Meta.Caption}
 	if body.Desc, err = desc.MarshalBinary(); err != nil {
 		return Message{}, err
 	}
@@ -365,6 +385,13 @@ func (p *Profile) upload(ctx context.Context, id, uid string, rec *uploadRecord,
 		}
 		if encoded, err = json.Marshal(body); err != nil {
 			return Message{}, err
+		}
+		if 1+len(encoded) > fileRecordLimit {
+			// A long caption and a thumbnail together: the thumbnail goes.
+			body.Thumb = nil
+			if encoded, err = json.Marshal(body); err != nil {
+				return Message{}, err
+			}
 		}
 	}
 	agentID, err := p.ag.Send(ctx, agent.ConnID(id), append([]byte{bodyFile}, encoded...))
@@ -428,6 +455,9 @@ func (p *Profile) ResumeFile(ctx context.Context, id, uid string, src io.ReaderA
 	if size != rec.Meta.Size {
 		return Message{}, fmt.Errorf("%w: %d bytes, the interrupted file has %d", ErrNotSameFile, size, rec.Meta.Size)
 	}
+	if err := p.refuseLeft(id); err != nil {
+		return Message{}, err
+	}
 	return p.upload(ctx, id, uid, rec, up, src, progress)
 }
 
@@ -490,6 +520,8 @@ func fileDir(id string, seq uint64) store.Key {
 // DownloadFile fetches, stores (one encrypted record per chunk) and
 // verifies a received file. It resumes from the chunks already stored.
 func (p *Profile) DownloadFile(ctx context.Context, id string, seq uint64, progress Progress) error {
+	ctx, untrack := p.trackDownload(ctx, id, seq) // deleting the message stops it (actionflow.go)
+	defer untrack()
 	p.mu.Lock()
 	rec, err := p.getRecord(id, seq)
 	p.mu.Unlock()
@@ -508,9 +540,9 @@ func (p *Profile) DownloadFile(ctx context.Context, id string, seq uint64, progr
 		return p.setFileState(id, seq, FileFailed, err)
 	}
 	dir := fileDir(id, seq)
-	opts := files.ReceiveOptions{Progress: files.Progress(progress)}
+	opts := files.ReceiveOptions{Progress: files.Progress(plainProgress(progress, rec.File.Size))}
 	if desc.Redirect {
-		if desc, err = files.Follow(ctx, fc, desc, p.st, dir.Join("redirect"), opts); err != nil {
+		if desc, err = files.Follow(ctx, fc, desc, p.st, dir.Join("redirect"), files.ReceiveOptions{}); err != nil {
 			return p.setFileState(id, seq, fileFailure(err), err)
 		}
 		// Keep the real description, so the redirect is followed once.
@@ -562,6 +594,9 @@ func (p *Profile) setFileState(id string, seq uint64, state string, err error) e
 	if gerr != nil {
 		return errors.Join(err, gerr)
 	}
+	if rec.File == nil { // deleted while it downloaded
+		return errors.Join(err, p.discardDeletedFile(id, rec))
+	}
 	rec.File.State = state
 	rec.Reason = ""
 	if err != nil {
@@ -570,8 +605,8 @@ func (p *Profile) setFileState(id string, seq uint64, state string, err error) e
 	if perr := putJSON(p.st, msgKey(id, seq), rec); perr != nil {
 		return errors.Join(err, perr)
 	}
-	m := rec.Message
-	m.AgentID = rec.AgentID
+	m := p.view(id, rec)
+	p.fillStored(id, rec)
 	p.listen(Event{Kind: "status", Message: &m})
 	return err
 }

@@ -40,7 +40,7 @@ func TestSendFile(t *testing.T) {
 	}
 	thumb := []byte("\xff\xd8\xff tiny jpeg")
 	var lastDone int64
-	m, err := a.p.SendFile(ctxT(t), ab, FileMeta{Name: "holiday.bin", Type: "application/octet-stream", Size: int64(len(data)), Thumbnail: thumb},
+	m, err := a.p.SendFile(ctxT(t), ab, FileMeta{Name: "holiday.bin", Type: "application/octet-stream", Size: int64(len(data)), Thumbnail: thumb, Caption: "the beach, day 2"},
 		bytes.NewReader(data), func(done, total int64) { lastDone = done })
 	if err != nil {
 		t.Fatal(err)
@@ -49,8 +49,11 @@ func TestSendFile(t *testing.T) {
 		t.Fatalf("sent message %+v (progress %d)", m, lastDone)
 	}
 	in := awaitOneMessage(t, b, ba)
-	if in.File == nil || in.File.State != FileAvailable || in.File.Size != int64(len(data)) || !bytes.Equal(in.File.Thumbnail, thumb) {
+	if in.File == nil || in.File.State != FileAvailable || in.File.Size != int64(len(data)) || !bytes.Equal(in.File.Thumbnail, thumb) || in.File.Caption != "the beach, day 2" {
 		t.Fatalf("received %+v", in)
+	}
+	if m.File.Caption != "the beach, day 2" {
+		t.Errorf("the sender's copy has caption %q", m.File.Caption)
 	}
 	if _, _, err := b.p.OpenFile(ba, in.Seq); !errors.Is(err, ErrInvalid) {
 		t.Errorf("opening before the download: %v", err)
@@ -136,6 +139,8 @@ func TestFileLimits(t *testing.T) {
 		{FileMeta{Name: strings.Repeat("n", MaxFileName+1), Size: 10}, ErrInvalid},
 		{FileMeta{Name: "x", Size: 10, Thumbnail: make([]byte, MaxThumbnail+1)}, ErrTooLong},
 		{FileMeta{Name: "neg", Size: -1}, ErrTooLong},
+		{FileMeta{Name: "x", Size: 10, Caption: strings.Repeat("c", MaxCaption+1)}, ErrTooLong},
+		{FileMeta{Name: "x", Size: 10, Caption: "\xff\xfe"}, ErrInvalid},
 	} {
 		if _, err := a.p.SendFile(ctxT(t), ab, tc.meta, panicReader{t}, nil); !errors.Is(err, tc.want) {
 			t.Errorf("%+v: %v, want %v", tc.meta.Name, err, tc.want)

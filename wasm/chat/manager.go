@@ -55,6 +55,9 @@ type Manager struct {
 	// never opened twice at once (two agents on one ratchet state would
 	// reuse message keys).
 	ops sync.Mutex
+	// metaMu serialises the changes of profiles/<id>.json (passphrase,
+	// listing) and its removal (listing.go).
+	metaMu sync.Mutex
 }
 
 // NewManager returns a Manager over fsys.
@@ -82,18 +85,30 @@ type ProfileSummary struct {
 	Created    time.Time `json:"created"`
 	Passphrase bool      `json:"passphrase"`
 	Unlocked   bool      `json:"unlocked"`
-	// Name is known only for unlocked profiles: names are encrypted.
-	Name string `json:"name,omitempty"`
+	// Name and Avatar are known for unlocked profiles, for profiles
+	// without a passphrase (their data key is stored raw), and for
+	// passphrase profiles that opted in to Show (listing.go).
+	Name   string `json:"name,omitempty"`
+	Avatar []byte `json:"avatar,omitempty"`
+	// Show: the profile's name and picture are kept in plaintext on this
+	// device for the profile chooser (SetListing).
+	Show bool `json:"show"`
 }
 
 // profileMeta is the only plaintext record of a profile: how to get its
-// data key. It holds no personal data.
+// data key. It holds no personal data unless the user opted in to Show
+// (SPEC.md §7.1).
 type profileMeta struct {
 	V       int       `json:"v"`
 	ID      string    `json:"id"`
 	Created time.Time `json:"created"`
 	Mode    string    `json:"mode"` // "passphrase" or "key"
 	Key     []byte    `json:"key"`  // vault.Wrap output, or the raw key in "key" mode
+	// Show (opt-in, SetListing): Name and Avatar are written here in
+	// plaintext for the profile chooser of a passphrase profile.
+	Show   bool   `json:"show,omitempty"`
+	Name   string `json:"name,omitempty"`
+	Avatar []byte `json:"avatar,omitempty"`
 }
 
 const (
@@ -139,6 +154,7 @@ func (m *Manager) Profiles() ([]ProfileSummary, error) {
 			s.Name = p.Info().DisplayName
 		}
 		m.mu.Unlock()
+		m.fillSummary(&s, meta)
 		out = append(out, s)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
@@ -306,7 +322,11 @@ func (m *Manager) DeleteProfile(id string) error {
 		return err
 	}
 	m.lock(id)
-	if err := hackpadfs.Remove(m.fs, metaPath(id)); err != nil {
+	m.metaMu.Lock()
+	err := hackpadfs.Remove(m.fs, metaPath(id))
+	_ = hackpadfs.Remove(m.fs, metaTmpPath(id)) // a crash's leftover (listing.go)
+	m.metaMu.Unlock()
+	if err != nil {
 		return fmt.Errorf("chat: deleting the profile: %w", err)
 	}
 	if err := hackpadfs.RemoveAll(m.fs, dataDir(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {

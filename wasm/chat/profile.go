@@ -29,6 +29,9 @@ type profileRecord struct {
 	Avatar      []byte   `json:"avatar,omitempty"`
 	Relays      []string `json:"relays"`
 	Receive     string   `json:"receive"` // where new connections receive
+	// Updated is when Update last changed the name or avatar (contacts
+	// made before it are sent a profile update when they connect).
+	Updated time.Time `json:"updated,omitzero"`
 }
 
 // ProfileInfo describes the unlocked profile.
@@ -56,6 +59,8 @@ type Profile struct {
 	ag     *agent.Agent
 	listen Listener
 
+	umu     sync.Mutex // serialises Update and the profile updates it sends
+	bg      background // goroutines close waits for (profileupdate.go)
 	mu      sync.Mutex // chat records
 	rec     profileRecord
 	early   map[string]map[uint64]statusUpdate // our agent's statuses that arrived before SendText stored the message
@@ -78,6 +83,7 @@ type Profile struct {
 	fmu       sync.Mutex
 	fcs       map[wire.Address]*client.FileClient // file relay connections, dialled on first use
 	uploading map[string]*running                 // uploads running, by contact/upload ID
+	downloads downloads                           // downloads running (actionflow.go: a deletion stops them)
 }
 
 // maxEarly bounds the statuses kept per contact for messages not stored yet.
@@ -141,6 +147,7 @@ func openProfile(ctx context.Context, m *Manager, id string, key vault.Key, l Li
 }
 
 func (p *Profile) close() {
+	p.bg.stop()
 	p.stopGroups()
 	p.ag.Close()
 	p.relays.Close()
@@ -158,8 +165,8 @@ func (p *Profile) Info() ProfileInfo {
 		Relays: append([]string(nil), p.rec.Relays...), Receive: p.rec.Receive}
 }
 
-// Update changes the display name and avatar used for new connections.
-func (p *Profile) Update(name string, avatar []byte) error {
+// update saves the display name and avatar (Update: profileupdate.go).
+func (p *Profile) update(name string, avatar []byte) error {
 	name, err := cleanName(name)
 	if err != nil {
 		return err
@@ -170,7 +177,7 @@ func (p *Profile) Update(name string, avatar []byte) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	rec := p.rec
-	rec.DisplayName, rec.Avatar = name, avatar
+	rec.DisplayName, rec.Avatar, rec.Updated = name, avatar, time.Now().UTC()
 	if err := putJSON(p.st, "profile", rec); err != nil {
 		return err
 	}
@@ -238,12 +245,19 @@ type Invitation struct {
 	Contact string `json:"contact"`
 	Link    string `json:"link"`
 	QR      []byte `json:"qr"` // PNG
+	// Name is the invitation's name (Contact.InviteName).
+	Name string `json:"name,omitempty"`
 }
 
-// CreateInvitation creates a one-time invitation on the profile's
+// CreateNamedInvitation creates a one-time invitation on the profile's
 // receiving relay. With incognito, the contact will see a random name used
-// for them only.
-func (p *Profile) CreateInvitation(ctx context.Context, incognito bool) (Invitation, error) {
+// for them only. name (at most MaxDisplayName bytes, may be empty) is ours
+// only: "for Alice", kept on the contact as InviteName.
+func (p *Profile) CreateNamedInvitation(ctx context.Context, incognito bool, name string) (Invitation, error) {
+	name, err := cleanInviteName(name)
+	if err != nil {
+		return Invitation{}, err
+	}
 	relay, err := p.receiveRelay()
 	if err != nil {
 		return Invitation{}, err
@@ -266,12 +280,13 @@ func (p *Profile) CreateInvitation(ctx context.Context, incognito bool) (Invitat
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	c := Contact{ID: string(id), Name: "New contact", State: ContactInvited, Created: time.Now().UTC(), Incognito: alias, Invite: link, NextSeq: 1}
+	c := Contact{ID: string(id), Name: "New contact", State: ContactInvited, Created: time.Now().UTC(), Incognito: alias, Invite: link, NextSeq: 1,
+		InviteName: name}
 	if err := p.saveContact(&c); err != nil {
 		return Invitation{}, err
 	}
 	p.listen(Event{Kind: "contact", Contact: &c})
-	return Invitation{Contact: string(id), Link: link, QR: qr}, nil
+	return Invitation{Contact: string(id), Link: link, QR: qr, Name: name}, nil
 }
 
 // ParseLink checks an invitation link without using it.
@@ -494,6 +509,9 @@ func (p *Profile) SendText(ctx context.Context, id, text string) (Message, error
 	if !validContactID(id) {
 		return Message{}, fmt.Errorf("%w: %q", ErrNoContact, id)
 	}
+	if err := p.refuseLeft(id); err != nil {
+		return Message{}, err
+	}
 	agentID, err := p.ag.Send(ctx, agent.ConnID(id), encodeText(text))
 	if errors.Is(err, agent.ErrNoConnection) {
 		return Message{}, fmt.Errorf("%w: %s", ErrNoContact, id)
@@ -524,6 +542,7 @@ func (p *Profile) storeOutgoingMessage(id string, agentID uint64, msg Message, t
 		msg.Status, msg.Reason = u.status, u.reason
 		delete(p.early[id], agentID)
 	}
+	stampStatus(&msg, msg.Status, t)
 	c.NextSeq++
 	c.LastText, c.LastTime = text, t
 	if err := p.saveContact(c); err != nil {
@@ -547,6 +566,8 @@ type messageRecord struct {
 	// group file's digest from the signed event.
 	EventSeq uint64 `json:"event_seq,omitempty"`
 	Digest   []byte `json:"digest,omitempty"`
+
+	Act *actState `json:"act,omitempty"` // quote, edits, reactions (actions.go)
 }
 
 func (p *Profile) putMessage(m *Message) error {
@@ -557,7 +578,9 @@ func (p *Profile) putMessage(m *Message) error {
 	nr := messageRecord{Message: *m, AgentID: m.AgentID}
 	if rec != nil {
 		nr.FileDesc, nr.EventSeq, nr.Digest = rec.FileDesc, rec.EventSeq, rec.Digest
+		nr.Act = rec.Act
 	}
+	nr.Quote, nr.Reactions = nil, nil // derived when read (view), never stored
 	return putJSON(p.st, msgKey(m.Contact, m.Seq), nr)
 }
 
@@ -608,7 +631,18 @@ func (p *Profile) Messages(id string, before uint64, limit int) ([]Message, erro
 		if err := getJSON(p.st, k, &r); err != nil {
 			return nil, err
 		}
-		out = append(out, r.Message)
+		p.fillStored(id, &r)
+		if r.Hidden {
+			continue // deleted for us (actionflow.go)
+		}
+		out = append(out, p.view(id, &r))
+	}
+	if len(out) < limit && start > 0 { // tombstones left room for older messages
+		older, err := p.visibleBefore(id, keys[:start], limit-len(out))
+		if err != nil {
+			return nil, err
+		}
+		out = append(older, out...)
 	}
 	return out, nil
 }
@@ -630,8 +664,13 @@ func (p *Profile) reconcile() error {
 			if text, err := decodeText(m.Body); err == nil {
 				msg.Text = text
 			} else if f, err := decodeFile(m.Body); err == nil {
-				msg.Text, msg.File = f.Name, &FileMeta{Name: f.Name, Type: f.Type, Size: f.Size, Thumbnail: f.Thumb, State: FileSent}
+				msg.Text, msg.File = f.Name, &FileMeta{Name: f.Name, Type: f.Type, Size: f.Size, Thumbnail: f.Thumb, Caption: f.Caption, State: FileSent}
 			} else {
+				// A reply or an action (actions.go), else not ours to show.
+				if err := p.reconcileAction(string(id), m); err != nil && !errors.Is(err, store.ErrNotFound) {
+					p.mu.Unlock()
+					return err
+				}
 				continue
 			}
 			if _, err := p.storeOutgoingMessage(string(id), m.ID, msg, time.Now().UTC()); err != nil && !errors.Is(err, store.ErrNotFound) {
