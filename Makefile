@@ -25,13 +25,15 @@ build: bundle bins
 wasm:
 	@mkdir -p bin
 	GOOS=js GOARCH=wasm $(GO) build -trimpath -ldflags='-s -w' -o bin/core.wasm ./wasm
+	GOOS=js GOARCH=wasm $(GO) build -trimpath -ldflags='-s -w' -o bin/qr.wasm ./wasm/qrworker
 	@# Unhashed copies for `wisp-host -dev`, which serves web/ from disk.
 	cp bin/core.wasm web/core.wasm
+	cp bin/qr.wasm web/qr.wasm
 	cp $(WASM_EXEC) web/wasm_exec.js
 
 bundle: wasm
 	$(GO) run ./server/cmd/wisp-bundle -src web -out $(DIST) \
-		-extra core.wasm=bin/core.wasm -extra wasm_exec.js=$(WASM_EXEC) >/dev/null
+		-extra core.wasm=bin/core.wasm -extra qr.wasm=bin/qr.wasm -extra wasm_exec.js=$(WASM_EXEC) >/dev/null
 	@echo "bundle: $$(ls $(DIST) | wc -l) files in $(DIST); core.wasm $$(stat -c %s bin/core.wasm) bytes," \
 		"gzip $$(stat -c %s $(DIST)/core.*.wasm.gz), brotli $$(stat -c %s $(DIST)/core.*.wasm.br)"
 
@@ -60,17 +62,18 @@ test: tools lint test-native test-wasm test-e2e
 	@echo "make test: all passed"
 
 tools:
-	@if ! command -v chromium >/dev/null || ! command -v zbarimg >/dev/null; then \
+	@if ! command -v chromium >/dev/null || ! command -v zbarimg >/dev/null || ! command -v firefox-esr >/dev/null; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			echo "installing chromium and zbar-tools with apt"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium zbar-tools >/dev/null; \
+			echo "installing chromium, zbar-tools and firefox-esr with apt"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium zbar-tools firefox-esr >/dev/null; \
 		else \
-			echo "make test needs Chromium and zbarimg: run 'sudo apt-get install -y chromium zbar-tools'"; exit 1; \
+			echo "make test needs Chromium, zbarimg and Firefox ESR: run 'sudo apt-get install -y chromium zbar-tools firefox-esr'"; exit 1; \
 		fi; \
 	fi
 	@[ -x $(STATICCHECK) ] || $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 	@[ -x $(WASMBT) ] || $(GO) install github.com/agnivade/wasmbrowsertest@v0.11.0
-	@command -v npm >/dev/null || { echo "make test needs Node.js and npm (for axe-core in the browser tests)"; exit 1; }
+	@command -v npm >/dev/null || { echo "make test needs Node.js and npm (for axe-core and puppeteer-core in the browser tests)"; exit 1; }
+	@node -e 'process.exit(+process.versions.node.split(".")[0] < 18)' || { echo "make test needs Node.js 18 or later (puppeteer-core drives Firefox)"; exit 1; }
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -92,11 +95,12 @@ test-scale:
 test-wasm:
 	GOOS=js GOARCH=wasm $(GO) test -exec $(WASMBT) -timeout 10m $(WASM_TEST_PKGS)
 
-test-e2e: build web/e2e/node_modules/axe-core/axe.min.js
+test-e2e: build web/e2e/node_modules/.package-lock.json
 	WISP_ROOT=$(CURDIR) $(GO) test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) ./web/e2e/
 
-# axe-core (accessibility rules) for the e2e tests only; pinned by package-lock.json.
-web/e2e/node_modules/axe-core/axe.min.js: web/e2e/package.json web/e2e/package-lock.json
+# Test-only npm packages of the e2e tests, pinned by package-lock.json: axe-core
+# (accessibility rules) and puppeteer-core (drives Firefox in TestFirefox).
+web/e2e/node_modules/.package-lock.json: web/e2e/package.json web/e2e/package-lock.json
 	npm ci --prefix web/e2e --no-audit --no-fund --loglevel=error
 	@touch $@
 
