@@ -104,3 +104,18 @@ export async function resizeAvatar(file, size = 96, maxBytes = 8000) {
   }
   throw new Error("the picture could not be made small enough");
 }
+
+/** Shows a full-page screen (before a profile is open) in <main>. */
+export function screen(id, title, ...children) {
+  const s = h("section", { id, class: "screen", "aria-labelledby": `${id}-title` },
+    h("h2", { id: `${id}-title` }, title), ...children);
+  mount($("#main"), s);
+  return s;
+}
+
+/** A person's or profile's picture, or the initial of its name. */
+export function avatarOf(p, size = 36) {
+  const name = p?.name || "";
+  return p?.avatar ? h("img", { class: "avatar", src: `data:image/jpeg;base64,${p.avatar}`, alt: "", width: size, height: size })
+    : h("span", { class: "avatar initial", "aria-hidden": "true" }, name ? name.slice(0, 1) : "?");
+}

@@ -1,6 +1,7 @@
 // form.js — helpers for the forms of every screen: labelled fields,
 // error lines and busy buttons.
 import { h, $ } from "./dom.js";
+import { explain } from "./errors.js";
 
 /** A labelled field around input (given an id if it has none), with an optional hint. */
 export function field(label, input, hint) {
@@ -27,4 +28,19 @@ export function busy(button, on, label) {
   button.disabled = on;
   if (label) button.textContent = label;
   button.setAttribute("aria-busy", on ? "true" : "false");
+}
+
+/**
+ * Shows err on the error line id as a sentence for a person (errors.js),
+ * with a Retry button that calls retry when trying again can help.
+ */
+export function showError(id, err, what, { retry, overrides } = {}) {
+  const el = $(`#${id}`);
+  if (!el) return;
+  const e = explain(err, what, overrides);
+  el.replaceChildren(e.text);
+  if (retry && e.retry) {
+    el.append(" ", h("button", { type: "button", class: "link", onclick: () => { setError(id, ""); retry(); } }, "Retry"));
+  }
+  el.hidden = false;
 }

@@ -9,6 +9,7 @@
 // ({ profile, state, role, members, incognito, invited_by }).
 import { h, $, mount, toast, blobBase64, resizeAvatar } from "./dom.js";
 import { field, errorLine, setError, busy } from "./form.js";
+import { say } from "./errors.js";
 
 let app = null;
 
@@ -26,28 +27,19 @@ export const rank = (role) => RANK[role] ?? 0;
  * depends on the action, may be given.
  */
 export function groupError(err, what, { invalid, too_long: tooLong } = {}) {
-  switch (err?.code) {
-    case "group_full": return "The group has the most members it can have (100). Remove someone before inviting more.";
-    case "not_allowed": return "Your role in this group does not allow this. Ask an owner or an admin of the group.";
-    case "no_group": return "This group is no longer on this device. Choose another chat.";
-    case "no_member": return "That person is no longer a member of this group. The list is up to date now; try again.";
-    case "group_closed": return "You are no longer a member of this group, so nothing can be sent or changed in it. You can delete the chat.";
-    case "no_contact": return "That contact is no longer in your list. Pick another one.";
-    case "invalid": return invalid ?? `${what} did not work: something in it was not accepted. Check it and try again.`;
-    case "too_long": return tooLong ?? `${what} did not work: it is too long. Make it shorter and try again.`;
-    case "no_relay": return "Add a relay in Settings first: Wisp needs one to receive on.";
-    case "not_ready": return "The connection is not ready yet. Wait a moment and try again.";
-    case "relay_unreachable": return "The relay could not be reached. Check your connection and try again.";
-    case "relay_busy": return "The relay is busy just now. Wait a minute and try again.";
-    case "relay_full": return "The relay is out of space. Try again later, or choose another relay in Settings.";
-    case "relay_local": return "This invitation uses a relay on a private network, which Wisp does not connect to from a page on the internet. Ask for an invitation made with a relay on the internet.";
-    case "link_corrupted":
-    case "link_version":
-    case "link_relay": return "The group invitation cannot be used with this version of Wisp. Ask to be invited again.";
-    case "invitation_used": return "This group invitation was already used. Ask to be invited again.";
-    case "locked": return "Wisp is locked. Unlock it and try again.";
-    default: return `${what} did not work. Try again in a moment; if it keeps failing, reload the page.`;
-  }
+  return say(err, what, {
+    no_contact: "That contact is no longer in your list. Pick another one.",
+    no_group: "This group is no longer on this device. Choose another chat.",
+    no_member: "That person is no longer a member of this group. The list is up to date now; try again.",
+    group_closed: "You are no longer a member of this group, so nothing can be sent or changed in it. You can delete the chat.",
+    invalid: invalid ?? `${what} did not work: something in it was not accepted. Check it and try again.`,
+    too_long: tooLong ?? `${what} did not work: it is too long. Make it shorter and try again.`,
+    relay_local: "This invitation uses a relay on a private network, which Wisp does not connect to from a page on the internet. Ask for an invitation made with a relay on the internet.",
+    link_corrupted: "The group invitation cannot be used with this version of Wisp. Ask to be invited again.",
+    link_version: "The group invitation cannot be used with this version of Wisp. Ask to be invited again.",
+    link_relay: "The group invitation cannot be used with this version of Wisp. Ask to be invited again.",
+    invitation_used: "This group invitation was already used. Ask to be invited again.",
+  });
 }
 
 // ---------- the chat list and the conversation header ----------

@@ -130,7 +130,7 @@ function inviteSection(c) {
   if (candidates.length === 0) {
     return h("section", { "aria-labelledby": "invite-title" },
       h("h3", { id: "invite-title" }, "Invite"),
-      h("p", { class: "hint" }, "Invite contacts you are connected with. Make a New connection first, then come back here."));
+      h("p", { class: "hint" }, "Invite contacts you are connected with. Connect with them first (Create one-time link), then come back here."));
   }
   const who = h("select", { id: "invite-contact" }, candidates.map((x) => h("option", { value: x.id }, x.name)));
   const role = roleSelect("invite-role", c.group.role, "member");

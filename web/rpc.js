@@ -41,7 +41,7 @@ export class CoreClient extends EventTarget {
     if (this.#dead) return Promise.reject(new CoreError("core_stopped", this.#dead));
     const id = this.#next++;
     return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
+      this.#pending.set(id, { resolve, reject, method });
       this.#worker.postMessage({ id, method, params: params === null ? "" : JSON.stringify(params), blob });
     });
   }
@@ -55,7 +55,9 @@ export class CoreClient extends EventTarget {
       }
       case "error": {
         const p = this.#take(msg.id);
-        if (p) p.reject(new CoreError(msg.error.code, msg.error.message));
+        // The method in the message helps reading the console; the page
+        // shows people errors.js's sentence for the code, never this text.
+        if (p) p.reject(new CoreError(msg.error.code, `${p.method}: ${msg.error.message}`));
         break;
       }
       case "event":
