@@ -31,10 +31,11 @@ func aliceAndBob(t testing.TB, base string) (*tab, *tab) {
 // through the UI and waits until both see each other connected.
 func connectPeople(t testing.TB, a, b *tab, aName, bName string) {
 	t.Helper()
-	a.click("New connection")
+	a.click("Create one-time link")
+	a.click("Create link")
 	a.waitJS(`document.querySelector("#invite-link")?.value.includes("#/invite/")`, 30*time.Second, "invitation link")
 	link := eval[string](a, `document.querySelector("#invite-link").value`)
-	b.click("New connection")
+	b.click("I have a link")
 	b.fill("Invitation link", link)
 	b.click("Connect")
 	b.waitJS(fmt.Sprintf(`document.querySelector("#conv-title")?.textContent === %q && document.querySelector("#conv-state")?.textContent === "connected"`, aName), 30*time.Second, "b connected")
@@ -60,9 +61,11 @@ func TestBackupRestore(t *testing.T) {
 	}
 	a.click("Settings")
 	a.fill("Backup passphrase", "short")
+	a.fill("Backup passphrase again", "short")
 	a.click("Export backup")
 	a.waitJS(`document.querySelector("#export-error")?.textContent.includes("at least 8")`, 30*time.Second, "short passphrase refused")
 	a.fill("Backup passphrase", "backup passphrase 1")
+	a.fill("Backup passphrase again", "backup passphrase 1")
 	a.click("Export backup")
 	var file string
 	deadline := time.Now().Add(30 * time.Second)

@@ -2,7 +2,9 @@
 
 // Package e2e holds Wisp's browser end-to-end tests. They drive Debian's
 // headless Chromium with chromedp against the real wisp-host (and relay)
-// binaries started as processes on free loopback ports.
+// binaries started as processes on free loopback ports. TestFirefox also
+// drives Firefox ESR, with puppeteer-core (npm) over WebDriver BiDi from
+// firefox/smoke.mjs.
 //
 // Run them through make, which builds the binaries first:
 //

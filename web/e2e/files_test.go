@@ -96,12 +96,22 @@ func TestFiles(t *testing.T) {
 	t.Logf("picture %d bytes, binary %d bytes", len(pngData), len(bin))
 
 	start := time.Now()
-	a.run(chromedp.SetUploadFiles(chromedp.CSS("#attach-input"), []string{pngPath, binPath}))
+	a.attach("the whole archive", pngPath, binPath) // the caption goes with the last file
 	a.waitJS(`[...document.querySelectorAll("#messages .msg.out[data-file]")].length === 2`, 120*time.Second, "both files sent")
-	b.waitJS(`document.querySelector("#messages .msg.in[data-file] img.thumb") !== null`, 60*time.Second, "the preview")
+	b.waitJS(`document.querySelector("#messages .msg.in[data-file] img.thumb, #messages .msg.in[data-file] img.picture") !== null`, 60*time.Second, "the preview")
 	b.waitJS(`[...document.querySelectorAll("#messages .msg.in[data-file='downloaded']")].length === 1`, 60*time.Second, "the picture downloads by itself")
+	// The sender sees the picture she sent at full size, and can save it.
+	a.waitJS(`(() => { const i = document.querySelector("#messages .msg.out[data-file] img.picture"); return !!i && i.complete && i.naturalWidth === 740 })()`, 30*time.Second, "the sender's own picture")
+	a.waitJS(`[...document.querySelectorAll("#messages .msg.out .file-actions button")].some(b => b.getAttribute("aria-label") === "Save photo.png")`, 10*time.Second, "Save on the sender's side")
+	// Downloaded, the picture shows at full resolution, not the preview.
+	b.waitJS(`(() => { const i = document.querySelector("#messages .msg.in[data-file='downloaded'] img.picture"); return !!i && i.src.startsWith("blob:") && i.complete && i.naturalWidth === 740 })()`, 30*time.Second, "the picture at full resolution")
+	// The view stayed at the bottom as it loaded.
+	b.waitJS(`(() => { const l = document.querySelector("#messages"); return l.scrollHeight - l.scrollTop - l.clientHeight < 60 })()`, 10*time.Second, "the view at the bottom")
 	b.click("Download")
 	b.waitJS(`[...document.querySelectorAll("#messages .msg.in[data-file='downloaded']")].length === 2`, 120*time.Second, "the binary downloaded")
+	if c := eval[string](b, `[...document.querySelectorAll("#messages .msg.in[data-file]")].map(li => li.querySelector(".caption")?.textContent ?? "").join("|")`); c != "|the whole archive" {
+		t.Errorf("the captions Bob sees: %q", c)
+	}
 	t.Logf("2 files (%.1f MiB) from Alice's pick to Bob's Save in %v", float64(len(pngData)+len(bin))/(1<<20), time.Since(start).Round(time.Millisecond))
 	b.screenshot(t.Name() + "-received")
 
@@ -117,15 +127,19 @@ func TestFiles(t *testing.T) {
 
 	// A reload in the middle of a download: it resumes from the chunks
 	// already stored and completes.
-	a.run(chromedp.SetUploadFiles(chromedp.CSS("#attach-input"), []string{binPath}))
+	a.attach("", binPath)
 	b.waitJS(`document.querySelector("#messages .msg.in[data-file='available']") !== null`, 60*time.Second, "a second binary")
 	b.click("Download")
 	b.waitJS(`(() => { const p = document.querySelector("#messages .msg.in .transfer progress"); return p && p.value > 0 && p.value < p.max })()`, 60*time.Second, "the download under way")
+	// The progress counts the file's own size, not its padded chunks.
+	b.waitJS(`/ of 20\.0 MiB/.test(document.querySelector("#messages .msg.in .transfer .meta")?.textContent ?? "")`, 30*time.Second, "the progress of 20.0 MiB")
 	b.run(chromedp.Reload())
 	b.waitVisible("#app")
 	b.openContact("Alice")
 	b.waitJS(`document.querySelector("#messages .msg.in[data-file='available'], #messages .msg.in[data-file='failed']") !== null`, 30*time.Second, "the unfinished download")
-	b.click(map[bool]string{true: "Download", false: "Retry download"}[eval[bool](b, `document.querySelector("#messages .msg.in[data-file='available']") !== null`)])
+	// It says how much is already here.
+	b.waitJS(`[...document.querySelectorAll("#messages .file-actions button")].some(x => /^Resume download — [0-9.]+ MiB of 20.0 MiB already here$/.test(x.textContent))`, 30*time.Second, "Resume download with the part stored")
+	eval[bool](b, `(() => { [...document.querySelectorAll("#messages .file-actions button")].find(x => x.textContent.startsWith("Resume download")).click(); return true })()`)
 	b.waitJS(`[...document.querySelectorAll("#messages .msg.in[data-file='downloaded']")].length === 3`, 120*time.Second, "the resumed download")
 
 	// A file over 1 GiB is refused before any upload.
@@ -139,7 +153,8 @@ func TestFiles(t *testing.T) {
 	}
 	hf.Close()
 	a.run(chromedp.SetUploadFiles(chromedp.CSS("#attach-input"), []string{huge}))
-	a.waitJS(`document.querySelector("#toast")?.textContent.includes("up to 1 GiB")`, 10*time.Second, "the refusal")
+	a.waitJS(`document.querySelector("dialog.preview")?.textContent.includes("too large, Wisp sends files up to 1 GiB") && document.querySelector("dialog.preview button[type=submit]").disabled`, 10*time.Second, "the refusal")
+	a.click("Cancel")
 	if n := eval[int](a, `document.querySelectorAll("#messages .msg.out[data-file]").length`); n != 3 {
 		t.Errorf("after the refusal %d files are shown", n)
 	}
@@ -178,7 +193,7 @@ func benchmarkFile(b *testing.B, size int) {
 			eval[bool](p, `(() => { window.__longest = 0; new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__longest = Math.max(window.__longest, e.duration); }).observe({ type: "longtask" }); return true })()`)
 		}
 		start := time.Now()
-		alice.run(chromedp.SetUploadFiles(chromedp.CSS("#attach-input"), []string{path}))
+		alice.attach("", path)
 		bob.waitJS(`document.querySelector("#messages .msg.in[data-file='available']") !== null`, 5*time.Minute, "the file message")
 		up := time.Since(start)
 		bob.click("Download")
@@ -235,7 +250,7 @@ func TestUploadResumesAfterReload(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	a.run(chromedp.SetUploadFiles(chromedp.CSS("#attach-input"), []string{path}))
+	a.attach("", path)
 	a.waitJS(`(() => { const p = document.querySelector("#messages .msg.upload .transfer progress"); return p && p.value > 0 })()`, 60*time.Second, "the upload under way")
 	a.run(chromedp.Reload())
 	a.waitVisible("#app")

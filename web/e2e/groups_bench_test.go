@@ -315,7 +315,7 @@ func BenchmarkGroupSend(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	page.click("New connection")
+	page.click("I have a link")
 	page.fill("Invitation link", inv.Link)
 	page.click("Connect")
 	page.waitJS(fmt.Sprintf(`document.querySelector("#conv-title")?.textContent === %q && document.querySelector("#conv-state")?.textContent === "connected"`, owner.name), 60*time.Second, "the page connected with "+owner.name)

@@ -237,7 +237,7 @@ func TestGroups(t *testing.T) {
 	// thumbnail), downloads it and saves the same bytes.
 	sent := groupFiles(t, a, b)
 	for _, f := range sent {
-		f.from.run(chromedp.SetUploadFiles(chromedp.CSS("#attach-input"), []string{f.path}))
+		f.from.attach("", f.path)
 	}
 	for _, f := range sent {
 		f.from.waitJS(fileItemJS("out", f.name)+`?.matches("[data-file='sent']")`, 120*time.Second, f.name+" sent")

@@ -110,7 +110,7 @@ func TestLocalRelayRefused(t *testing.T) {
 
 	// Invitations pasted, in the spellings a browser reads as this machine.
 	p.click("Cancel")
-	p.click("New connection")
+	p.click("I have a link")
 	for _, relayHost := range []string{"127.0.0.1", "127.1", "2130706433", "localhost", "LOCALHOST", "::1", "192.168.1.1", "10.0.0.1", "169.254.169.254"} {
 		p.fill("Invitation link", testLink(t, origin, relayHost, port))
 		p.click("Connect")

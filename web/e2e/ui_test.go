@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -44,8 +45,19 @@ func (p *tab) waitJS(expr string, timeout time.Duration, what string) {
 	p.t.Helper()
 	if _, err := chromedp.Run(p.ctx, chromedp.Poll[bool](expr,
 		chromedp.WithPollingInterval(25*time.Millisecond), chromedp.WithPollingTimeout(timeout))); err != nil {
-		p.t.Fatalf("waiting for %s: %v\nconsole:\n%s", what, err, p.console())
+		p.t.Fatalf("waiting for %s: %v\nconsole:\n%s\npage:\n%s", what, err, p.console(), p.pageText())
 	}
+}
+
+// pageText is the text the page shows, for failure messages.
+func (p *tab) pageText() string {
+	ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText.slice(0, 3000)`))
+	if err != nil {
+		return "(unreadable: " + err.Error() + ")"
+	}
+	return s
 }
 
 // waitVisible waits for the element matching css to be shown.
@@ -71,6 +83,19 @@ func (p *tab) send(text string) {
 	p.t.Helper()
 	p.run(chromedp.Focus(chromedp.CSS("#composer")), chromedp.SendKeys(chromedp.CSS("#composer"), text),
 		chromedp.KeyEvent("\r"))
+}
+
+// attach picks files with the Attach dialog's input and confirms the
+// preview that shows them before anything is sent, with caption if given.
+func (p *tab) attach(caption string, paths ...string) {
+	p.t.Helper()
+	p.run(chromedp.SetUploadFiles(chromedp.CSS("#attach-input"), paths))
+	p.waitJS(`document.querySelector("dialog.preview")?.open === true`, 30*time.Second, "the preview before sending")
+	if caption != "" {
+		p.fill("Caption", caption)
+	}
+	eval[bool](p, `(() => { document.querySelector("dialog.preview button[type=submit]").click(); return true })()`)
+	p.waitJS(`document.querySelector("dialog.preview") === null`, 10*time.Second, "the preview closed")
 }
 
 // texts returns the message texts shown in the open conversation.
@@ -140,13 +165,19 @@ func TestTwoPeopleChat(t *testing.T) {
 	// Bob receives on the second relay: each direction uses its own relay.
 	b.click("Settings")
 	b.waitVisible(".settings")
-	b.waitJS(fmt.Sprintf(`[...document.querySelectorAll(".relays code")].some(c => c.textContent === %q)`, relayB), 10*time.Second, "relay list")
-	eval[bool](b, fmt.Sprintf(`(() => { [...document.querySelectorAll(".relays li")].find(li => li.querySelector("code").textContent === %q).querySelector("input").click(); return true })()`, relayB))
-	b.waitJS(fmt.Sprintf(`document.querySelector(".relays input:checked")?.parentElement.querySelector("code").textContent === %q`, relayB), 10*time.Second, "receive relay chosen")
+	// Relays are listed by host name, the key folded away.
+	hostB := relayB[strings.LastIndex(relayB, "@")+1:]
+	b.waitJS(fmt.Sprintf(`[...document.querySelectorAll(".relays .relay-host")].some(c => c.textContent === %q)`, hostB), 10*time.Second, "relay list")
+	if eval[bool](b, `[...document.querySelectorAll(".relays details")].some(d => d.open)`) {
+		t.Error("a relay's key fingerprint is unfolded")
+	}
+	eval[bool](b, fmt.Sprintf(`(() => { [...document.querySelectorAll(".relays li")].find(li => li.querySelector(".relay-host").textContent === %q).querySelector("input").click(); return true })()`, hostB))
+	b.waitJS(fmt.Sprintf(`document.querySelector(".relays input:checked")?.parentElement.querySelector(".relay-host").textContent === %q`, hostB), 10*time.Second, "receive relay chosen")
 	b.screenshot(t.Name() + "-settings")
 	b.checkA11y("settings")
 
-	a.click("New connection")
+	a.click("Create one-time link")
+	a.click("Create link")
 	a.waitJS(`document.querySelector("#invite-link")?.value.includes("#/invite/")`, 30*time.Second, "invitation link")
 	link := eval[string](a, `document.querySelector("#invite-link").value`)
 	a.screenshot(t.Name() + "-invitation")
@@ -267,7 +298,7 @@ func TestTwoPeopleChat(t *testing.T) {
 	c.waitVisible("#join")
 	c.waitJS(`document.querySelector("#join-error")?.textContent.startsWith("The invitation link is corrupted")`, 30*time.Second, "corrupted link")
 	c.click("Cancel")
-	c.click("New connection")
+	c.click("I have a link")
 	c.fill("Invitation link", "https://example.com/some/page")
 	c.click("Connect")
 	c.waitJS(`document.querySelector("#paste-error")?.textContent === "That is not a Wisp invitation link."`, 30*time.Second, "not a Wisp link")
