@@ -73,7 +73,7 @@ tools:
 	@[ -x $(STATICCHECK) ] || $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 	@[ -x $(WASMBT) ] || $(GO) install github.com/agnivade/wasmbrowsertest@v0.11.0
 	@command -v npm >/dev/null || { echo "make test needs Node.js and npm (for axe-core and puppeteer-core in the browser tests)"; exit 1; }
-	@node -e 'process.exit(+process.versions.node.split(".")[0] < 18)' || { echo "make test needs Node.js 18 or later (puppeteer-core drives Firefox)"; exit 1; }
+	@node -e 'process.exit(Number(process.versions.node.split(".")[0]) < 18 ? 1 : 0)' || { echo "make test needs Node.js 18 or later (puppeteer-core drives Firefox)"; exit 1; }
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -373,10 +373,13 @@ func TestServiceWorkerPlaceholders(t *testing.T) {
 // checks the installable-app assets: the manifest, its icons and sw.js.
 func TestWebTree(t *testing.T) {
 	web := filepath.Join("..", "..", "web")
-	extra := writeTree(t, map[string]string{"core.wasm": "\x00asm", "wasm_exec.js": "// go"})
+	// The extras stand in for the build outputs (and for any stale dev
+	// copies in web/, which would otherwise be compressed here).
+	extra := writeTree(t, map[string]string{"core.wasm": "\x00asm", "qr.wasm": "\x00asm", "wasm_exec.js": "// go"})
 	out := t.TempDir()
 	names, err := Build(Options{Src: web, Out: out, Extra: map[string]string{
 		"core.wasm":    filepath.Join(extra, "core.wasm"),
+		"qr.wasm":      filepath.Join(extra, "qr.wasm"),
 		"wasm_exec.js": filepath.Join(extra, "wasm_exec.js"),
 	}})
 	if err != nil {
@@ -392,7 +395,7 @@ func TestWebTree(t *testing.T) {
 	}
 
 	shell, _ := injected(t, string(read(out, "sw.js")))
-	for _, n := range []string{"app.js", "worker.js", "core.wasm", "wasm_exec.js"} {
+	for _, n := range []string{"app.js", "worker.js", "core.wasm", "qrworker.js", "qr.wasm", "wasm_exec.js"} {
 		if !slices.Contains(shell, "./"+names[n]) {
 			t.Errorf("the shell lacks %s (%s): %q", n, names[n], shell)
 		}
