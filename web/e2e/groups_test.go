@@ -132,14 +132,15 @@ func fileItemJS(dir, name string) string {
 }
 
 // receiveFile waits until the open group conversation shows f under its
-// author's name (a picture with its thumbnail shown), and downloads it:
+// author's name (a picture with its thumbnail or itself shown), and downloads it:
 // a picture downloads by itself, another file on "Download".
 func (p *tab) receiveFile(f groupFile) {
 	p.t.Helper()
 	item := fileItemJS("in", f.name)
 	shown := item + fmt.Sprintf(`?.querySelector(".author")?.textContent === %q`, f.author)
 	if f.picture {
-		shown += ` && (() => { const i = ` + item + `.querySelector("img.thumb"); return !!i && i.src.startsWith("data:image/jpeg;base64,") && i.complete && i.naturalWidth > 0 })()`
+		// Its preview, or, once it downloaded by itself, the picture.
+		shown += ` && (() => { const i = ` + item + `.querySelector("img.thumb, img.picture"); return !!i && (i.src.startsWith("data:image/jpeg;base64,") || i.src.startsWith("blob:")) && i.complete && i.naturalWidth > 0 })()`
 	}
 	p.waitJS(shown, 120*time.Second, fmt.Sprintf("%s from %s", f.name, f.author))
 	if !f.picture {
