@@ -382,23 +382,8 @@ func (p *Profile) receiveReply(id string, m agent.Received, a *action) error {
 	if err != nil {
 		return err
 	}
-	var seq uint64
-	err = getJSON(p.st, idxKey(id, "i", m.ID), &seq)
-	switch {
-	case err == nil:
-		if ok, err := p.st.Has(msgKey(id, seq)); err != nil || ok {
-			return err // already stored
-		}
-	case errors.Is(err, store.ErrNotFound):
-		seq = c.NextSeq
-		c.NextSeq++
-		if err := p.saveContact(c); err != nil {
-			return err
-		}
-		if err := putJSON(p.st, idxKey(id, "i", m.ID), seq); err != nil {
-			return err
-		}
-	default:
+	seq, stored, err := p.incomingSeq(c, m.ID)
+	if err != nil || stored {
 		return err
 	}
 	rec := replyRecord(a, true)

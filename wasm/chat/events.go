@@ -132,23 +132,8 @@ func (e *profileEvents) Received(conn agent.ConnID, m agent.Received) error {
 	}
 	// Index first, then the message, so a crash between them is repaired
 	// by the redelivery and never shows the message twice.
-	var seq uint64
-	err = getJSON(p.st, idxKey(id, "i", m.ID), &seq)
-	switch {
-	case err == nil:
-		if ok, err := p.st.Has(msgKey(id, seq)); err != nil || ok {
-			return err // already stored
-		}
-	case errors.Is(err, store.ErrNotFound):
-		seq = c.NextSeq
-		c.NextSeq++
-		if err := p.saveContact(c); err != nil {
-			return err
-		}
-		if err := putJSON(p.st, idxKey(id, "i", m.ID), seq); err != nil {
-			return err
-		}
-	default:
+	seq, stored, err := p.incomingSeq(c, m.ID)
+	if err != nil || stored {
 		return err
 	}
 	msg := Message{Contact: id, Seq: seq, Incoming: true, Text: text, Time: m.Sent.UTC(), ReceivedAt: time.Now().UTC(),
@@ -168,6 +153,29 @@ func (e *profileEvents) Received(conn agent.ConnID, m agent.Received) error {
 	}
 	p.listen(Event{Kind: "message", Message: &msg, Contact: c})
 	return nil
+}
+
+// incomingSeq gives the position of the incoming message with agent ID
+// agentID, index first: a new one takes c's next position and its i/
+// index is written before the message is, so a crash between them is
+// repaired by the redelivery and never shows the message twice. stored
+// reports a message that is already there (a redelivery); p.mu held.
+func (p *Profile) incomingSeq(c *Contact, agentID uint64) (seq uint64, stored bool, err error) {
+	err = getJSON(p.st, idxKey(c.ID, "i", agentID), &seq)
+	switch {
+	case err == nil:
+		stored, err = p.st.Has(msgKey(c.ID, seq))
+		return seq, stored, err
+	case errors.Is(err, store.ErrNotFound):
+		seq = c.NextSeq
+		c.NextSeq++
+		if err := p.saveContact(c); err != nil {
+			return 0, false, err
+		}
+		return seq, false, putJSON(p.st, idxKey(c.ID, "i", agentID), seq)
+	default:
+		return 0, false, err
+	}
 }
 
 // setStatus moves an outgoing message's status forward; p.mu must be held.
