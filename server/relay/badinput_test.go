@@ -273,13 +273,14 @@ func TestAuthSameBytes(t *testing.T) {
 func TestHalfOpenConnectionIsClosed(t *testing.T) {
 	r := startRelay(t, func(c *relay.Config) {
 		c.Limits.PingInterval = 50 * time.Millisecond
-		c.Limits.PingTimeout = 100 * time.Millisecond
+		// Long enough for the healthy client to answer on a busy machine.
+		c.Limits.PingTimeout = scaled(500 * time.Millisecond)
 	})
 	// A healthy client keeps reading, so it answers pings and survives.
 	healthy := dial(t, r)
 	// A raw connection that never reads again cannot answer pings.
 	dialRaw(t, r)
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(scaled(5 * time.Second))
 	for r.srv.Connections() != 1 {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d connections, want the silent one closed", r.srv.Connections())
@@ -371,7 +372,7 @@ func TestHandshakeTimeout(t *testing.T) {
 	if _, _, err := ws.Read(ctxT(t)); err == nil {
 		t.Fatal("relay sent something before the hello")
 	}
-	if d := time.Since(start); d > 5*time.Second {
+	if d := time.Since(start); d > scaled(5*time.Second) {
 		t.Fatalf("dropped after %v", d)
 	}
 	stillServing(t, r)

@@ -67,12 +67,14 @@ func startRelayStore(t *testing.T, opts store.Options, mod func(*relay.Config)) 
 	return &testRelay{srv: srv, st: st, addr: srv.Address("127.0.0.1", uint16(port)), dbDir: dir}
 }
 
-// scaled stretches a test deadline by WISP_TEST_SCALE (default 1), the
-// one factor every deadline in these tests derives from, for slow or
-// busy machines.
+// scaled stretches a test deadline by WISP_TEST_SCALE (default 1;
+// WISP_TEST_SLOW is another name for it), the one factor every deadline
+// in these tests derives from, for slow or busy machines.
 func scaled(d time.Duration) time.Duration {
-	if f, err := strconv.ParseFloat(os.Getenv("WISP_TEST_SCALE"), 64); err == nil && f >= 1 {
-		return time.Duration(float64(d) * f)
+	for _, name := range []string{"WISP_TEST_SCALE", "WISP_TEST_SLOW"} {
+		if f, err := strconv.ParseFloat(os.Getenv(name), 64); err == nil && f >= 1 {
+			return time.Duration(float64(d) * f)
+		}
 	}
 	return d
 }

@@ -46,7 +46,7 @@ func limited(t *testing.T, cfg relay.ListenerConfig) (*relay.Listener, <-chan ne
 
 func waitOpen(t *testing.T, l *relay.Listener, n int) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(scaled(30 * time.Second))
 	for l.Open() != n {
 		if time.Now().After(deadline) {
 			t.Fatalf("Open() = %d, want %d", l.Open(), n)
@@ -59,7 +59,7 @@ func waitOpen(t *testing.T, l *relay.Listener, n int) {
 // checks the answer is a 503 followed by the end of the connection.
 func refusedWith503(t *testing.T, c net.Conn, extra ...string) {
 	t.Helper()
-	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(scaled(30 * time.Second)))
 	req := "GET /wisp HTTP/1.1\r\nHost: relay\r\n" + strings.Join(extra, "") + "\r\n"
 	if _, err := io.WriteString(c, req); err != nil {
 		t.Fatal(err)
@@ -150,7 +150,7 @@ func TestLimitListenerRefusingBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(scaled(30 * time.Second)))
 	if b, err := io.ReadAll(c); len(b) != 0 || err != nil {
 		t.Fatalf("18th connection: %q, %v; want closed at once", b, err)
 	}

@@ -27,7 +27,7 @@ import (
 var fastArgon = vault.Params{MemoryKiB: 1024, Time: 1, Threads: 1}
 
 func ctxT(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), scaled(60*time.Second))
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -93,11 +93,14 @@ func (u *user) restart(relay *relaytest.Relay) {
 	u.unlock()
 }
 
-// scaled stretches a deadline by WISP_TEST_SCALE (default 1) for slow
-// machines; tests wait for conditions, never for time.
+// scaled stretches a deadline by WISP_TEST_SCALE (default 1;
+// WISP_TEST_SLOW is another name for it) for slow machines; tests wait
+// for conditions, never for time.
 func scaled(d time.Duration) time.Duration {
-	if f, err := strconv.ParseFloat(os.Getenv("WISP_TEST_SCALE"), 64); err == nil && f >= 1 {
-		return time.Duration(float64(d) * f)
+	for _, name := range []string{"WISP_TEST_SCALE", "WISP_TEST_SLOW"} {
+		if f, err := strconv.ParseFloat(os.Getenv(name), 64); err == nil && f >= 1 {
+			return time.Duration(float64(d) * f)
+		}
 	}
 	return d
 }

@@ -310,7 +310,7 @@ func TestResumeUpload(t *testing.T) {
 		t.Fatal(err)
 	}
 	r1.Stop()
-	short, cancelShort := context.WithTimeout(ctxT(t), 2*time.Second)
+	short, cancelShort := context.WithTimeout(ctxT(t), scaled(2*time.Second))
 	defer cancelShort()
 	if err := a.p.DiscardUpload(short, ab, uid+"-4"); err == nil {
 		t.Fatal("a discard without the relay succeeded")

@@ -615,7 +615,7 @@ func TestContactLeftPeerDeleted(t *testing.T) {
 	pending := pfQueue(t, ann, ab, 3)
 	// Bob's notice goes to Ann's queue on r1; deleting his own queue on
 	// r2 fails (it is down), which is his side's business.
-	ctx, cancel := context.WithTimeout(ctxT(t), 3*time.Second)
+	ctx, cancel := context.WithTimeout(ctxT(t), scaled(3*time.Second))
 	_ = bob.p.DeleteContact(ctx, ba)
 	cancel()
 	pfCheckLeft(t, ann, ab, sent, pending)

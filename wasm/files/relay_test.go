@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -59,8 +60,20 @@ func (r *testRelay) chunkFiles(t testing.TB) []string {
 	return out
 }
 
+// scaled stretches a test deadline by WISP_TEST_SCALE (a number ≥ 1,
+// default 1; WISP_TEST_SLOW is another name for it), the one factor every
+// deadline of these tests derives from, for slow or busy machines.
+func scaled(d time.Duration) time.Duration {
+	for _, name := range []string{"WISP_TEST_SCALE", "WISP_TEST_SLOW"} {
+		if f, err := strconv.ParseFloat(os.Getenv(name), 64); err == nil && f >= 1 {
+			return time.Duration(float64(d) * f)
+		}
+	}
+	return d
+}
+
 func testContext(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), scaled(2*time.Minute))
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -716,7 +729,7 @@ func TestReceiveWindow(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() { errc <- Receive(testContext(t), g, d, st, "files/f1", ReceiveOptions{InFlight: 2}) }()
 	const window = 2 + 2
-	for deadline := time.Now().Add(10 * time.Second); g.started.Load() < window && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(scaled(10 * time.Second)); g.started.Load() < window && time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
 	}
 	time.Sleep(200 * time.Millisecond) // room for a download past the window

@@ -68,7 +68,7 @@ func TestBackupRestore(t *testing.T) {
 	a.fill("Backup passphrase again", "backup passphrase 1")
 	a.click("Export backup")
 	var file string
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(scaled(30 * time.Second))
 	for file == "" && time.Now().Before(deadline) {
 		entries, _ := os.ReadDir(downloads)
 		for _, e := range entries {

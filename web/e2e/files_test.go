@@ -42,7 +42,7 @@ func allowDownloads(t testing.TB, p *tab) string {
 // waitFile waits for a completed download named name in dir.
 func waitFile(t testing.TB, dir, name string) []byte {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(scaled(60 * time.Second))
 	for time.Now().Before(deadline) {
 		if b, err := os.ReadFile(filepath.Join(dir, name)); err == nil {
 			if _, err := os.Stat(filepath.Join(dir, name+".crdownload")); err != nil {

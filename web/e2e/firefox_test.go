@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -79,15 +78,6 @@ const (
 	roleHeading = "heading"
 )
 
-// ffDeadline scales d by WISP_TEST_SCALE (a number, default 1), for slow
-// or loaded machines.
-func ffDeadline(d time.Duration) time.Duration {
-	if f, err := strconv.ParseFloat(os.Getenv("WISP_TEST_SCALE"), 64); err == nil && f > 0 {
-		return time.Duration(float64(d) * f)
-	}
-	return d
-}
-
 // underCI reports whether the tests run in CI, where a missing browser is
 // a failure, not a reason to skip.
 func underCI() bool {
@@ -121,7 +111,7 @@ func TestFirefox(t *testing.T) {
 
 	// Deadlines: step for what one page does by itself, slow for what
 	// waits on the other browser, a relay or a start.
-	step, slow := ffDeadline(30*time.Second), ffDeadline(60*time.Second)
+	step, slow := scaled(30*time.Second), scaled(60*time.Second)
 	_, relay := startRelay(t)
 	host, base := startHost(t, "-relay", relay)
 	fox := startFirefox(t, node, firefox)
@@ -439,8 +429,8 @@ func startFirefox(t *testing.T, node, firefox string) *foxTab {
 		_ = f.stdin.Close() // the script closes Firefox and exits
 		select {
 		case <-done:
-		case <-time.After(20 * time.Second):
-			t.Errorf("the Firefox driver did not exit within 20s of its stdin closing; killing it")
+		case <-time.After(scaled(20 * time.Second)):
+			t.Errorf("the Firefox driver did not exit within %v of its stdin closing; killing it", scaled(20*time.Second))
 			_ = syscall.Kill(-f.cmd.Process.Pid, syscall.SIGKILL)
 			<-done
 		}
@@ -450,7 +440,7 @@ func startFirefox(t *testing.T, node, firefox string) *foxTab {
 			t.Logf("Firefox driver log:\n%s", f.log.String())
 		}
 	})
-	version := f.reply(ffDeadline(60*time.Second), "starting Firefox")
+	version := f.reply(scaled(60*time.Second), "starting Firefox")
 	var v string
 	_ = json.Unmarshal(version, &v)
 	t.Logf("Firefox: %s", v)
@@ -545,7 +535,7 @@ func (f *foxTab) shot(name string) {
 func (f *foxTab) check() {
 	f.t.Helper()
 	var errs []string
-	if err := json.Unmarshal(f.do(10*time.Second, map[string]any{"op": "errors"}), &errs); err != nil {
+	if err := json.Unmarshal(f.do(scaled(10*time.Second), map[string]any{"op": "errors"}), &errs); err != nil {
 		f.t.Fatal(err)
 	}
 	for _, e := range errs {

@@ -54,7 +54,7 @@ func (p *tab) waitMembers(n int) {
 	p.waitVisible("#members-panel")
 	ready := fmt.Sprintf(`(() => { const li = [...document.querySelectorAll("#member-list li")];
 		return li.length === %d && li.every(e => e.dataset.status === "joined" && (e.dataset.connection === "self" || e.dataset.connection === "connected")) })()`, n)
-	for deadline := time.Now().Add(90 * time.Second); !eval[bool](p, ready); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(scaled(90 * time.Second)); !eval[bool](p, ready); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			rows := eval[string](p, `[...document.querySelectorAll("#member-list li, #former-list li")].map(e => e.textContent + " [" + e.dataset.status + "/" + e.dataset.connection + "]").join("; ")`)
 			p.t.Fatalf("waiting for %d members, all connected; the panel lists: %s\nconsole:\n%s", n, rows, p.console())

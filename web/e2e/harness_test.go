@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,6 +23,19 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
+
+// scaled stretches a test deadline by WISP_TEST_SCALE (a number ≥ 1,
+// default 1; WISP_TEST_SLOW is another name for it), the one factor every
+// deadline of these tests derives from, for slow or loaded machines. The
+// waits (waitJS, waitText, …) scale the timeouts they are given.
+func scaled(d time.Duration) time.Duration {
+	for _, name := range []string{"WISP_TEST_SCALE", "WISP_TEST_SLOW"} {
+		if f, err := strconv.ParseFloat(os.Getenv(name), 64); err == nil && f >= 1 {
+			return time.Duration(float64(d) * f)
+		}
+	}
+	return d
+}
 
 // root is the repository root; binaries are in root/bin.
 var root string
@@ -164,10 +178,10 @@ func startProc(t testing.TB, ready *regexp.Regexp, name string, args ...string) 
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-p.done:
-		case <-time.After(10 * time.Second):
+		case <-time.After(scaled(10 * time.Second)):
 			_ = p.cmd.Process.Kill()
 			<-p.done
-			t.Errorf("%s did not stop within 10s of SIGTERM", name)
+			t.Errorf("%s did not stop within %v of SIGTERM", name, scaled(10*time.Second))
 		}
 	})
 	select {
@@ -175,8 +189,8 @@ func startProc(t testing.TB, ready *regexp.Regexp, name string, args ...string) 
 		return p, v
 	case <-p.done:
 		t.Fatalf("%s exited before it was ready: %s", name, p.Log())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s did not become ready within 30s: %s", name, p.Log())
+	case <-time.After(scaled(30 * time.Second)):
+		t.Fatalf("%s did not become ready within %v: %s", name, scaled(30*time.Second), p.Log())
 	}
 	return nil, ""
 }
@@ -253,7 +267,7 @@ func newTabBeside(t testing.TB, p *tab, name string) *tab {
 func openTab(t testing.TB, parent context.Context, name string, opts ...chromedp.ContextOption) *tab {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(parent, opts...)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 5*time.Minute)
+	ctx, cancelTimeout := context.WithTimeout(ctx, scaled(5*time.Minute))
 	p := &tab{ctx: ctx, t: t}
 	messages := chromedp.Console(ctx)
 	go func() {
@@ -304,9 +318,11 @@ func eval[T any](p *tab, expr string) T {
 	return v
 }
 
-// waitText waits until the element matching sel has exactly text.
+// waitText waits until the element matching sel has exactly text, for
+// timeout scaled.
 func (p *tab) waitText(sel, text string, timeout time.Duration) {
 	p.t.Helper()
+	timeout = scaled(timeout)
 	expr := fmt.Sprintf(`document.querySelector(%q)?.textContent === %q`, sel, text)
 	if _, err := chromedp.Run(p.ctx, chromedp.Poll[bool](expr,
 		chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(timeout))); err != nil {
@@ -346,7 +362,7 @@ func (p *tab) screenshot(name string) {
 
 // check fails the test on console errors, exceptions and CSP violations.
 func (p *tab) check() {
-	ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(p.ctx, scaled(5*time.Second))
 	defer cancel()
 	violations, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`window.__cspViolations ?? []`))
 	if err != nil {

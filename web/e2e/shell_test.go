@@ -126,7 +126,7 @@ func copyWeb(t *testing.T) string {
 func TestHostHTTP(t *testing.T) {
 	const relay = "wisp://AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA@127.0.0.1:5223"
 	h, base := startHost(t, "-relay", relay)
-	client := &http.Client{Timeout: 10 * time.Second}
+	client := &http.Client{Timeout: scaled(10 * time.Second)}
 	get := func(method, path string, hdr map[string]string) (*http.Response, []byte) {
 		t.Helper()
 		req, err := http.NewRequest(method, base+path, nil)

@@ -40,9 +40,10 @@ func (p *tab) click(name string) {
 	eval[bool](p, `(() => { `+find+`.click(); return true })()`)
 }
 
-// waitJS waits until expr is truthy.
+// waitJS waits until expr is truthy, for timeout scaled.
 func (p *tab) waitJS(expr string, timeout time.Duration, what string) {
 	p.t.Helper()
+	timeout = scaled(timeout)
 	if _, err := chromedp.Run(p.ctx, chromedp.Poll[bool](expr,
 		chromedp.WithPollingInterval(25*time.Millisecond), chromedp.WithPollingTimeout(timeout))); err != nil {
 		p.t.Fatalf("waiting for %s: %v\nconsole:\n%s\npage:\n%s", what, err, p.console(), p.pageText())

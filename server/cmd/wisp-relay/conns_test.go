@@ -32,7 +32,7 @@ func openFDs(t *testing.T, pid int) int {
 // waitUntil polls cond until it holds, failing after a generous bound.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(scaled(60 * time.Second))
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for: %s", what)
@@ -57,7 +57,7 @@ func plainGET(c net.Conn, r *bufio.Reader) (int, error) {
 // closedByRelay waits until the relay closes c: reads (of a refusal,
 // if any) end with EOF.
 func closedByRelay(c net.Conn, r io.Reader) error {
-	_ = c.SetReadDeadline(time.Now().Add(60 * time.Second))
+	_ = c.SetReadDeadline(time.Now().Add(scaled(60 * time.Second)))
 	_, err := io.Copy(io.Discard, r)
 	return err
 }
@@ -74,7 +74,7 @@ func TestRelayClosesIdleHTTPConnections(t *testing.T) {
 	const n = 100 // of each kind
 	p := start(t, build(t), "-listen", "127.0.0.1:0", "-data", filepath.Join(t.TempDir(), "data"), "-http-timeout", "1s")
 	addr := fmt.Sprintf("127.0.0.1:%d", p.addr.Port)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), scaled(60*time.Second))
 	defer cancel()
 
 	// A queue session and a file session, idle for longer than the
@@ -158,7 +158,7 @@ func TestRelayMaxConns(t *testing.T) {
 	}
 	p := start(t, build(t), "-listen", "127.0.0.1:0", "-data", filepath.Join(t.TempDir(), "data"), "-max-conns", "4", "-http-timeout", "2s")
 	addr := fmt.Sprintf("127.0.0.1:%d", p.addr.Port)
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), scaled(120*time.Second))
 	defer cancel()
 
 	// Four sessions, two per endpoint, fill the limit.

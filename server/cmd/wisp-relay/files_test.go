@@ -28,7 +28,7 @@ func TestRelayBinaryFiles(t *testing.T) {
 	// Room for one 1 MiB chunk and its records, not for 64 KiB more.
 	args := []string{"-listen", "127.0.0.1:0", "-data", data, "-files", fdir, "-files-quota", "1081344", "-files-retention", "1h"}
 	p := start(t, bin, args...)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), scaled(30*time.Second))
 	defer cancel()
 	c, err := client.DialFiles(ctx, p.addr, client.Options{})
 	if err != nil {

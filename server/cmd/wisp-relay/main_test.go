@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -28,6 +29,18 @@ import (
 	"github.com/wisp-chat/wisp/server/wire"
 	"github.com/wisp-chat/wisp/server/wire/client"
 )
+
+// scaled stretches a test deadline by WISP_TEST_SCALE (a number ≥ 1,
+// default 1; WISP_TEST_SLOW is another name for it), the one factor every
+// deadline of these tests derives from, for slow or busy machines.
+func scaled(d time.Duration) time.Duration {
+	for _, name := range []string{"WISP_TEST_SCALE", "WISP_TEST_SLOW"} {
+		if f, err := strconv.ParseFloat(os.Getenv(name), 64); err == nil && f >= 1 {
+			return time.Duration(float64(d) * f)
+		}
+	}
+	return d
+}
 
 func build(t *testing.T) string {
 	t.Helper()
@@ -96,7 +109,7 @@ func (p *proc) stop(t *testing.T) {
 		if err != nil {
 			t.Fatalf("exit after SIGTERM: %v; stderr: %s", err, p.stderr)
 		}
-	case <-time.After(15 * time.Second):
+	case <-time.After(scaled(15 * time.Second)):
 		t.Fatal("no exit after SIGTERM")
 	}
 	if len(rest) != 0 {
@@ -120,7 +133,7 @@ func TestRelayBinary(t *testing.T) {
 		t.Fatalf("identity key: %v %v", err, st)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), scaled(30*time.Second))
 	defer cancel()
 	c, err := client.Dial(ctx, p.addr, client.Options{})
 	if err != nil {

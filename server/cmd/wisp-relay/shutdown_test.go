@@ -40,7 +40,7 @@ func TestRelayDrainsOnSIGTERM(t *testing.T) {
 	bin := build(t)
 	data := filepath.Join(t.TempDir(), "data")
 	p := start(t, bin, "-listen", "127.0.0.1:0", "-data", data)
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), scaled(120*time.Second))
 	defer cancel()
 
 	type sender struct {
@@ -134,7 +134,7 @@ func TestRelayDrainsOnSIGTERM(t *testing.T) {
 		if err != nil {
 			t.Fatalf("exit after SIGTERM: %v; stderr: %s", err, p.stderr)
 		}
-	case <-time.After(30 * time.Second):
+	case <-time.After(scaled(30 * time.Second)):
 		t.Fatal("no exit after SIGTERM")
 	}
 	stopSends() // SENDs waiting for a reconnection

@@ -175,7 +175,7 @@ func refused(t *testing.T, bin string, want []string, args ...string) {
 
 // probeGet connects and sends a GET for a random queue.
 func probeGet(a wire.Address) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), scaled(10*time.Second))
 	defer cancel()
 	c, err := client.Dial(ctx, a, client.Options{})
 	if err != nil {

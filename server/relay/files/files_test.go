@@ -468,7 +468,7 @@ func TestReconnect(t *testing.T) {
 	ctx := ctxT(t)
 	_, rcpts, data := uploaded(t, c, wire.Class64K, 1)
 	r.hs.CloseClientConnections()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(scaled(10 * time.Second))
 	for {
 		got, err := c.Download(ctx, rcpts[0])
 		if err == nil {

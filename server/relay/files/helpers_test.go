@@ -77,28 +77,31 @@ func startRelayOn(t *testing.T, quota int64, mod func(*files.Config), wrap func(
 	return &testRelay{srv: srv, st: st, hs: hs, addr: addr, dir: dir, id: id}
 }
 
-// scale stretches every deadline of these tests, for a slow or busy
-// machine: WISP_TEST_SCALE=4 go test ./server/relay/files/. Deadlines only
-// bound how long a test may wait for a condition it then checks exactly;
-// no test asserts on how long something took.
-var scale = func() time.Duration {
-	if n, err := strconv.Atoi(os.Getenv("WISP_TEST_SCALE")); err == nil && n > 0 {
-		return time.Duration(n)
+// scaled stretches every deadline of these tests, for a slow or busy
+// machine: WISP_TEST_SCALE=4 go test ./server/relay/files/ (a number ≥ 1,
+// default 1; WISP_TEST_SLOW is another name for it). Deadlines only bound
+// how long a test may wait for a condition it then checks exactly; no
+// test asserts on how long something took.
+func scaled(d time.Duration) time.Duration {
+	for _, name := range []string{"WISP_TEST_SCALE", "WISP_TEST_SLOW"} {
+		if f, err := strconv.ParseFloat(os.Getenv(name), 64); err == nil && f >= 1 {
+			return time.Duration(float64(d) * f)
+		}
 	}
-	return 1
-}()
+	return d
+}
 
 func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second*scale)
+	ctx, cancel := context.WithTimeout(context.Background(), scaled(30*time.Second))
 	t.Cleanup(cancel)
 	return ctx
 }
 
 // waitFor polls cond until it holds, failing the test after a deadline
-// of 20 s × scale.
+// of 20 s, scaled.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second * scale)
+	deadline := time.Now().Add(scaled(20 * time.Second))
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

@@ -20,7 +20,7 @@ func TestRelayDropsSilentClient(t *testing.T) {
 	rw := dialRaw(t, r)
 	// Not reading means not answering pings; wait for the relay to give
 	// up on the session before reading its close frame.
-	for deadline := time.Now().Add(20 * time.Second); r.srv.Connections() > 0; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(scaled(20 * time.Second)); r.srv.Connections() > 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("silent client not dropped")
 		}
@@ -36,9 +36,9 @@ func TestRelayDropsSilentClient(t *testing.T) {
 // relay pings it too.
 func TestClientKeepalive(t *testing.T) {
 	r := startRelay(t, mib, func(c *files.Config) {
-		c.Limits.PingInterval, c.Limits.PingTimeout = 40*time.Millisecond, time.Second
+		c.Limits.PingInterval, c.Limits.PingTimeout = 40*time.Millisecond, scaled(time.Second)
 	})
-	c, err := client.DialFiles(ctxT(t), r.addr, client.Options{PingInterval: 20 * time.Millisecond, PingTimeout: time.Second})
+	c, err := client.DialFiles(ctxT(t), r.addr, client.Options{PingInterval: 20 * time.Millisecond, PingTimeout: scaled(time.Second)})
 	if err != nil {
 		t.Fatal(err)
 	}

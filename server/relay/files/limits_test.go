@@ -305,7 +305,7 @@ func TestFGETStallDoesNotBlockUploads(t *testing.T) {
 // free again; the honest session stays.
 func TestWriteTimeout(t *testing.T) {
 	r := startRelayOn(t, 64*mib, func(c *files.Config) {
-		c.Limits.PingInterval, c.Limits.WriteTimeout = time.Hour, 300*time.Millisecond*scale
+		c.Limits.PingInterval, c.Limits.WriteTimeout = time.Hour, scaled(300*time.Millisecond)
 	}, smallSendBuffers)
 	c := dial(t, r)
 	_, rcpts, _ := uploaded(t, c, wire.Class1M, 1)
@@ -486,7 +486,7 @@ func TestClosingSessionFreesChunkSlots(t *testing.T) {
 				c.Limits.MaxInFlight, c.Limits.PingInterval, c.Limits.WriteTimeout = 1, time.Hour, time.Hour
 				if end == "write timeout" {
 					// Long enough for the FPUT frame to arrive first on a busy machine.
-					c.Limits.WriteTimeout = 2 * time.Second * scale
+					c.Limits.WriteTimeout = scaled(2 * time.Second)
 				}
 			}, smallSendBuffers)
 			c := dial(t, r)

@@ -133,7 +133,7 @@ func TestStorePanicIsInternal(t *testing.T) {
 			if err == nil {
 				t.Fatalf("sweep %d over a corrupt store reported no error", i)
 			}
-		case <-time.After(20 * time.Second * scale):
+		case <-time.After(scaled(20 * time.Second)):
 			t.Fatalf("sweep %d hangs: a chunk lock was not released", i)
 		}
 	}
