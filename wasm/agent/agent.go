@@ -70,6 +70,8 @@ type Options struct {
 	Store  *store.Store
 	Relays *Relays
 	Events Events
+	// Rotation is the schedule of automatic queue rotation.
+	Rotation RotationPolicy
 	// PostQuantum offers the ML-KEM hybrid in invitations and uses it when
 	// joining invitations that offer it. On by default in package chat.
 	PostQuantum bool
@@ -92,6 +94,9 @@ type Agent struct {
 	pq    bool
 	rand  io.Reader
 	delay time.Duration
+	rot   RotationPolicy
+
+	rotWake chan struct{} // wakes the maintenance loop (rotate.go)
 
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -111,6 +116,17 @@ type connHandle struct {
 	stop   chan struct{}
 	timer  *time.Timer // receipt batching
 	closed bool
+	// tried is the ID of the outbox entry last sent to the current queue
+	// (outbox worker only): a rotation never moves an entry that may
+	// already be stored on the old queue.
+	tried uint64
+	// held is a message on our new queue that waits, unacknowledged, for
+	// the old queue to drain; lastOld is when the old (current) queue last
+	// delivered; forceNext lets the held message through (rotate.go).
+	held      *heldMsg
+	holdTimer *time.Timer
+	lastOld   time.Time
+	forceNext bool
 }
 
 // New returns an Agent. Call Start to resume stored connections.
@@ -128,6 +144,7 @@ func New(opts Options) (*Agent, error) {
 	a := &Agent{
 		store: opts.Store, tr: opts.Relays, ev: opts.Events, pq: opts.PostQuantum,
 		rand: opts.Rand, delay: opts.ReceiptDelay, ctx: ctx, cancel: cancel,
+		rot: opts.Rotation.withDefaults(), rotWake: make(chan struct{}, 1),
 		resumed: make(chan struct{}),
 		conns:   make(map[ConnID]*connHandle), byRcv: make(map[wire.QueueID]ConnID),
 	}
@@ -196,14 +213,24 @@ func (a *Agent) Start(ctx context.Context) error {
 			h.mu.Unlock()
 		}
 		if c.State != StatePeerDeleted {
-			relay, sub, err := c.Rcv.subscription()
-			if err != nil {
-				a.ev.Problem(id, err)
-				continue
+			for _, q := range c.queues() {
+				relay, sub, err := q.subscription()
+				if err != nil {
+					a.ev.Problem(id, err)
+					continue
+				}
+				subs = append(subs, relaySub{relay, sub})
 			}
-			subs = append(subs, relaySub{relay, sub})
 		}
 	}
+	a.mu.Lock()
+	if !a.closed {
+		a.wg.Add(1)
+		go a.maintain()
+	}
+	a.mu.Unlock()
+	// The contact address's queue (address.go), subscribed with the rest.
+	subs = a.appendAddressSub(subs)
 	// One batch of SUBs per relay.
 	for relay, err := range a.tr.subscribeAll(ctx, subs) {
 		a.ev.Problem("", fmt.Errorf("subscribing on %s: %w", relay.Host, err))
@@ -234,7 +261,9 @@ func (a *Agent) register(c *connRecord) (*connHandle, error) {
 	}
 	h := &connHandle{wake: make(chan struct{}, 1), stop: make(chan struct{})}
 	a.conns[c.ID] = h
-	a.byRcv[c.Rcv.RcvID] = c.ID
+	for _, q := range c.queues() {
+		a.byRcv[q.RcvID] = c.ID
+	}
 	a.wg.Add(1)
 	go a.outboxWorker(c.ID, h)
 	return h, nil
@@ -271,7 +300,7 @@ func (a *Agent) newRcvQueue(ctx context.Context, relay wire.Address) (rcvQueue, 
 	sub := q.Subscription(keys)
 	return rcvQueue{
 		Relay: relay.String(), RcvID: q.RcvID, SndID: q.SndID, AuthSeed: keys.Auth.Seed(),
-		RelayBox: sub.BoxKey[:], QueueKey: qk.Bytes(),
+		RelayBox: sub.BoxKey[:], QueueKey: qk.Bytes(), Created: time.Now().UTC(),
 	}, nil
 }
 
@@ -477,22 +506,32 @@ func (a *Agent) seal(c *connRecord, kind Kind, body []byte, n uint64, prev [32]b
 	if err != nil {
 		return nil, err
 	}
-	shared, err := sharedKey(c.Snd.QueueKey, c.Snd.PeerKey)
-	if err != nil {
-		return nil, err
-	}
-	qk, _ := box.PrivateKeyFromBytes(c.Snd.QueueKey)
-	sealed, err := sealQueue(a.rand, qk.PublicKey(), shared, append([]byte{typeMessage}, env...))
-	if err != nil {
-		return nil, err
-	}
 	rs, err := st.MarshalBinary()
 	if err != nil {
 		return nil, err
 	}
 	c.Ratchet = rs
 	c.SentID, c.SentHash = n, messageHash(pt)
-	return &outboxEntry{ID: n, Kind: kind, Body: body, Sealed: sealed}, nil
+	return &outboxEntry{ID: n, Kind: kind, Body: body, Env: append([]byte{typeMessage}, env...)}, nil
+}
+
+// sendBody is the SEND body of e for the queue s: the per-queue box is
+// made now, with a fresh nonce, so an entry can go to whichever queue is
+// in use when it is sent (rotation). Boxing the same envelope again for
+// a retry or another queue reuses no ratchet key.
+func (a *Agent) sendBody(s *sndQueue, e *outboxEntry) ([]byte, error) {
+	if e.Env == nil {
+		return e.Sealed, nil
+	}
+	shared, err := sharedKey(s.QueueKey, s.PeerKey)
+	if err != nil {
+		return nil, err
+	}
+	qk, err := box.PrivateKeyFromBytes(s.QueueKey)
+	if err != nil {
+		return nil, err
+	}
+	return sealQueue(a.rand, qk.PublicKey(), shared, e.Env)
 }
 
 // recoverOutbox re-seals entries written before a crash that lost the
@@ -509,8 +548,11 @@ func (a *Agent) recoverOutbox(c *connRecord, h *connHandle) error {
 		if e.Confirmation || e.ID <= c.SentID {
 			continue
 		}
-		if e.ID != c.SentID+1 {
+		if e.ID != c.SentID+1 || !a.announced(c, e) {
 			// Only the newest entry can be ahead; anything else is debris.
+			// So is the announcement of a new queue the record never took
+			// (a crash inside Rotate): the peer would move to a queue we
+			// do not receive on.
 			_ = a.store.Delete(outboxKey(c.ID, e.ID))
 			continue
 		}
@@ -539,6 +581,9 @@ func (h *connHandle) shutdown() {
 	}
 	if h.timer != nil {
 		h.timer.Stop()
+	}
+	if h.holdTimer != nil {
+		h.holdTimer.Stop()
 	}
 }
 
@@ -619,6 +664,15 @@ func (a *Agent) sendNext(id ConnID, h *connHandle) (bool, error) {
 	if !e.Confirmation && e.ID > c.SentID {
 		return false, nil // not committed yet; Send will finish it
 	}
+	ctx, cancel := context.WithTimeout(a.ctx, 30*time.Second)
+	defer cancel()
+	if c.NextSnd != nil && e.Env != nil && e.ID != h.tried {
+		// The peer rotated its queue: move to the new one before this
+		// entry, which has not been tried on the old one (see SPEC.md).
+		if c, err = a.switchQueue(ctx, id, h, c); err != nil {
+			return false, err
+		}
+	}
 	relay, err := wire.ParseAddress(c.Snd.Relay)
 	if err != nil {
 		return false, err
@@ -627,15 +681,18 @@ func (a *Agent) sendNext(id ConnID, h *connHandle) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	ctx, cancel := context.WithTimeout(a.ctx, 30*time.Second)
-	defer cancel()
 	if !c.Snd.Secured {
 		if err := a.tr.secure(ctx, relay, c.Snd.SndID, auth); err != nil && !errors.Is(err, wire.CodeAuth) {
 			return false, err
 		}
 		// AUTH: perhaps we secured it before a crash; SEND tells.
 	}
-	err = a.tr.send(ctx, relay, c.Snd.SndID, auth, e.Sealed)
+	body, err := a.sendBody(c.Snd, &e)
+	if err != nil {
+		return false, err
+	}
+	h.tried = e.ID
+	err = a.tr.send(ctx, relay, c.Snd.SndID, auth, body)
 	var code wire.ErrCode
 	permanent := errors.As(err, &code) && code != wire.CodeQuota && code != wire.CodeInternal && code != wire.CodeFull
 	if err != nil && !permanent {
@@ -686,17 +743,30 @@ func (a *Agent) sendNext(id ConnID, h *connHandle) (bool, error) {
 // calls it for every MSG, in order per queue, and ACKs only when it returns
 // true.
 func (a *Agent) HandleMessage(rcvID wire.QueueID, m wire.Message) (ack bool) {
+	// Contact requests arrive on the address queue (address.go).
+	if ack, ok := a.handleAddressMessage(rcvID, m); ok {
+		return ack
+	}
 	a.mu.Lock()
 	id, ok := a.byRcv[rcvID]
 	h := a.conns[id]
+	closing := a.closed
 	a.mu.Unlock()
+	if closing {
+		// Close is under way: leave it on the relay, which delivers it
+		// again to the next session. Acknowledging it here would lose it.
+		return false
+	}
 	if !ok {
 		return true // a queue we no longer know: drop it
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		return true // deleted meanwhile
+		a.mu.Lock()
+		closing = a.closed
+		a.mu.Unlock()
+		return !closing // deleted meanwhile: drop it; closing: as above
 	}
 	c, err := a.loadConn(id)
 	if err != nil {
@@ -708,7 +778,7 @@ func (a *Agent) HandleMessage(rcvID wire.QueueID, m wire.Message) (ack bool) {
 		// sends them again, so nothing is lost: acknowledge it.
 		return true
 	}
-	ack, err = a.receive(c, h, m)
+	ack, err = a.receive(c, h, rcvID, m)
 	if err != nil {
 		a.ev.Problem(id, err)
 	}
@@ -717,15 +787,35 @@ func (a *Agent) HandleMessage(rcvID wire.QueueID, m wire.Message) (ack bool) {
 
 // receive decrypts and dispatches one message; see SPEC.md for the order
 // of writes.
-func (a *Agent) receive(c *connRecord, h *connHandle, msg wire.Message) (bool, error) {
+func (a *Agent) receive(c *connRecord, h *connHandle, rcvID wire.QueueID, msg wire.Message) (bool, error) {
+	q, onNext := &c.Rcv, false
+	switch {
+	case rcvID == c.Rcv.RcvID:
+		h.lastOld = time.Now()
+	case c.NextRcv != nil && rcvID == c.NextRcv.RcvID:
+		q, onNext = c.NextRcv, true
+	default:
+		// A queue we rotated away from, not yet deleted on its relay.
+		// What still arrives there is opened with its keys like anything
+		// else (the ratchet drops a copy).
+		q = nil
+		for i := range c.Retired {
+			if c.Retired[i].RcvID == rcvID {
+				q = &c.Retired[i]
+			}
+		}
+		if q == nil {
+			return true, nil
+		}
+	}
 	senderKey, boxed, err := splitQueue(msg.Body)
 	if err != nil {
 		return true, err
 	}
-	if c.Rcv.PeerKey != nil && subtle.ConstantTimeCompare(c.Rcv.PeerKey, senderKey.Bytes()) != 1 {
+	if q.PeerKey != nil && subtle.ConstantTimeCompare(q.PeerKey, senderKey.Bytes()) != 1 {
 		return true, fmt.Errorf("%w: unexpected sender key", ErrMalformed)
 	}
-	shared, err := sharedKey(c.Rcv.QueueKey, senderKey.Bytes())
+	shared, err := sharedKey(q.QueueKey, senderKey.Bytes())
 	if err != nil {
 		return true, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
@@ -738,6 +828,9 @@ func (a *Agent) receive(c *connRecord, h *connHandle, msg wire.Message) (bool, e
 		return true, err
 	}
 	if typ == typeConfirmation {
+		if onNext {
+			return true, fmt.Errorf("%w: a confirmation on a rotated queue", ErrMalformed)
+		}
 		return a.acceptConfirmation(c, h, senderKey, conf, msg.Time)
 	}
 	if c.Ratchet == nil {
@@ -760,8 +853,18 @@ func (a *Agent) receive(c *connRecord, h *connHandle, msg wire.Message) (bool, e
 	if err != nil {
 		return true, err
 	}
-	if c.Rcv.PeerKey == nil {
-		c.Rcv.PeerKey = senderKey.Bytes()
+	if onNext && hd.ID > c.RcvdID+1 && !h.forceNext {
+		// The peer moved to our new queue, but messages it sent to the old
+		// one are still on their way: keep this one unacknowledged (the
+		// relay sends nothing more on this queue meanwhile) and handle it
+		// when the old queue has caught up, so nothing is reordered.
+		// Nothing was saved: after a restart the relay delivers it again.
+		h.held = &heldMsg{relay: q.Relay, rcvID: rcvID, id: hd.ID, msg: msg}
+		a.watchHeld(c.ID, h)
+		return false, nil
+	}
+	if q.PeerKey == nil {
+		q.PeerKey = senderKey.Bytes()
 	}
 	// The ratchet opened it, so it is not a replay: a message key opens
 	// once. An ID at or below RcvdID is a late arrival (the relay may store
@@ -779,6 +882,9 @@ func (a *Agent) receive(c *connRecord, h *connHandle, msg wire.Message) (bool, e
 	if err != nil {
 		return false, err
 	}
+	// Before the kinds below: one of them (KindQueueNew) seals a message
+	// with this state.
+	c.Ratchet = rs
 	switch hd.Kind {
 	case KindChat:
 		if err := a.ev.Received(c.ID, Received{ID: hd.ID, Body: body, Sent: msg.Time, Integrity: integ}); err != nil {
@@ -801,18 +907,46 @@ func (a *Agent) receive(c *connRecord, h *connHandle, msg wire.Message) (bool, e
 	case KindDeleted:
 		c.State = StatePeerDeleted
 		after = func() { a.ev.PeerDeleted(c.ID) }
+	case KindQueueNew:
+		fatal, problem := a.peerRotated(c, body)
+		if fatal != nil {
+			return false, fmt.Errorf("queueing the move to the new queue: %w", fatal)
+		}
+		if problem != nil {
+			a.ev.Problem(c.ID, problem)
+		} else {
+			after = h.poke // the test message, once the record is saved
+		}
+	case KindQueueTest:
+		// Only its queue matters (below).
 	default:
 		a.ev.Problem(c.ID, fmt.Errorf("%w: unexpected %c", ErrMalformed, hd.Kind))
 	}
 	if hd.ID > c.RcvdID {
 		c.RcvdID, c.RcvdHash = hd.ID, messageHash(pt)
 	}
-	c.Ratchet = rs
+	c.RotCount++
+	var retired *rcvQueue
+	if onNext {
+		// The first message on the new queue, in order: everything sent
+		// to the old one has arrived, so it is retired.
+		old := c.Rcv
+		retired = &old
+		a.completeRotation(c, h.forceNext)
+	}
 	if err := a.saveConn(c); err != nil {
 		return false, err
 	}
+	if retired != nil {
+		a.rotationEvent(c.ID, c.Rcv.Relay, true, nil)
+		a.pokeRotation() // deletes the old queue
+	}
+	a.release(c, h)
 	if after != nil {
 		after()
+	}
+	if c.RotLimit > 0 && c.RotCount >= c.RotLimit {
+		a.pokeRotation()
 	}
 	if len(c.Receipts) > 0 {
 		a.scheduleReceipts(c.ID, h)
@@ -950,6 +1084,9 @@ type Info struct {
 	// nil before. Users compare it out of band to rule out a relay or a
 	// link carrier in the middle.
 	SecurityCode []byte
+	// Relay is where we receive; NextRelay, when set, is where a queue
+	// rotation is moving us.
+	Relay, NextRelay string
 }
 
 // Connection returns the current Info of a connection.
@@ -964,7 +1101,10 @@ func (a *Agent) Connection(id ConnID) (Info, error) {
 	if err != nil {
 		return Info{}, err
 	}
-	info := Info{ID: c.ID, State: c.State, Created: c.Created, PeerInfo: c.PeerInfo}
+	info := Info{ID: c.ID, State: c.State, Created: c.Created, PeerInfo: c.PeerInfo, Relay: c.Rcv.Relay}
+	if c.NextRcv != nil {
+		info.NextRelay = c.NextRcv.Relay
+	}
 	if c.Ratchet != nil {
 		var st ratchet.State
 		if err := st.UnmarshalBinary(c.Ratchet); err != nil {
@@ -1045,9 +1185,11 @@ func (a *Agent) Delete(ctx context.Context, id ConnID) error {
 	if notice != nil {
 		if relay, err := wire.ParseAddress(c.Snd.Relay); err == nil {
 			if auth, err := authKey(c.Snd.AuthSeed); err == nil {
-				sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				_ = a.tr.send(sctx, relay, c.Snd.SndID, auth, notice.Sealed) // best effort
-				cancel()
+				if body, err := a.sendBody(c.Snd, notice); err == nil {
+					sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+					_ = a.tr.send(sctx, relay, c.Snd.SndID, auth, body) // best effort
+					cancel()
+				}
 			}
 		}
 	}
@@ -1058,9 +1200,17 @@ func (a *Agent) Delete(ctx context.Context, id ConnID) error {
 	if err := a.tr.deleteQueue(ctx, relay, sub); err != nil && !errors.Is(err, wire.CodeAuth) {
 		return fmt.Errorf("deleting the queue on the relay: %w", err)
 	}
+	for _, q := range c.queues()[1:] {
+		// A rotation's new queue and old ones: best effort.
+		if relay, sub, err := q.subscription(); err == nil {
+			_ = a.tr.deleteQueue(ctx, relay, sub)
+		}
+	}
 	a.mu.Lock()
 	delete(a.conns, id)
-	delete(a.byRcv, c.Rcv.RcvID)
+	for _, q := range c.queues() {
+		delete(a.byRcv, q.RcvID)
+	}
 	a.mu.Unlock()
 	h.shutdown()
 	// Under the handle's lock, so that nothing still holding the handle

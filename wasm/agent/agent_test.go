@@ -6,6 +6,8 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -125,10 +127,23 @@ func (r *recorder) Problem(c ConnID, err error) {
 	r.mu.Unlock()
 }
 
-// wait polls cond (under the recorder's lock) until it holds.
+// scaled stretches a test deadline by WISP_TEST_SCALE (or its alias
+// WISP_TEST_SLOW; default 1), the one factor every deadline in these
+// tests derives from, for slow or busy machines.
+func scaled(d time.Duration) time.Duration {
+	for _, name := range []string{"WISP_TEST_SCALE", "WISP_TEST_SLOW"} {
+		if f, err := strconv.ParseFloat(os.Getenv(name), 64); err == nil && f >= 1 {
+			return time.Duration(float64(d) * f)
+		}
+	}
+	return d
+}
+
+// wait polls cond (under the recorder's lock) until it holds, for at
+// most the scaled timeout.
 func (r *recorder) wait(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.After(timeout)
+	deadline := time.After(scaled(timeout))
 	for {
 		r.mu.Lock()
 		ok := cond()
@@ -147,10 +162,66 @@ func (r *recorder) wait(t testing.TB, what string, timeout time.Duration, cond f
 	}
 }
 
+// waitSteady is wait for a long transfer: it fails only when progress (a
+// count that grows as the transfer advances) stays the same for stall
+// (scaled), however long the whole takes on a loaded machine. progress
+// and done run under the lock.
+func (r *recorder) waitSteady(t testing.TB, what string, stall time.Duration, progress func() int, done func() bool) {
+	t.Helper()
+	for {
+		r.mu.Lock()
+		n := progress()
+		r.mu.Unlock()
+		finished := false
+		r.wait(t, what+" (no progress)", stall, func() bool {
+			finished = done()
+			return finished || progress() != n
+		})
+		if finished {
+			return
+		}
+	}
+}
+
+// hasBodies reports whether every body in want was received on c (extra
+// messages are allowed: the caller checks them). Call it in a wait's
+// cond, under the lock.
+func (r *recorder) hasBodies(c ConnID, want ...string) bool {
+	got := r.received[c]
+	if len(got) < len(want) { // cheap: each received message has its own ID
+		return false
+	}
+	seen := make(map[string]bool, len(got))
+	for _, m := range got {
+		seen[string(m.Body)] = true
+	}
+	for _, w := range want {
+		if !seen[w] {
+			return false
+		}
+	}
+	return true
+}
+
+// hasIDs reports whether set (r.sent[c], r.delivered[c]) holds every ID
+// of ids. Call it in a wait's cond, under the lock.
+func hasIDs(set map[uint64]bool, ids []uint64) bool {
+	if len(set) < len(ids) {
+		return false
+	}
+	for _, id := range ids {
+		if !set[id] {
+			return false
+		}
+	}
+	return true
+}
+
 // peer is one profile: an agent over its own store.
 type peer struct {
 	delay  time.Duration  // receipt delay (0: the default)
 	opts   client.Options // relay client options (zero: fast test backoff)
+	rot    RotationPolicy // queue rotation (zero: the defaults)
 	t      testing.TB
 	fs     hackpadfs.FS
 	sealer store.Sealer
@@ -188,7 +259,7 @@ func (p *peer) start() {
 	}
 	p.relays = NewRelays(opts, nil, nil)
 	p.relays.AllowLocalRelays() // the test relays are on loopback
-	p.agent, err = New(Options{Store: st, Relays: p.relays, Events: p.ev, PostQuantum: true, ReceiptDelay: p.delay})
+	p.agent, err = New(Options{Store: st, Relays: p.relays, Events: p.ev, PostQuantum: true, ReceiptDelay: p.delay, Rotation: p.rot})
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -208,7 +279,7 @@ func (p *peer) stop() {
 }
 
 func ctxT(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), scaled(30*time.Second))
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -291,21 +362,34 @@ func TestConnectAndExchange(t *testing.T) {
 	ca, cb := connect(t, a, b, ra, rb)
 
 	const n = 1000
+	var toB, toA []string     // the bodies each side sends
+	var fromA, fromB []uint64 // the IDs Send returned
 	start := time.Now()
 	for i := range n {
-		if _, err := a.agent.Send(ctxT(t), ca, fmt.Appendf(nil, "a->b %d", i)); err != nil {
+		toB, toA = append(toB, fmt.Sprintf("a->b %d", i)), append(toA, fmt.Sprintf("b->a %d", i))
+		id, err := a.agent.Send(ctxT(t), ca, []byte(toB[i]))
+		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.agent.Send(ctxT(t), cb, fmt.Appendf(nil, "b->a %d", i)); err != nil {
+		fromA = append(fromA, id)
+		if id, err = b.agent.Send(ctxT(t), cb, []byte(toA[i])); err != nil {
 			t.Fatal(err)
 		}
+		fromB = append(fromB, id)
 	}
-	b.ev.wait(t, "b receives all", 120*time.Second, func() bool { return len(b.ev.received[cb]) == n })
-	a.ev.wait(t, "a receives all", 120*time.Second, func() bool { return len(a.ev.received[ca]) == n })
+	// The exact sets of bodies and IDs, not counts. About a minute with
+	// -race on an idle 2-core machine, five on a loaded one: fail on a
+	// stall, not on the total.
+	b.ev.waitSteady(t, "b receives all", time.Minute, func() int { return len(b.ev.received[cb]) },
+		func() bool { return b.ev.hasBodies(cb, toB...) })
+	a.ev.waitSteady(t, "a receives all", time.Minute, func() int { return len(a.ev.received[ca]) },
+		func() bool { return a.ev.hasBodies(ca, toA...) })
 	elapsed := time.Since(start)
 	t.Logf("%d messages each way in %v: %.0f msgs/s", n, elapsed, 2*n/elapsed.Seconds())
-	a.ev.wait(t, "a's messages delivered", 60*time.Second, func() bool { return len(a.ev.delivered[ca]) == n && len(a.ev.sent[ca]) == n })
-	b.ev.wait(t, "b's messages delivered", 60*time.Second, func() bool { return len(b.ev.delivered[cb]) == n && len(b.ev.sent[cb]) == n })
+	a.ev.waitSteady(t, "a's messages delivered", time.Minute, func() int { return len(a.ev.sent[ca]) + len(a.ev.delivered[ca]) },
+		func() bool { return hasIDs(a.ev.sent[ca], fromA) && hasIDs(a.ev.delivered[ca], fromA) })
+	b.ev.waitSteady(t, "b's messages delivered", time.Minute, func() int { return len(b.ev.sent[cb]) + len(b.ev.delivered[cb]) },
+		func() bool { return hasIDs(b.ev.sent[cb], fromB) && hasIDs(b.ev.delivered[cb], fromB) })
 
 	check := func(r *recorder, c ConnID, prefix string) {
 		r.mu.Lock()
@@ -319,6 +403,9 @@ func TestConnectAndExchange(t *testing.T) {
 		}
 		if r.dupes != 0 {
 			t.Errorf("%s: %d duplicates", prefix, r.dupes)
+		}
+		if len(r.received[c]) != n {
+			t.Errorf("%s: %d messages received, want %d", prefix, len(r.received[c]), n)
 		}
 		for i := range n {
 			if want := fmt.Sprintf("%s %d", prefix, i); !bodies[want] {

@@ -56,6 +56,10 @@ type rcvQueue struct {
 	RelayBox []byte       `json:"relay_box"` // relay↔recipient precomputed box key
 	QueueKey []byte       `json:"queue_key"` // our X25519 key for the per-queue box
 	PeerKey  []byte       `json:"peer_key,omitempty"`
+	Created  time.Time    `json:"created,omitzero"` // when NEW made it (zero before rotation existed)
+	// DeleteAfter: a retired queue is deleted on its relay from then on
+	// (rotate.go).
+	DeleteAfter time.Time `json:"delete_after,omitzero"`
 }
 
 // sndQueue is the peer's queue we send to.
@@ -86,9 +90,28 @@ type connRecord struct {
 	Receipts   []uint64  `json:"receipts,omitempty"`
 	PeerInfo   []byte    `json:"peer_info,omitempty"` // the peer's profile bytes
 	Hello      []byte    `json:"hello,omitempty"`     // our info, sent when a joiner arrives
+
+	// Queue rotation (SPEC.md, "Queue rotation").
+	NextRcv  *rcvQueue  `json:"next_rcv,omitempty"`  // our new queue, announced, not yet used by the peer
+	RotStart time.Time  `json:"rot_start,omitzero"`  // when NextRcv was announced
+	Retired  []rcvQueue `json:"retired,omitempty"`   // old receiving queues still to delete on their relays
+	NextSnd  *sndQueue  `json:"next_snd,omitempty"`  // the peer's new queue, used from the next outbox entry on
+	RotDue   time.Time  `json:"rot_due,omitzero"`    // the next automatic rotation
+	RotCount uint64     `json:"rot_count,omitempty"` // messages received on the current queue
+	RotLimit uint64     `json:"rot_limit,omitempty"` // rotate after this many (jittered; 0: not set yet)
 }
 
 const connRecordVersion = 1
+
+// queues lists every receiving queue of c: the current one, the one a
+// rotation announced and old ones not yet deleted.
+func (c *connRecord) queues() []rcvQueue {
+	qs := append([]rcvQueue{c.Rcv}, c.Retired...)
+	if c.NextRcv != nil {
+		qs = append(qs, *c.NextRcv)
+	}
+	return qs
+}
 
 func connKey(id ConnID) store.Key   { return store.Key("conn").Join(string(id), "state") }
 func outboxDir(id ConnID) store.Key { return store.Key("conn").Join(string(id), "out") }
@@ -124,10 +147,16 @@ func (a *Agent) saveConn(c *connRecord) error {
 // is kept so that an entry written before a crash that lost the ratchet
 // update can be sealed again (see SPEC.md, "Crash safety").
 type outboxEntry struct {
-	ID     uint64 `json:"id"`
-	Kind   Kind   `json:"kind"`
-	Body   []byte `json:"body"`
-	Sealed []byte `json:"sealed"` // SEND body
+	ID   uint64 `json:"id"`
+	Kind Kind   `json:"kind"`
+	Body []byte `json:"body"`
+	// Env is the agent message ('M' || ratchet envelope). The per-queue box
+	// around it is made when it is sent, for the queue in use then, so a
+	// queue rotation does not touch the outbox.
+	Env []byte `json:"env,omitempty"`
+	// Sealed is a complete SEND body: the joiner's confirmation, and
+	// entries written before Env existed.
+	Sealed []byte `json:"sealed,omitempty"`
 	// Confirmation marks the joiner's first message, which is not a
 	// ratchet message of the connection's sequence and is not re-sealed.
 	Confirmation bool `json:"confirmation,omitempty"`

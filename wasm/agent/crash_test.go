@@ -5,6 +5,8 @@ package agent
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -21,19 +23,9 @@ import (
 func TestRestartSafety(t *testing.T) {
 	ra, rb := relaytest.Start(t), relaytest.Start(t)
 	a, b := newPeer(t), newPeer(t)
-	for _, p := range []*peer{a, b} {
-		p.stop()
-		cfs, err := crashfs.New()
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.fs = cfs
-		p.start()
-	}
+	onCrashFS(t, a, b)
 	ca, cb := connect(t, a, b, ra, rb)
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, 2))
+	rng := rand.New(rand.NewPCG(testSeed(t), 2))
 	accepted := map[*peer]map[string]bool{a: {}, b: {}}
 	recovered := map[*peer]map[string]bool{a: {}, b: {}}
 	rounds := 12
@@ -75,9 +67,23 @@ func TestRestartSafety(t *testing.T) {
 		}
 	}
 	want := func(from *peer) int { return len(accepted[from]) }
-	b.ev.wait(t, "b receives everything a sent", 120*time.Second, func() bool { return len(b.ev.received[cb]) >= want(a) })
-	a.ev.wait(t, "a receives everything b sent", 120*time.Second, func() bool { return len(a.ev.received[ca]) >= want(b) })
-	time.Sleep(200 * time.Millisecond) // anything extra would arrive now
+	// Wait for the exact set Send accepted (extra recovered messages may
+	// arrive too, so a count could end the wait early).
+	has := func(got map[uint64]Received, texts map[string]bool) bool {
+		seen := map[string]bool{}
+		for _, m := range got {
+			seen[string(m.Body)] = true
+		}
+		for text := range texts {
+			if !seen[text] {
+				return false
+			}
+		}
+		return true
+	}
+	b.ev.wait(t, "b receives everything a sent", 120*time.Second, func() bool { return has(b.ev.received[cb], accepted[a]) })
+	a.ev.wait(t, "a receives everything b sent", 120*time.Second, func() bool { return has(a.ev.received[ca], accepted[b]) })
+	time.Sleep(scaled(200 * time.Millisecond)) // anything extra would arrive now
 	for _, tc := range []struct {
 		to   *peer
 		c    ConnID
@@ -104,4 +110,28 @@ func TestRestartSafety(t *testing.T) {
 		}
 	}
 	t.Logf("a sent %d, b sent %d across %d crashes", want(a), want(b), rounds)
+}
+
+// onCrashFS restarts the peers on the random-crash file system.
+func onCrashFS(t *testing.T, peers ...*peer) {
+	t.Helper()
+	for _, p := range peers {
+		p.stop()
+		cfs, err := crashfs.New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.fs = cfs
+		p.start()
+	}
+}
+
+// testSeed is a random seed, logged; WISP_TEST_SEED repeats a run.
+func testSeed(t *testing.T) uint64 {
+	seed := uint64(time.Now().UnixNano())
+	if s, err := strconv.ParseUint(os.Getenv("WISP_TEST_SEED"), 10, 64); err == nil {
+		seed = s
+	}
+	t.Logf("seed %d (WISP_TEST_SEED repeats a run)", seed)
+	return seed
 }

@@ -32,7 +32,7 @@ func TestSecondJoinerFails(t *testing.T) {
 	if _, err := c.agent.Join(ctxT(t), inv, rc.Addr(), []byte("carol")); !errors.Is(err, ErrInvitationUsed) {
 		t.Fatalf("second join: %v, want ErrInvitationUsed", err)
 	}
-	if d := time.Since(start); d > 10*time.Second {
+	if d := time.Since(start); d > scaled(10*time.Second) {
 		t.Errorf("the second join took %v to fail", d)
 	}
 	if n := len(c.agent.Connections()); n != 0 {
@@ -44,7 +44,7 @@ func TestSecondJoinerFails(t *testing.T) {
 	if _, err := a.agent.Send(ctxT(t), ca, []byte("still here")); err != nil {
 		t.Fatal(err)
 	}
-	b.ev.wait(t, "message", 20*time.Second, func() bool { return len(b.ev.received[cb]) == 1 })
+	b.ev.wait(t, "message", 20*time.Second, func() bool { return b.ev.hasBodies(cb, "still here") })
 }
 
 func TestCancelInvitation(t *testing.T) {
@@ -72,7 +72,7 @@ func TestDeleteConnection(t *testing.T) {
 	if _, err := a.agent.Send(ctxT(t), ca, []byte("bye")); err != nil {
 		t.Fatal(err)
 	}
-	b.ev.wait(t, "message", 20*time.Second, func() bool { return len(b.ev.received[cb]) == 1 })
+	b.ev.wait(t, "message", 20*time.Second, func() bool { return b.ev.hasBodies(cb, "bye") })
 	// Keep a's queue credentials to check the relay forgot the queue.
 	rec, err := a.agent.loadConn(ca)
 	if err != nil {
@@ -119,10 +119,15 @@ func TestRelayOutage(t *testing.T) {
 	a, b := newPeer(t), newPeer(t)
 	ca, cb := connect(t, a, b, ra, rb)
 	rb.Stop()
+	var bodies []string
+	var ids []uint64
 	for i := range 10 {
-		if _, err := a.agent.Send(ctxT(t), ca, fmt.Appendf(nil, "during outage %d", i)); err != nil {
+		bodies = append(bodies, fmt.Sprintf("during outage %d", i))
+		id, err := a.agent.Send(ctxT(t), ca, []byte(bodies[i]))
+		if err != nil {
 			t.Fatal(err)
 		}
+		ids = append(ids, id)
 	}
 	time.Sleep(500 * time.Millisecond)
 	a.ev.mu.Lock()
@@ -132,8 +137,8 @@ func TestRelayOutage(t *testing.T) {
 		t.Errorf("%d messages reported sent while the relay was down", sent)
 	}
 	rb.Restart()
-	b.ev.wait(t, "delivery after the outage", 60*time.Second, func() bool { return len(b.ev.received[cb]) == 10 })
-	a.ev.wait(t, "receipts after the outage", 60*time.Second, func() bool { return len(a.ev.delivered[ca]) == 10 })
+	b.ev.wait(t, "delivery after the outage", 60*time.Second, func() bool { return b.ev.hasBodies(cb, bodies...) })
+	a.ev.wait(t, "receipts after the outage", 60*time.Second, func() bool { return hasIDs(a.ev.delivered[ca], ids) })
 	b.ev.mu.Lock()
 	defer b.ev.mu.Unlock()
 	for _, m := range b.ev.received[cb] {
@@ -162,18 +167,22 @@ func TestTamperedMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sealed, err := a.agent.sendBody(rec.Snd, e)
+	if err != nil {
+		t.Fatal(err)
+	}
 	brec, err := b.agent.loadConn(cb)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, bit := range []int{0, 8*32 + 3, 8 * 100, 8*len(e.Sealed) - 1, 8 * 5000} {
-		body := bytes.Clone(e.Sealed)
+	for _, bit := range []int{0, 8*32 + 3, 8 * 100, 8*len(sealed) - 1, 8 * 5000} {
+		body := bytes.Clone(sealed)
 		body[bit/8] ^= 1 << (bit % 8)
 		if !b.agent.HandleMessage(brec.Rcv.RcvID, wire.Message{Body: body, Time: time.Now()}) {
 			t.Errorf("bit %d: tampered message not acknowledged", bit)
 		}
 	}
-	for _, body := range [][]byte{nil, e.Sealed[:100], append(bytes.Clone(e.Sealed), 0)} {
+	for _, body := range [][]byte{nil, sealed[:100], append(bytes.Clone(sealed), 0)} {
 		if !b.agent.HandleMessage(brec.Rcv.RcvID, wire.Message{Body: body}) {
 			t.Errorf("%d-byte message not acknowledged", len(body))
 		}
@@ -185,14 +194,14 @@ func TestTamperedMessage(t *testing.T) {
 		t.Errorf("%d problems reported, %d messages received; want 8 and 0", problems, got)
 	}
 	// The genuine message still opens, and the connection still works.
-	if !b.agent.HandleMessage(brec.Rcv.RcvID, wire.Message{Body: e.Sealed, Time: time.Now()}) {
+	if !b.agent.HandleMessage(brec.Rcv.RcvID, wire.Message{Body: sealed, Time: time.Now()}) {
 		t.Fatal("genuine message not acknowledged")
 	}
-	b.ev.wait(t, "genuine message", 5*time.Second, func() bool { return len(b.ev.received[cb]) == 1 })
+	b.ev.wait(t, "genuine message", 5*time.Second, func() bool { return b.ev.hasBodies(cb, "genuine") })
 	if _, err := b.agent.Send(ctxT(t), cb, []byte("reply")); err != nil {
 		t.Fatal(err)
 	}
-	a.ev.wait(t, "reply", 20*time.Second, func() bool { return len(a.ev.received[ca]) == 1 })
+	a.ev.wait(t, "reply", 20*time.Second, func() bool { return a.ev.hasBodies(ca, "reply") })
 }
 
 // TestNoPlaintextAtRest checks that nothing in a profile's storage
@@ -205,7 +214,7 @@ func TestNoPlaintextAtRest(t *testing.T) {
 	if _, err := a.agent.Send(ctxT(t), ca, []byte(secret)); err != nil {
 		t.Fatal(err)
 	}
-	b.ev.wait(t, "message", 20*time.Second, func() bool { return len(b.ev.received[cb]) == 1 })
+	b.ev.wait(t, "message", 20*time.Second, func() bool { return b.ev.hasBodies(cb, secret) })
 	for _, p := range []*peer{a, b} {
 		err := hackpadfs.WalkDir(p.fs, ".", func(name string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
@@ -242,9 +251,9 @@ func TestDeleteFailureSendsNothingMore(t *testing.T) {
 	if _, err := a.agent.Send(ctxT(t), ca, []byte("one")); err != nil {
 		t.Fatal(err)
 	}
-	b.ev.wait(t, "one", 20*time.Second, func() bool { return len(b.ev.received[cb]) == 1 })
+	b.ev.wait(t, "one", 20*time.Second, func() bool { return b.ev.hasBodies(cb, "one") })
 	ra.Stop() // a's receiving relay
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), scaled(2*time.Second))
 	defer cancel()
 	if err := a.agent.Delete(ctx, ca); err == nil {
 		t.Fatal("Delete succeeded with the relay down")
@@ -273,14 +282,15 @@ func TestReceiptsSurviveRestart(t *testing.T) {
 	b.stop()
 	b.delay = time.Hour // receipts would wait an hour
 	b.start()
-	if _, err := a.agent.Send(ctxT(t), ca, []byte("ack me")); err != nil {
+	id, err := a.agent.Send(ctxT(t), ca, []byte("ack me"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	b.ev.wait(t, "message", 20*time.Second, func() bool { return len(b.ev.received[cb]) == 1 })
+	b.ev.wait(t, "message", 20*time.Second, func() bool { return b.ev.hasBodies(cb, "ack me") })
 	b.stop()
 	b.delay = 0
 	b.start()
-	a.ev.wait(t, "delivered after the restart", 20*time.Second, func() bool { return len(a.ev.delivered[ca]) == 1 })
+	a.ev.wait(t, "delivered after the restart", 20*time.Second, func() bool { return a.ev.delivered[ca][id] })
 }
 
 // TestReconnectNow: after an outage, Reconnect makes a client waiting in a
@@ -289,7 +299,8 @@ func TestReconnectNow(t *testing.T) {
 	ra, rb := relaytest.Start(t), relaytest.Start(t)
 	a, b := newPeer(t), newPeer(t)
 	b.stop()
-	b.opts = client.Options{MinBackoff: 20 * time.Second, MaxBackoff: 40 * time.Second}
+	// Scaled like the wait below, which must stay shorter than the backoff.
+	b.opts = client.Options{MinBackoff: scaled(20 * time.Second), MaxBackoff: scaled(40 * time.Second)}
 	b.start()
 	ca, cb := connect(t, a, b, ra, rb)
 	rb.Stop()
@@ -300,6 +311,6 @@ func TestReconnectNow(t *testing.T) {
 	if _, err := a.agent.Send(ctxT(t), ca, []byte("are you back?")); err != nil {
 		t.Fatal(err)
 	}
-	b.ev.wait(t, "delivery after Reconnect", 8*time.Second, func() bool { return len(b.ev.received[cb]) == 1 })
+	b.ev.wait(t, "delivery after Reconnect", 8*time.Second, func() bool { return b.ev.hasBodies(cb, "are you back?") })
 	t.Logf("delivered %v after Reconnect", time.Since(start).Round(time.Millisecond))
 }

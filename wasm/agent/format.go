@@ -47,11 +47,16 @@ const (
 	KindReceipt Kind = 'A'
 	// KindDeleted tells the peer that the connection was deleted.
 	KindDeleted Kind = 'D'
+	// KindQueueNew announces the sender's new receiving queue (rotation):
+	// the receiver of it sends there from its next outbox entry on.
+	KindQueueNew Kind = 'Q'
+	// KindQueueTest is the first message on a rotated queue (empty body).
+	KindQueueTest Kind = 'E'
 )
 
 func (k Kind) valid() bool {
 	switch k {
-	case KindReply, KindHello, KindChat, KindReceipt, KindDeleted:
+	case KindReply, KindHello, KindChat, KindReceipt, KindDeleted, KindQueueNew, KindQueueTest:
 		return true
 	}
 	return false

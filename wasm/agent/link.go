@@ -66,22 +66,70 @@ type Invitation struct {
 
 // Payload returns the compact binary form, base64url without padding.
 func (inv Invitation) Payload() (string, error) {
-	host := inv.Relay.Host
-	if len(host) == 0 || len(host) > maxHostLen {
-		return "", fmt.Errorf("%w: host of %d bytes", ErrLinkRelay, len(host))
-	}
-	b := make([]byte, 0, linkFixedSize+len(host))
+	b := make([]byte, 0, linkFixedSize+len(inv.Relay.Host))
 	b = append(b, LinkFormat, inv.Versions.Min, inv.Versions.Max)
-	b = append(b, inv.Relay.KeyHash[:]...)
-	b = append(b, byte(len(host)))
-	b = append(b, host...)
-	b = binary.BigEndian.AppendUint16(b, inv.Relay.Port)
+	b, err := appendRelay(b, inv.Relay)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrLinkRelay, err)
+	}
 	b = append(b, inv.SenderID[:]...)
 	b = append(b, inv.QueueKey[:]...)
 	b = append(b, inv.Ratchet[:]...)
+	return base64.RawURLEncoding.EncodeToString(appendChecksum(b)), nil
+}
+
+// The relay and the checksum are encoded alike in invitation links and
+// contact addresses (address.go).
+
+// appendRelay appends a relay as links carry it: key hash (32), host
+// length (1), host (1..253 bytes), port (2).
+func appendRelay(b []byte, r wire.Address) ([]byte, error) {
+	if len(r.Host) == 0 || len(r.Host) > maxHostLen {
+		return nil, fmt.Errorf("host of %d bytes", len(r.Host))
+	}
+	b = append(b, r.KeyHash[:]...)
+	b = append(b, byte(len(r.Host)))
+	b = append(b, r.Host...)
+	return binary.BigEndian.AppendUint16(b, r.Port), nil
+}
+
+// readRelay reads what appendRelay wrote at the start of b, whose length
+// the caller checked, and returns the bytes after it.
+func readRelay(b []byte) (wire.Address, []byte) {
+	var r wire.Address
+	copy(r.KeyHash[:], b)
+	n := int(b[32])
+	r.Host = string(b[33 : 33+n])
+	r.Port = binary.BigEndian.Uint16(b[33+n:])
+	return r, b[35+n:]
+}
+
+// checkRelayFields checks a relay read by readRelay: an IP literal or a
+// DNS name, and a port other than 0.
+func checkRelayFields(r wire.Address) error {
+	if err := validHost(r.Host); err != nil {
+		return err
+	}
+	if r.Port == 0 {
+		return errors.New("port 0")
+	}
+	return nil
+}
+
+// appendChecksum appends the first 4 bytes of SHA-256 of b.
+func appendChecksum(b []byte) []byte {
 	sum := sha256.Sum256(b)
-	b = append(b, sum[:checksumSize]...)
-	return base64.RawURLEncoding.EncodeToString(b), nil
+	return append(b, sum[:checksumSize]...)
+}
+
+// checksumOK reports whether b ends with the checksum of what precedes it.
+func checksumOK(b []byte) bool {
+	if len(b) < checksumSize {
+		return false
+	}
+	body, sum := b[:len(b)-checksumSize], b[len(b)-checksumSize:]
+	want := sha256.Sum256(body)
+	return subtle.ConstantTimeCompare(sum, want[:checksumSize]) == 1
 }
 
 // Link returns the invitation as a link on the given app origin, e.g.
@@ -133,12 +181,10 @@ func ParseLink(s string, ours VersionRange) (Invitation, error) {
 	if len(b) < linkFixedSize+1 {
 		return inv, fmt.Errorf("%w: %d bytes is too short", ErrCorruptedLink, len(b))
 	}
-	body, sum := b[:len(b)-checksumSize], b[len(b)-checksumSize:]
-	want := sha256.Sum256(body)
-	if subtle.ConstantTimeCompare(sum, want[:checksumSize]) != 1 {
+	if !checksumOK(b) {
 		return inv, fmt.Errorf("%w: its checksum does not match (was it cut or changed?)", ErrCorruptedLink)
 	}
-	hostLen := int(body[35])
+	hostLen := int(b[35])
 	if len(b) != linkFixedSize+hostLen {
 		return inv, fmt.Errorf("%w: length %d does not match its contents", ErrCorruptedLink, len(b))
 	}
@@ -152,24 +198,13 @@ func ParseLink(s string, ours VersionRange) (Invitation, error) {
 		}
 		return inv, fmt.Errorf("%w: it was made by an old app (version %d); ask for a new link", ErrUnsupportedVersion, inv.Versions.Max)
 	}
-	r := bytes.NewReader(body[3:])
-	read := func(p []byte) { _, _ = r.Read(p) } // lengths were checked above
-	read(inv.Relay.KeyHash[:])
-	_, _ = r.ReadByte()
-	host := make([]byte, hostLen)
-	read(host)
-	var port [2]byte
-	read(port[:])
-	read(inv.SenderID[:])
-	read(inv.QueueKey[:])
-	read(inv.Ratchet[:])
-	inv.Relay.Host = string(host)
-	inv.Relay.Port = binary.BigEndian.Uint16(port[:])
-	if err := validHost(inv.Relay.Host); err != nil {
+	relay, rest := readRelay(b[3:]) // lengths were checked above
+	inv.Relay = relay
+	rest = rest[copy(inv.SenderID[:], rest):]
+	rest = rest[copy(inv.QueueKey[:], rest):]
+	copy(inv.Ratchet[:], rest)
+	if err := checkRelayFields(inv.Relay); err != nil {
 		return inv, fmt.Errorf("%w: %w", ErrLinkRelay, err)
-	}
-	if inv.Relay.Port == 0 {
-		return inv, fmt.Errorf("%w: port 0", ErrLinkRelay)
 	}
 	var zero [KeySize]byte
 	if bytes.Equal(inv.QueueKey[:], zero[:]) {

@@ -38,7 +38,7 @@ func TestRelaysRefuseLocal(t *testing.T) {
 	r := NewRelays(client.Options{}, nil, nil)
 	defer r.Close()
 	// The refusals come at once; the deadline only bounds a failure.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), scaled(5*time.Second))
 	defer cancel()
 	for _, host := range []string{"127.0.0.1", "127.1", "2130706433", "localhost", "LOCALHOST.", "::ffff:127.0.0.1", "0.0.0.0"} {
 		addr := wire.Address{Host: host, Port: port}
@@ -71,7 +71,7 @@ func TestRelaysRefuseLocal(t *testing.T) {
 	dev.conn(wire.Address{Host: "127.0.0.1", Port: port})
 	select {
 	case <-accepted:
-	case <-time.After(30 * time.Second):
+	case <-time.After(scaled(30 * time.Second)):
 		t.Fatal("an allowed local relay was not dialled")
 	}
 }

@@ -32,6 +32,7 @@ type Relays struct {
 
 	mu      sync.Mutex
 	relays  map[wire.Address]*relayConn
+	isUp    map[wire.Address]bool // connected now (report)
 	handler func(rcvID wire.QueueID, m wire.Message) bool
 	status  func(relay wire.Address, up bool, err error)
 	kick    chan struct{} // closed by Reconnect
@@ -64,8 +65,8 @@ func NewRelays(opts client.Options, password func(wire.Address) []byte, status R
 	}
 	return &Relays{
 		opts: opts, password: password, ctx: ctx, cancel: cancel, status: status,
-		relays: make(map[wire.Address]*relayConn),
-		kick:   make(chan struct{}),
+		relays: make(map[wire.Address]*relayConn), isUp: make(map[wire.Address]bool),
+		kick: make(chan struct{}),
 	}
 }
 
@@ -94,7 +95,7 @@ func (r *Relays) setConnected(f func()) {
 }
 
 func (r *Relays) up(addr wire.Address) {
-	r.status(addr, true, nil)
+	r.report(addr, true, nil)
 	r.mu.Lock()
 	f := r.onUp
 	r.mu.Unlock()
@@ -191,7 +192,7 @@ func (r *Relays) dialLoop(rc *relayConn) {
 		if r.ctx.Err() != nil {
 			return
 		}
-		r.status(rc.addr, false, err)
+		r.report(rc.addr, false, err)
 		d := backoff/2 + mrand.N(backoff/2+1)
 		backoff = min(backoff*2, 30*time.Second)
 		select {
@@ -236,14 +237,53 @@ func (r *Relays) pump(rc *relayConn) {
 		case client.EventConnected:
 			r.up(rc.addr)
 		case client.EventDisconnected:
-			r.status(rc.addr, false, ev.Err)
+			r.report(rc.addr, false, ev.Err)
 		case client.EventEnd:
 			// Another session (another tab or device with this profile's
 			// keys) took the subscription. The Web Lock prevents it in the
 			// browser; report it as the relay being unavailable.
-			r.status(rc.addr, false, errors.New("another session took over this queue"))
+			r.report(rc.addr, false, errors.New("another session took over this queue"))
 		}
 	}
+}
+
+// report records whether a relay is connected and tells the status
+// callback.
+func (r *Relays) report(addr wire.Address, up bool, err error) {
+	r.mu.Lock()
+	r.isUp[addr] = up
+	r.mu.Unlock()
+	r.status(addr, up, err)
+}
+
+// connected reports whether the relay's connection is up now.
+func (r *Relays) connected(addr wire.Address) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.isUp[addr]
+}
+
+// ack acknowledges a message the handler kept (returned false for) and
+// handled later; a lost ACK means a redelivery, which is handled.
+func (r *Relays) ack(addr wire.Address, rcvID wire.QueueID, msgID wire.MsgID) {
+	r.mu.Lock()
+	rc := r.relays[addr]
+	var sub client.Subscription
+	var c *client.Client
+	ok := false
+	if rc != nil {
+		sub, ok = rc.subs[rcvID]
+		c = rc.c
+	}
+	r.mu.Unlock()
+	if !ok || c == nil {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
+		defer cancel()
+		_ = c.Ack(ctx, sub, msgID)
+	}()
 }
 
 // get waits until the relay is connected.
