@@ -6,13 +6,14 @@
 //   onboarding.js   welcome, create a profile, import a backup, unlock, wiped storage
 //   chats.js        the layout and the chat list
 //   connect.js      one-time links, "I have a link", pending invitations, joining
+//   address.js      the contact address, its requests, and asking to connect through one
 //   conversation.js a conversation: history, composer, drafts, message actions
 //   transfers.js    files in a conversation: preview, upload, download, progress
 //   settings.js     profile, relays, notifications, storage, backup, about
 //   notify.js       notifications, the unread count in the title and the app badge
 //   groups.js, members.js  what a group adds
 import { CoreClient, CoreError } from "./rpc.js";
-import { h, $, mount, scriptURL, screen } from "./dom.js";
+import { h, $, mount, scriptURL, screen, toast } from "./dom.js";
 import { registerServiceWorker } from "./sw-register.js";
 import { say } from "./errors.js";
 import { errorLine, setError, showError, busy } from "./form.js";
@@ -23,7 +24,8 @@ import { initMembers, onMembersChanged } from "./members.js";
 import { showOnboarding, showUnlock, showWiped } from "./onboarding.js";
 import { showMain, loadContacts, renderContacts, showEmptyPane, backButton } from "./chats.js";
 import { showJoin, onInviteContact, showCreateLink, showHaveLink, showInvitation } from "./connect.js";
-import { openConversation, addMessage, markRead, onContactChanged, rerender, showSearch } from "./conversation.js";
+import { isAddressLink, showAddressConnect, showAddress, showRequestSent, connectAddress, onRequestEvent, onRequestContact } from "./address.js";
+import { openConversation, addMessage, markRead, onContactChanged, rerender, showSearch, showDetails } from "./conversation.js";
 import { showSettings } from "./settings.js";
 import { onTransfer, maybeAutoDownload } from "./transfers.js";
 import { onIncoming, updateUnreadTotal } from "./notify.js";
@@ -81,7 +83,7 @@ async function boot() {
     if (!(err instanceof CoreError && err.code === "core_stopped")) fatal(`The Wisp core did not start: ${err instanceof CoreError ? say(err, "Starting") : err.message + "."}`);
     return;
   }
-  window.addEventListener("hashchange", () => { if (takeInviteFromURL() && state.profile) showJoin(); });
+  window.addEventListener("hashchange", () => { if (takeInviteFromURL() && state.profile) showLink(); });
   window.addEventListener("online", () => state.core.call("network.reconnect").catch(() => {}));
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible") state.core.call("network.reconnect").catch(() => {});
@@ -102,10 +104,15 @@ async function fetchPresetRelays() {
 
 /** Moves an invitation from the URL into memory, so it does not linger in the address bar. */
 function takeInviteFromURL() {
-  if (!location.hash.startsWith("#/invite/")) return false;
+  if (!location.hash.startsWith("#/invite/") && !location.hash.startsWith("#/address/")) return false;
   keepInvite(location.href);
   history.replaceState(null, "", location.pathname);
   return true;
+}
+
+/** The link this tab opened: a one-time invitation, or a contact address (address.js). */
+function showLink() {
+  return isAddressLink(state.invite) ? showAddressConnect() : showJoin();
 }
 
 export async function route() {
@@ -139,7 +146,7 @@ async function enterProfile() {
   await loadContacts();
   showMain();
   updateUnreadTotal();
-  if (state.invite) return showJoin();
+  if (state.invite) return showLink();
   const open = lastOpen();
   if (open && state.contacts.has(open)) await openConversation(open);
 }
@@ -222,7 +229,8 @@ function onCoreEvent(name, e) {
       state.contacts.set(c.id, c);
       renderContacts();
       updateUnreadTotal();
-      onInviteContact(prev, c);
+      if (c.requested) onRequestContact(prev, c); // a request we sent to a contact address
+      else onInviteContact(prev, c);
       onContactChanged(prev, c);
       if (c.group) {
         onGroupEntry(prev, c);
@@ -230,6 +238,10 @@ function onCoreEvent(name, e) {
       }
       break;
     }
+    case "request":
+    case "request_dropped":
+      onRequestEvent(e);
+      break;
     case "members":
       onMembersChanged(e.text);
       break;
@@ -255,12 +267,20 @@ function onCoreEvent(name, e) {
       if (net) net.hidden = state.relaysDown.size === 0;
       break;
     }
+    case "rotation":
+      // A contact's receiving queue moved (or a move started or was
+      // given up): refresh what shows it.
+      if (e.up && state.contacts.has(e.id)) toast(e.text ? `${state.contacts.get(e.id).name}: the relay change did not finish; the old relay is still used.` : `${state.contacts.get(e.id).name}: receiving relay changed`);
+      if ($("#receiving-now") && state.current === e.id) showDetails(e.id);
+      if ($("#relay-list")) showSettings();
+      break;
     case "problem":
       console.warn("Wisp:", e.text);
       break;
   }
 }
 
+Object.assign(nav, { showAddress, showRequestSent, connectAddress, isAddressLink });
 Object.assign(nav, { unlock, route, showMain, showUnlock, showEmptyPane, renderContacts, backButton, openConversation,
   addMessage, rerender, showSettings, showSearch, showCreateLink, showHaveLink, showInvitation });
 initGroups({ state, openConversation, showEmptyPane, renderContacts, backButton });

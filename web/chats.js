@@ -5,6 +5,7 @@ import { h, $, mount, formatTime, avatarOf } from "./dom.js";
 import { state, rememberOpen } from "./state.js";
 import { nav } from "./nav.js";
 import { groupListLabel, showNewGroup } from "./groups.js";
+import { addressButton, requestsLine } from "./address.js";
 
 export async function loadContacts() {
   const list = (await state.core.call("contacts.list")) ?? [];
@@ -21,9 +22,11 @@ export function showMain() {
         h("span", { class: "me-name" }, p.name),
         h("button", { type: "button", class: "secondary", onclick: nav.showSettings }, "Settings")),
       h("p", { id: "net", class: "net", role: "status", hidden: state.relaysDown.size === 0 }, "Connecting…"),
+      requestsLine(),
       h("div", { class: "new-row" },
         h("button", { type: "button", onclick: nav.showCreateLink }, "Create one-time link"),
         h("button", { type: "button", class: "secondary", onclick: nav.showHaveLink }, "I have a link"),
+        addressButton(),
         h("button", { type: "button", class: "secondary", onclick: showNewGroup }, "New group")),
       h("form", { role: "search", class: "search-row", onsubmit: (e) => {
         e.preventDefault();
@@ -40,7 +43,8 @@ export function showMain() {
 function contactLabel(c) {
   if (c.group) return groupListLabel(c);
   switch (c.state) {
-    case "invited": return c.invite_name ? `Invitation for ${c.invite_name} — waiting` : "Invitation — waiting for someone to use it";
+    case "invited": if (c.requested) return "Waiting for them to accept";
+      return c.invite_name ? `Invitation for ${c.invite_name} — waiting` : "Invitation — waiting for someone to use it";
     case "connecting": return "Connecting…";
     case "deleted": return "Left the conversation";
     default: return c.last_text ?? "Connected";
@@ -49,6 +53,7 @@ function contactLabel(c) {
 
 /** The name a chat is listed by: an unused invitation by whom it is for. */
 export function chatName(c) {
+  if (c.state === "invited" && c.requested) return "Request sent";
   if (c.state === "invited" && !c.group) return c.invite_name ? `For ${c.invite_name}` : "One-time link";
   return c.name;
 }
@@ -68,7 +73,8 @@ export function renderContacts() {
     return h("li", {},
       h("button", { type: "button", class: `contact${c.id === state.current ? " current" : ""}`,
         "aria-current": c.id === state.current ? "true" : null,
-        onclick: () => (c.state === "invited" && !c.group ? nav.showInvitation(c.id) : nav.openConversation(c.id)) },
+        onclick: () => (c.state === "invited" && c.requested ? nav.showRequestSent(c.id)
+          : c.state === "invited" && !c.group ? nav.showInvitation(c.id) : nav.openConversation(c.id)) },
       c.state === "invited" && !c.group ? h("span", { class: "avatar initial", "aria-hidden": "true" }, "✉") : avatarOf(c, 36),
       h("span", { class: "c-main" },
         h("span", { class: "c-name", dir: "auto" }, name),

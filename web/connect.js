@@ -158,6 +158,7 @@ export function showHaveLink() {
 }
 
 async function join(link, incognito) {
+  if (nav.isAddressLink(link)) return nav.connectAddress(link, incognito); // a contact address (address.js)
   const c = await state.core.call("join", { link, incognito });
   keepInvite(null);
   state.contacts.set(c.id, c);

@@ -14,6 +14,7 @@ import { showMembers } from "./members.js";
 import { confirmDialog } from "./confirm.js";
 import { sendFiles, fileItem, uploadItem, uploads, refreshUploads, composerPickers, attachButton } from "./transfers.js";
 import { updateUnreadTotal } from "./notify.js";
+import { receivingRelaySection } from "./relays.js";
 
 const REACTIONS = ["👍", "❤️", "😂", "😮", "😢", "🙏"];
 const enc = new TextEncoder();
@@ -708,7 +709,7 @@ export async function showSearch(id, query) {
 
 // ---------- details ----------
 
-async function showDetails(id) {
+export async function showDetails(id) {
   await saveDraftNow();
   const c = state.contacts.get(id);
   const name = h("input", { id: "rename", value: c.name, maxlength: 64 });
@@ -728,6 +729,7 @@ async function showDetails(id) {
         toast("Renamed");
       } catch (err) { toast(say(err, "Renaming", { invalid: "That name was not accepted: use 1 to 64 characters.", too_long: "That name is too long: 64 characters at most." })); }
     } }, field("Name (only you see it)", name), h("button", { type: "submit" }, "Rename")),
+    c.group ? null : await receivingRelaySection(id, () => showDetails(id)),
     h("section", { "aria-labelledby": "code-title" },
       h("h3", { id: "code-title" }, "Security code"),
       h("p", { class: "hint" }, "Compare this code with your contact in person or on a call. If it is the same on both screens, nobody is in the middle."),

@@ -49,6 +49,16 @@ export const SENTENCES = {
   group_closed: { text: "You are no longer a member of this group, so nothing can be sent or changed in it." },
   contact_left: { text: "Your contact left: they deleted this conversation, so nothing more can be sent to them." },
   no_qr: { text: "No QR code was found in that picture. Try a sharper picture, or paste the link instead." },
+  // wasm/api, the contact address (address.js)
+  not_wisp_address: { text: "That is not a Wisp contact address." },
+  address_corrupted: { text: "The contact address is corrupted: it was cut or changed. Ask for it again." },
+  address_version: { text: "This contact address needs a newer version of Wisp. Reload the page to update, or ask for another address." },
+  address_relay: { text: "The contact address names a relay address that is not valid. Ask for a new address." },
+  address_gone: { text: "This contact address no longer works: its owner deleted or replaced it. Ask them for their new one." },
+  own_address: { text: "That is your own contact address. Give it to others so they can ask to connect with you." },
+  no_address: { text: "You have no contact address. Create one first." },
+  address_exists: { text: "You already have a contact address. Delete it or make a new one instead." },
+  no_request: { text: "That request is no longer waiting: it was answered, dropped or withdrawn." },
 };
 
 /**

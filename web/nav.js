@@ -9,5 +9,7 @@
 //
 // Members: unlock, route, showMain, showUnlock, showEmptyPane,
 // renderContacts, backButton, openConversation, addMessage, rerender,
-// showSettings, showSearch, showCreateLink, showHaveLink, showInvitation.
+// showSettings, showSearch, showCreateLink, showHaveLink, showInvitation,
+// and from address.js showAddress, showRequestSent, connectAddress,
+// isAddressLink.
 export const nav = {};

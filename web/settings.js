@@ -10,6 +10,7 @@ import { nav } from "./nav.js";
 import { AUTO_KEY, autoDownloadLimit, formatSize } from "./transfers.js";
 import { notificationSettings } from "./notify.js";
 import { confirmDialog } from "./confirm.js";
+import { relayHost, relayUsage, leavingItem } from "./relays.js";
 
 /** What a refused relay address means in Settings. */
 const RELAY_OVERRIDES = {
@@ -17,18 +18,13 @@ const RELAY_OVERRIDES = {
   relay_local: "That relay is on a private network or on this computer, which Wisp does not connect to from a page on the internet. Use the relay's public address (wisp://…@relay.example).",
 };
 
-/** A relay address shown by its host; the key hash is folded away. */
-export function relayHost(addr) {
-  const at = addr.lastIndexOf("@");
-  return at >= 0 ? addr.slice(at + 1) : addr;
-}
-
-function relayItem(r, info, saveRelays) {
+function relayItem(r, info, saveRelays, use) {
   const key = r.startsWith("wisp://") && r.includes("@") ? r.slice("wisp://".length, r.lastIndexOf("@")) : "";
   return h("li", {},
     h("label", { class: "choice" },
       h("input", { type: "radio", name: "receive", checked: r === info.receive, onchange: () => saveRelays(info.relays, r) }),
-      h("span", { class: "relay-host" }, relayHost(r)), r === info.receive ? h("span", { class: "meta" }, " (new connections)") : null),
+      h("span", { class: "relay-host" }, relayHost(r)), r === info.receive ? h("span", { class: "meta" }, " (new connections)") : null,
+      use?.chats ? h("span", { class: "meta" }, ` · ${use.chats} chat${use.chats === 1 ? "" : "s"}`) : null),
     key ? h("details", { class: "relay-key" }, h("summary", {}, "Key fingerprint"), h("code", {}, key)) : null,
     h("button", { type: "button", class: "link", "aria-label": `Remove ${relayHost(r)}`, onclick: () => {
       const rest = info.relays.filter((x) => x !== r);
@@ -51,6 +47,7 @@ export async function showSettings() {
   const est = await navigator.storage?.estimate?.().catch(() => null);
   const persisted = await navigator.storage?.persisted?.().catch(() => false);
   const mem = await state.core.call("memory").catch(() => null);
+  const usage = await relayUsage();
   const summary = (state.profiles ?? []).find((p) => p.id === info.id) ?? {};
   const saveRelays = async (relays, receive) => {
     try {
@@ -64,8 +61,9 @@ export async function showSettings() {
     profileSection(info, summary),
     h("section", { "aria-labelledby": "relays-title" },
       h("h3", { id: "relays-title" }, "Relays"),
-      h("p", { class: "hint" }, "You receive messages on these relays. New connections use the one you choose; your contacts send to it."),
-      h("ul", { class: "relays" }, (info.relays ?? []).map((r) => relayItem(r, info, saveRelays))),
+      h("p", { class: "hint" }, "You receive messages on these relays. New connections use the one you choose; your contacts send to it. Removing a relay first moves the chats on it to the one you choose."),
+      h("ul", { class: "relays", id: "relay-list" }, (info.relays ?? []).map((r) => relayItem(r, info, saveRelays, usage.get(r))),
+        [...usage.values()].filter((u) => u.leaving && u.chats > 0).map(leavingItem)),
       h("form", { onsubmit: async (e) => {
         e.preventDefault();
         setError("relay-error", "");

@@ -62,12 +62,36 @@ const (
 	CodeContactLeft     rpc.Code = "contact_left"
 )
 
+// Error codes of the contact address (address.go).
+const (
+	CodeNotAddress       rpc.Code = "not_wisp_address"
+	CodeAddressCorrupted rpc.Code = "address_corrupted"
+	CodeAddressVersion   rpc.Code = "address_version"
+	CodeAddressRelay     rpc.Code = "address_relay"
+	CodeAddressGone      rpc.Code = "address_gone"
+	CodeOwnAddress       rpc.Code = "own_address"
+	CodeNoAddress        rpc.Code = "no_address"
+	CodeAddressExists    rpc.Code = "address_exists"
+	CodeNoRequest        rpc.Code = "no_request"
+)
+
 // errorCodes maps sentinel errors to codes, most specific first.
 var errorCodes = []struct {
 	err  error
 	code rpc.Code
 }{
 	{chat.ErrWrongPassphrase, CodeWrongPassphrase},
+	// The contact address, before the invitation errors: accepting a
+	// withdrawn request wraps ErrInvitationUsed too.
+	{agent.ErrNoRequest, CodeNoRequest},
+	{agent.ErrAddressGone, CodeAddressGone},
+	{agent.ErrOwnAddress, CodeOwnAddress},
+	{agent.ErrNoAddress, CodeNoAddress},
+	{agent.ErrAddressExists, CodeAddressExists},
+	{agent.ErrNotAddress, CodeNotAddress},
+	{agent.ErrCorruptedAddress, CodeAddressCorrupted},
+	{agent.ErrAddressVersion, CodeAddressVersion},
+	{agent.ErrAddressRelay, CodeAddressRelay},
 	{agent.ErrInvitationUsed, CodeInvitationUsed},
 	{agent.ErrNotWispLink, CodeNotWispLink},
 	{agent.ErrCorruptedLink, CodeLinkCorrupted},
@@ -227,6 +251,13 @@ type UnlockParams struct {
 // IDParams name a profile or a contact.
 type IDParams struct {
 	ID string `json:"id"`
+}
+
+// ChangeRelayParams move a contact's receiving queue to Relay (one of
+// the profile's relays).
+type ChangeRelayParams struct {
+	ID    string `json:"id"`
+	Relay string `json:"relay"`
 }
 
 // RelaysParams set the profile's relays.
@@ -617,6 +648,28 @@ func (s *Service) Register(r *rpc.Router) {
 		}
 		return rpc.None{}, coded(p.DeleteContact(ctx, ip.ID))
 	}))
+	rpc.Handle(r, "contact.queue", func(_ context.Context, ip IDParams) (chat.QueueInfo, error) {
+		p, err := s.profile()
+		if err != nil {
+			return chat.QueueInfo{}, err
+		}
+		q, err := p.ContactQueue(ip.ID)
+		return q, coded(err)
+	})
+	rpc.Handle(r, "contact.change_relay", func(ctx context.Context, cp ChangeRelayParams) (rpc.None, error) {
+		p, err := s.profile()
+		if err != nil {
+			return rpc.None{}, err
+		}
+		return rpc.None{}, coded(p.ChangeRelay(ctx, cp.ID, cp.Relay))
+	})
+	rpc.Handle(r, "relays.usage", func(context.Context, rpc.None) ([]chat.RelayUse, error) {
+		p, err := s.profile()
+		if err != nil {
+			return nil, err
+		}
+		return p.RelayUsage(), nil
+	})
 	rpc.Handle(r, "contact.code", func(_ context.Context, ip IDParams) (CodeResult, error) {
 		p, err := s.profile()
 		if err != nil {
@@ -742,6 +795,7 @@ func (s *Service) Register(r *rpc.Router) {
 	s.registerGroups(r)
 	s.registerMessages(r)
 	s.registerProfile(r)
+	s.registerAddress(r)
 	rpc.Handle(r, "messages.page", func(_ context.Context, pp PageParams) ([]chat.Message, error) {
 		p, err := s.profile()
 		if err != nil {

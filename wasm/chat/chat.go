@@ -32,6 +32,7 @@
 //	                             or a profile update (SPEC.md §7.3)
 //	c/<contact>/draft            the unsent draft: text and the message it replies to
 //	conn/<contact>/...           the agent's connection state and outbox (wasm/agent/SPEC.md)
+//	addr/...                     the agent's contact address and the requests waiting (address.go)
 //
 // A group is a chat entry too (c/<group>/contact, its messages under
 // c/<group>/m/), with its state in c/<group>/group and the records listed
@@ -177,6 +178,9 @@ type Contact struct {
 	// InviteName is the name we gave our invitation ("for Alice"), kept
 	// after someone joins it.
 	InviteName string `json:"invite_name,omitempty"`
+	// Requested: we asked to connect through someone's contact address
+	// (address.go); the contact stays invited until they accept.
+	Requested bool `json:"requested,omitempty"`
 }
 
 // Event is something the UI should show. Kind is one of "message" (a new
@@ -185,10 +189,13 @@ type Contact struct {
 // reacted to, or — Message.Hidden — deleted for ourselves, so the page
 // removes it; Message is the whole message as Messages returns it, and
 // Contact is set when the chat list's summary changed with it), "contact"
-// (a contact changed), "relay" (a relay went up or down), "problem" (a
-// dropped message or an error worth telling).
+// (a contact changed), "relay" (a relay went up or down), "rotation" (the
+// queue of connection ID moves to Relay: started, or done when Up; Text
+// set when it was abandoned), "problem" (a dropped message or an error
+// worth telling).
 type Event struct {
 	Kind    string   `json:"kind"`
+	ID      string   `json:"id,omitempty"`
 	Contact *Contact `json:"contact,omitempty"`
 	Message *Message `json:"message,omitempty"`
 	Relay   string   `json:"relay,omitempty"`

@@ -36,6 +36,10 @@ type Config struct {
 	PresetRelays []string
 	// DisablePostQuantum turns the ML-KEM hybrid off (it is on by default).
 	DisablePostQuantum bool
+	// Rotation is the schedule of automatic queue rotation (zero: about
+	// every 7 days or 1,000 received messages; see agent.RotationPolicy).
+	// Its Relay is set by the profile.
+	Rotation agent.RotationPolicy
 	// Client tunes relay connections (zero values: the client's defaults).
 	Client client.Options
 	// Argon2 overrides the passphrase KDF cost (zero: vault.DefaultParams).

@@ -117,8 +117,10 @@ func openProfile(ctx context.Context, m *Manager, id string, key vault.Key, l Li
 	if m.allowLocal {
 		p.relays.AllowLocalRelays()
 	}
+	rot := m.cfg.Rotation
+	rot.Relay = p.rotationRelay
 	p.ag, err = agent.New(agent.Options{Store: st, Relays: p.relays, Events: (*profileEvents)(p),
-		PostQuantum: !m.cfg.DisablePostQuantum, HoldOutbox: true})
+		PostQuantum: !m.cfg.DisablePostQuantum, HoldOutbox: true, Rotation: rot})
 	if err != nil {
 		p.relays.Close()
 		return nil, err
@@ -143,6 +145,7 @@ func openProfile(ctx context.Context, m *Manager, id string, key vault.Key, l Li
 	}
 	p.ag.Resume()
 	p.startGroups()
+	p.moveOff()
 	return p, nil
 }
 
@@ -186,7 +189,9 @@ func (p *Profile) update(name string, avatar []byte) error {
 }
 
 // SetRelays sets the relays the profile receives on and the one new
-// connections use. Existing connections keep their queues.
+// connections use. Connections receiving on a relay that is no longer
+// listed are moved to the receiving relay (rotation.go); RelayUsage
+// shows the progress.
 func (p *Profile) SetRelays(relays []string, receive string) error {
 	relays, err := cleanRelays(relays, p.m.allowLocal)
 	if err != nil {
@@ -212,6 +217,7 @@ func (p *Profile) SetRelays(relays []string, receive string) error {
 		return err
 	}
 	p.rec = rec
+	p.moveOff()
 	return nil
 }
 
@@ -310,6 +316,19 @@ func (p *Profile) Join(ctx context.Context, link string, incognito bool) (Contac
 	if err := p.m.CheckRelay(inv.Relay); err != nil {
 		return Contact{}, err
 	}
+	return p.connect(incognito, func(relay wire.Address, info []byte) (agent.ConnID, error) {
+		return p.ag.Join(ctx, inv, relay, info)
+	}, func(c *Contact, fresh bool) {
+		if fresh {
+			c.Name, c.State = "Connecting…", ContactConnecting
+		}
+	})
+}
+
+// connect runs an agent call that makes a connection from our receiving
+// relay with our info (or an incognito name), then records the contact
+// with set (fresh: the record is new; an event may have made it already).
+func (p *Profile) connect(incognito bool, call func(relay wire.Address, info []byte) (agent.ConnID, error), set func(c *Contact, fresh bool)) (Contact, error) {
 	relay, err := p.receiveRelay()
 	if err != nil {
 		return Contact{}, err
@@ -318,20 +337,21 @@ func (p *Profile) Join(ctx context.Context, link string, incognito bool) (Contac
 	if err != nil {
 		return Contact{}, err
 	}
-	id, err := p.ag.Join(ctx, inv, relay, info)
+	id, err := call(relay, info)
 	if err != nil {
 		return Contact{}, err
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	c, err := p.contact(string(id))
-	if errors.Is(err, store.ErrNotFound) {
-		c = &Contact{ID: string(id), Name: "Connecting…", State: ContactConnecting, Created: time.Now().UTC(), NextSeq: 1}
-		err = nil
+	fresh := errors.Is(err, store.ErrNotFound)
+	if fresh {
+		c, err = &Contact{ID: string(id), Created: time.Now().UTC(), NextSeq: 1}, nil
 	}
 	if err != nil {
 		return Contact{}, err
 	}
+	set(c, fresh)
 	c.Incognito = alias
 	if err := p.saveContact(c); err != nil {
 		return Contact{}, err
