@@ -151,7 +151,7 @@ func New(opts Options) (*Agent, error) {
 	if !opts.HoldOutbox {
 		close(a.resumed)
 	}
-	opts.Relays.setHandler(a.HandleMessage)
+	opts.Relays.setHandler(a.handleMessage)
 	opts.Relays.setConnected(a.pokeAll)
 	return a, nil
 }
@@ -739,13 +739,37 @@ func (a *Agent) sendNext(id ConnID, h *connHandle) (bool, error) {
 	return true, nil
 }
 
-// HandleMessage processes a message delivered on one of our queues. Relays
-// calls it for every MSG, in order per queue, and ACKs only when it returns
-// true.
+// HandleMessage processes a message delivered on one of our queues and
+// reports whether it may be acknowledged. Relays calls the same handler
+// for every MSG, in order per queue, and offers a message whose storage
+// failed again after a pause.
 func (a *Agent) HandleMessage(rcvID wire.QueueID, m wire.Message) (ack bool) {
+	return a.handleMessage(rcvID, m) == dispAck
+}
+
+// disposition is what the relay pool does with a delivered message.
+type disposition int
+
+const (
+	// dispAck: handled (or to be dropped): acknowledge it.
+	dispAck disposition = iota
+	// dispRetry: not stored (storage failed): offer it again after a
+	// pause. The relay sends nothing more on the queue meanwhile, and a
+	// SUB repeated on the same session would not deliver it again.
+	dispRetry
+	// dispKeep: leave it unacknowledged: the agent acknowledges it later
+	// (a held message, rotate.go), or the next session receives it again
+	// (closing).
+	dispKeep
+)
+
+func (a *Agent) handleMessage(rcvID wire.QueueID, m wire.Message) disposition {
 	// Contact requests arrive on the address queue (address.go).
 	if ack, ok := a.handleAddressMessage(rcvID, m); ok {
-		return ack
+		if ack {
+			return dispAck
+		}
+		return dispRetry
 	}
 	a.mu.Lock()
 	id, ok := a.byRcv[rcvID]
@@ -755,10 +779,10 @@ func (a *Agent) HandleMessage(rcvID wire.QueueID, m wire.Message) (ack bool) {
 	if closing {
 		// Close is under way: leave it on the relay, which delivers it
 		// again to the next session. Acknowledging it here would lose it.
-		return false
+		return dispKeep
 	}
 	if !ok {
-		return true // a queue we no longer know: drop it
+		return dispAck // a queue we no longer know: drop it
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -766,23 +790,36 @@ func (a *Agent) HandleMessage(rcvID wire.QueueID, m wire.Message) (ack bool) {
 		a.mu.Lock()
 		closing = a.closed
 		a.mu.Unlock()
-		return !closing // deleted meanwhile: drop it; closing: as above
+		if closing {
+			return dispKeep // as above
+		}
+		return dispAck // deleted meanwhile: drop it
 	}
 	c, err := a.loadConn(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return dispAck // deleted: drop it
+	}
 	if err != nil {
-		return errors.Is(err, store.ErrNotFound) // deleted: drop; unreadable: keep it queued
+		return dispRetry // unreadable just now: keep it
 	}
 	if m.Quota && len(m.Body) == 0 {
 		// The relay's quota marker: the queue was full and SENDs were
 		// refused with QUOTA. The sender keeps those in its outbox and
 		// sends them again, so nothing is lost: acknowledge it.
-		return true
+		return dispAck
 	}
-	ack, err = a.receive(c, h, rcvID, m)
-	if err != nil {
-		a.ev.Problem(id, err)
+	ack, err := a.receive(c, h, rcvID, m)
+	switch {
+	case ack:
+		if err != nil {
+			a.ev.Problem(id, err)
+		}
+		return dispAck
+	case err == nil:
+		return dispKeep // held (rotate.go)
 	}
-	return ack
+	a.ev.Problem(id, err)
+	return dispRetry
 }
 
 // receive decrypts and dispatches one message; see SPEC.md for the order

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/wisp-chat/wisp/wasm/internal/crashfs"
 	"github.com/wisp-chat/wisp/wasm/internal/relaytest"
 	"io/fs"
 	"testing"
@@ -313,4 +314,46 @@ func TestReconnectNow(t *testing.T) {
 	}
 	b.ev.wait(t, "delivery after Reconnect", 8*time.Second, func() bool { return b.ev.hasBodies(cb, "are you back?") })
 	t.Logf("delivered %v after Reconnect", time.Since(start).Round(time.Millisecond))
+}
+
+// TestMessageDuringClose: a message the relay delivers while the agent
+// is closing is left unacknowledged (the next session gets it again);
+// acknowledging it would lose it.
+func TestMessageDuringClose(t *testing.T) {
+	ra, rb := relaytest.Start(t), relaytest.Start(t)
+	a, b := newPeer(t), newPeer(t)
+	_, cb := connect(t, a, b, ra, rb)
+	rcv := b.record(t, cb).Rcv.RcvID
+	b.agent.Close()
+	if b.agent.HandleMessage(rcv, wire.Message{Body: make([]byte, wire.MaxBodySize)}) {
+		t.Error("a message delivered during Close was acknowledged")
+	}
+	b.relays.Close()
+	b.agent = nil
+}
+
+// TestStorageFailureRetried: a message whose storage fails is handled
+// again once storage works, without a reconnect (the relay would not
+// deliver it again on the same session).
+func TestStorageFailureRetried(t *testing.T) {
+	ra, rb := relaytest.Start(t), relaytest.Start(t)
+	a, b := newPeer(t), newPeer(t)
+	onCrashFS(t, b)
+	ca, cb := connect(t, a, b, ra, rb)
+	cfs := b.fs.(*crashfs.FS)
+	cfs.SetBudget(0) // every write fails from now on
+	id, err := a.agent.Send(ctxT(t), ca, []byte("while b's storage fails"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.ev.wait(t, "the message offered to b", 30*time.Second, func() bool { return len(b.ev.received[cb]) == 1 })
+	time.Sleep(scaled(300 * time.Millisecond))
+	if got := b.record(t, cb).RcvdID; got >= id {
+		t.Fatalf("b recorded message %d while its storage failed", got)
+	}
+	cfs.SetBudget(-1) // storage works again; no restart, no reconnect
+	a.ev.wait(t, "the receipt: b stored it", 30*time.Second, func() bool { return a.ev.delivered[ca][id] })
+	if got := b.record(t, cb).RcvdID; got < id {
+		t.Errorf("b's record is at message %d, want %d", got, id)
+	}
 }

@@ -33,7 +33,7 @@ type Relays struct {
 	mu      sync.Mutex
 	relays  map[wire.Address]*relayConn
 	isUp    map[wire.Address]bool // connected now (report)
-	handler func(rcvID wire.QueueID, m wire.Message) bool
+	handler func(rcvID wire.QueueID, m wire.Message) disposition
 	status  func(relay wire.Address, up bool, err error)
 	kick    chan struct{} // closed by Reconnect
 	onUp    func()        // the agent pokes its outbox workers
@@ -81,7 +81,7 @@ func (r *Relays) check(addr wire.Address) error {
 }
 
 // setHandler installs the delivery handler (the agent).
-func (r *Relays) setHandler(h func(rcvID wire.QueueID, m wire.Message) bool) {
+func (r *Relays) setHandler(h func(rcvID wire.QueueID, m wire.Message) disposition) {
 	r.mu.Lock()
 	r.handler = h
 	r.mu.Unlock()
@@ -217,23 +217,7 @@ func (r *Relays) pump(rc *relayConn) {
 			if h == nil || !ok {
 				continue
 			}
-			if h(ev.RcvID, ev.Message) {
-				go func() {
-					ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
-					defer cancel()
-					_ = rc.c.Ack(ctx, sub, ev.Message.ID) // a lost ACK means a redelivery, which is handled
-				}()
-			} else {
-				// Not stored (storage failed): the relay holds the queue
-				// until a new SUB, so ask again after a pause.
-				go func() {
-					select {
-					case <-time.After(time.Second + mrand.N(time.Second)):
-						rc.c.Subscribe(r.ctx, sub)
-					case <-r.ctx.Done():
-					}
-				}()
-			}
+			r.dispose(rc, sub, ev.Message, h(ev.RcvID, ev.Message), h)
 		case client.EventConnected:
 			r.up(rc.addr)
 		case client.EventDisconnected:
@@ -244,6 +228,33 @@ func (r *Relays) pump(rc *relayConn) {
 			// browser; report it as the relay being unavailable.
 			r.report(rc.addr, false, errors.New("another session took over this queue"))
 		}
+	}
+}
+
+// dispose acts on the handler's answer for a delivered message: ACK it,
+// leave it, or offer it to the handler again after a pause (1–2 s,
+// doubling to a minute) until it is stored; the relay sends nothing more
+// on that queue meanwhile.
+func (r *Relays) dispose(rc *relayConn, sub client.Subscription, m wire.Message, d disposition, h func(wire.QueueID, wire.Message) disposition) {
+	r.retry(rc, sub, m, d, h, time.Second)
+}
+
+func (r *Relays) retry(rc *relayConn, sub client.Subscription, m wire.Message, d disposition, h func(wire.QueueID, wire.Message) disposition, pause time.Duration) {
+	switch d {
+	case dispAck:
+		go func() {
+			ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
+			defer cancel()
+			_ = rc.c.Ack(ctx, sub, m.ID) // a lost ACK means a redelivery, which is handled
+		}()
+	case dispRetry:
+		go func() {
+			select {
+			case <-time.After(pause + mrand.N(pause)):
+				r.retry(rc, sub, m, h(sub.RcvID, m), h, min(2*pause, time.Minute))
+			case <-r.ctx.Done():
+			}
+		}()
 	}
 }
 
@@ -263,7 +274,7 @@ func (r *Relays) connected(addr wire.Address) bool {
 	return r.isUp[addr]
 }
 
-// ack acknowledges a message the handler kept (returned false for) and
+// ack acknowledges a message the handler kept (dispKeep) and
 // handled later; a lost ACK means a redelivery, which is handled.
 func (r *Relays) ack(addr wire.Address, rcvID wire.QueueID, msgID wire.MsgID) {
 	r.mu.Lock()
