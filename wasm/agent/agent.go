@@ -63,6 +63,10 @@ var (
 	ErrNoConnection   = errors.New("agent: no such connection")
 	ErrNotConnected   = errors.New("agent: the connection is not established yet")
 	ErrClosed         = errors.New("agent: closed")
+	// ErrUndecryptable (in Events.Problem) is a message that did not
+	// decrypt: a repeat (ratchet.ErrDuplicate) or one sealed with a state
+	// this side no longer has. Several in a row: see ResyncSuggested.
+	ErrUndecryptable = errors.New("agent: a message did not decrypt")
 )
 
 // Options configures an Agent.
@@ -80,6 +84,10 @@ type Options struct {
 	ReceiptDelay time.Duration
 	// Rand defaults to crypto/rand.
 	Rand io.Reader
+	// Restored says the store was just restored from a backup: Start
+	// marks every connection as needing a ratchet re-sync before anything
+	// is received or sent (see Resync).
+	Restored bool
 	// HoldOutbox keeps the outbox workers from sending after Start until
 	// Resume is called, so the chat layer can first look at what is pending
 	// (see Pending) before any of it is sent and forgotten.
@@ -95,6 +103,8 @@ type Agent struct {
 	rand  io.Reader
 	delay time.Duration
 	rot   RotationPolicy
+	// restored: mark every connection for a re-sync at Start.
+	restored bool
 
 	rotWake chan struct{} // wakes the maintenance loop (rotate.go)
 
@@ -144,7 +154,7 @@ func New(opts Options) (*Agent, error) {
 	a := &Agent{
 		store: opts.Store, tr: opts.Relays, ev: opts.Events, pq: opts.PostQuantum,
 		rand: opts.Rand, delay: opts.ReceiptDelay, ctx: ctx, cancel: cancel,
-		rot: opts.Rotation.withDefaults(), rotWake: make(chan struct{}, 1),
+		rot: opts.Rotation.withDefaults(), rotWake: make(chan struct{}, 1), restored: opts.Restored,
 		resumed: make(chan struct{}),
 		conns:   make(map[ConnID]*connHandle), byRcv: make(map[wire.QueueID]ConnID),
 	}
@@ -180,6 +190,11 @@ func (a *Agent) pokeAll() {
 // its outbox. Subscription failures are not fatal: the transport retries
 // after reconnecting.
 func (a *Agent) Start(ctx context.Context) error {
+	if a.restored {
+		if err := a.markRestored(); err != nil {
+			return fmt.Errorf("agent: marking restored connections: %w", err)
+		}
+	}
 	var subs []relaySub
 	dirs, err := a.store.ListDirs("conn")
 	if err != nil {
@@ -492,27 +507,55 @@ func (a *Agent) send(id ConnID, kind Kind, body []byte) (uint64, error) {
 	return e.ID, nil
 }
 
-// seal encrypts one message and advances c (ratchet and counters) in memory.
+// seal builds the outbox entry of one message and advances c's counters
+// in memory. It encrypts it too, advancing the ratchet, unless a re-sync
+// of ours is pending: a ratchet that may be stale never seals, and the
+// entry is sealed when it is sent (resync.go).
 func (a *Agent) seal(c *connRecord, kind Kind, body []byte, n uint64, prev [32]byte) (*outboxEntry, error) {
-	var st ratchet.State
-	if err := st.UnmarshalBinary(c.Ratchet); err != nil {
-		return nil, err
-	}
 	pt, err := encodeMessage(header{ID: n, PrevHash: prev, Kind: kind}, body)
 	if err != nil {
 		return nil, err
 	}
+	e := &outboxEntry{ID: n, Kind: kind, Body: body, Prev: prev}
+	if c.Resync == nil {
+		if err := a.sealEntry(c, e); err != nil {
+			return nil, err
+		}
+	}
+	c.SentID, c.SentHash = n, messageHash(pt)
+	return e, nil
+}
+
+// sealEntry encrypts e (its header and body) with c's ratchet, which it
+// advances in memory.
+func (a *Agent) sealEntry(c *connRecord, e *outboxEntry) error {
+	var st ratchet.State
+	if err := st.UnmarshalBinary(c.Ratchet); err != nil {
+		return err
+	}
+	pt, err := encodeMessage(header{ID: e.ID, PrevHash: e.Prev, Kind: e.Kind}, e.Body)
+	if err != nil {
+		return err
+	}
 	env, err := st.Seal(a.rand, pt)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	rs, err := st.MarshalBinary()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	c.Ratchet = rs
-	c.SentID, c.SentHash = n, messageHash(pt)
-	return &outboxEntry{ID: n, Kind: kind, Body: body, Env: append([]byte{typeMessage}, env...)}, nil
+	e.Env, e.Sealed, e.Epoch = append([]byte{typeMessage}, env...), nil, c.Epoch
+	return nil
+}
+
+// needsSeal: e is a ratchet message not sealed with c's current ratchet.
+func needsSeal(c *connRecord, e *outboxEntry) bool {
+	if e.Confirmation {
+		return false
+	}
+	return (e.Env == nil && e.Sealed == nil) || e.Epoch != c.Epoch
 }
 
 // sendBody is the SEND body of e for the queue s: the per-queue box is
@@ -647,23 +690,57 @@ func (a *Agent) sendNext(id ConnID, h *connHandle) (bool, error) {
 		}
 		return false, err
 	}
+	if c.Snd != nil && (c.Resync != nil || c.ResyncReply != nil) {
+		// A re-sync request or answer goes before any message; while our
+		// request waits for its answer nothing else is sent (resync.go).
+		h.mu.Unlock()
+		return a.sendResync(id, h, c)
+	}
+	if c.StaleBelow > 0 {
+		// Entries whose IDs name other messages on the peer's side.
+		if err := a.failStale(c); err != nil {
+			h.mu.Unlock()
+			return false, err
+		}
+	}
 	keys, err := a.store.List(outboxDir(id))
 	if err != nil || len(keys) == 0 || c.Snd == nil {
 		h.mu.Unlock()
 		return false, err
 	}
 	b, err := a.store.Get(keys[0])
-	h.mu.Unlock()
 	if err != nil {
+		h.mu.Unlock()
 		return false, err
 	}
 	var e outboxEntry
 	if err := json.Unmarshal(b, &e); err != nil {
+		h.mu.Unlock()
 		return false, err
 	}
 	if !e.Confirmation && e.ID > c.SentID {
+		h.mu.Unlock()
 		return false, nil // not committed yet; Send will finish it
 	}
+	if needsSeal(c, &e) {
+		// Queued while a re-sync was pending, or sealed with the ratchet
+		// a re-sync replaced. The record goes first: a crash between the
+		// two writes leaves the entry to be sealed again with later keys,
+		// never a key the saved ratchet would use again.
+		if err := a.sealEntry(c, &e); err != nil {
+			h.mu.Unlock()
+			return false, err
+		}
+		if err := a.saveConn(c); err != nil {
+			h.mu.Unlock()
+			return false, err
+		}
+		if err := a.putOutbox(id, &e); err != nil {
+			h.mu.Unlock()
+			return false, err
+		}
+	}
+	h.mu.Unlock()
 	ctx, cancel := context.WithTimeout(a.ctx, 30*time.Second)
 	defer cancel()
 	if c.NextSnd != nil && e.Env != nil && e.ID != h.tried {
@@ -702,6 +779,16 @@ func (a *Agent) sendNext(id ConnID, h *connHandle) (bool, error) {
 	defer h.mu.Unlock()
 	if h.closed {
 		return false, nil
+	}
+	if err == nil && !e.Confirmation && e.Env != nil {
+		if now, lerr := a.loadConn(id); lerr == nil && now.Epoch != e.Epoch {
+			// A re-sync replaced the ratchet while this was on its way:
+			// the peer may not be able to open it, and told the peer it
+			// would come (its answer counted it). Keep it: it is sealed
+			// again and sent after the answer; a copy the peer did open
+			// is kept once.
+			return true, nil
+		}
 	}
 	if err := a.store.Delete(keys[0]); err != nil {
 		return false, err
@@ -860,6 +947,12 @@ func (a *Agent) receive(c *connRecord, h *connHandle, rcvID wire.QueueID, msg wi
 	if err != nil {
 		return true, fmt.Errorf("%w: per-queue box: %w", ErrMalformed, err)
 	}
+	if len(inner) > 0 && (inner[0] == typeResyncRequest || inner[0] == typeResyncReply) {
+		if q.PeerKey == nil {
+			return true, fmt.Errorf("%w: a re-sync message on a queue not in use", ErrMalformed)
+		}
+		return a.receiveResync(c, h, inner)
+	}
 	typ, conf, err := decodeAgentMessage(inner)
 	if err != nil {
 		return true, err
@@ -878,14 +971,29 @@ func (a *Agent) receive(c *connRecord, h *connHandle, rcvID wire.QueueID, msg wi
 		return false, err
 	}
 	pt, err := st.Open(conf.Envelope)
-	if errors.Is(err, ratchet.ErrDuplicate) {
-		// Processed before a crash (normal), a replay, or a peer sending
-		// with an old state (restored from an old backup): say so.
-		return true, fmt.Errorf("a message was dropped as a repeat: %w", err)
-	}
 	if err != nil {
-		return true, fmt.Errorf("a message was rejected: %w", err)
+		// Several in a row suggest the two ratchets no longer match (the
+		// peer restored an old backup without re-syncing): the user may
+		// fix the connection (resync.go).
+		c.BadOpens++
+		if serr := a.saveConn(c); serr != nil {
+			return false, serr
+		}
+		if c.BadOpens == badOpensFix && c.Resync == nil && !c.Answered {
+			a.resyncEvent(c.ID, ResyncEvent{Status: ResyncSuggested})
+		}
+		if errors.Is(err, ratchet.ErrDuplicate) {
+			// Processed before a crash (normal), a replay, or a peer
+			// sending with an old state (an old backup): say so.
+			return true, fmt.Errorf("%w: dropped as a repeat: %w", ErrUndecryptable, err)
+		}
+		return true, fmt.Errorf("%w: %w", ErrUndecryptable, err)
 	}
+	c.BadOpens = 0
+	// The first message under the ratchet we answered a re-sync with
+	// completes it on our side.
+	resynced := c.Answered
+	c.Answered = false
 	hd, body, err := decodeMessage(pt)
 	if err != nil {
 		return true, err
@@ -954,8 +1062,8 @@ func (a *Agent) receive(c *connRecord, h *connHandle, rcvID wire.QueueID, msg wi
 		} else {
 			after = h.poke // the test message, once the record is saved
 		}
-	case KindQueueTest:
-		// Only its queue matters (below).
+	case KindQueueTest, KindResynced:
+		// Only its queue matters (below); KindResynced, that it opened.
 	default:
 		a.ev.Problem(c.ID, fmt.Errorf("%w: unexpected %c", ErrMalformed, hd.Kind))
 	}
@@ -979,6 +1087,9 @@ func (a *Agent) receive(c *connRecord, h *connHandle, rcvID wire.QueueID, msg wi
 		a.pokeRotation() // deletes the old queue
 	}
 	a.release(c, h)
+	if resynced {
+		a.resyncEvent(c.ID, ResyncEvent{Status: ResyncDone})
+	}
 	if after != nil {
 		after()
 	}
@@ -1124,6 +1235,12 @@ type Info struct {
 	// Relay is where we receive; NextRelay, when set, is where a queue
 	// rotation is moving us.
 	Relay, NextRelay string
+	// Resync is where a ratchet re-sync stands: 0 (none), ResyncRequested,
+	// ResyncAnswered or ResyncFailed (ResyncError says why).
+	Resync      ResyncStatus
+	ResyncError string
+	// Undecryptable counts the messages in a row that did not decrypt.
+	Undecryptable int
 }
 
 // Connection returns the current Info of a connection.
@@ -1141,6 +1258,15 @@ func (a *Agent) Connection(id ConnID) (Info, error) {
 	info := Info{ID: c.ID, State: c.State, Created: c.Created, PeerInfo: c.PeerInfo, Relay: c.Rcv.Relay}
 	if c.NextRcv != nil {
 		info.NextRelay = c.NextRcv.Relay
+	}
+	info.Undecryptable = int(c.BadOpens)
+	switch {
+	case c.Resync != nil && c.Resync.Failed != "":
+		info.Resync, info.ResyncError = ResyncFailed, c.Resync.Failed
+	case c.Resync != nil:
+		info.Resync = ResyncRequested
+	case c.Answered || c.ResyncReply != nil:
+		info.Resync = ResyncAnswered
 	}
 	if c.Ratchet != nil {
 		var st ratchet.State
@@ -1219,7 +1345,7 @@ func (a *Agent) Delete(ctx context.Context, id ConnID) error {
 		return err
 	}
 	h.mu.Unlock()
-	if notice != nil {
+	if notice != nil && notice.Env != nil { // unsealed while a re-sync is pending: not sent
 		if relay, err := wire.ParseAddress(c.Snd.Relay); err == nil {
 			if auth, err := authKey(c.Snd.AuthSeed); err == nil {
 				if body, err := a.sendBody(c.Snd, notice); err == nil {

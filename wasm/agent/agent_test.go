@@ -34,6 +34,7 @@ type recorder struct {
 	failed     map[ConnID]map[uint64]error
 	deleted    map[ConnID]bool
 	problems   []error
+	resyncs    map[ConnID][]ResyncEvent
 	changed    chan struct{}
 }
 
@@ -41,7 +42,8 @@ func newRecorder() *recorder {
 	return &recorder{
 		connected: map[ConnID][]byte{}, connecting: map[ConnID][]byte{}, received: map[ConnID]map[uint64]Received{},
 		sent: map[ConnID]map[uint64]bool{}, delivered: map[ConnID]map[uint64]bool{},
-		failed: map[ConnID]map[uint64]error{}, deleted: map[ConnID]bool{}, changed: make(chan struct{}, 1),
+		failed: map[ConnID]map[uint64]error{}, deleted: map[ConnID]bool{}, resyncs: map[ConnID][]ResyncEvent{},
+		changed: make(chan struct{}, 1),
 	}
 }
 
@@ -119,6 +121,23 @@ func (r *recorder) PeerDeleted(c ConnID) {
 	r.deleted[c] = true
 	r.mu.Unlock()
 	r.poke()
+}
+
+func (r *recorder) Resync(c ConnID, ev ResyncEvent) {
+	r.mu.Lock()
+	r.resyncs[c] = append(r.resyncs[c], ev)
+	r.mu.Unlock()
+	r.poke()
+}
+
+// resynced: c reported ResyncDone (under the lock).
+func (r *recorder) resynced(c ConnID) (ResyncEvent, bool) {
+	for _, ev := range r.resyncs[c] {
+		if ev.Status == ResyncDone {
+			return ev, true
+		}
+	}
+	return ResyncEvent{}, false
 }
 
 func (r *recorder) Problem(c ConnID, err error) {
@@ -219,15 +238,16 @@ func hasIDs(set map[uint64]bool, ids []uint64) bool {
 
 // peer is one profile: an agent over its own store.
 type peer struct {
-	delay  time.Duration  // receipt delay (0: the default)
-	opts   client.Options // relay client options (zero: fast test backoff)
-	rot    RotationPolicy // queue rotation (zero: the defaults)
-	t      testing.TB
-	fs     hackpadfs.FS
-	sealer store.Sealer
-	ev     *recorder
-	relays *Relays
-	agent  *Agent
+	delay    time.Duration  // receipt delay (0: the default)
+	opts     client.Options // relay client options (zero: fast test backoff)
+	rot      RotationPolicy // queue rotation (zero: the defaults)
+	restored bool           // the next start follows a restore (Options.Restored)
+	t        testing.TB
+	fs       hackpadfs.FS
+	sealer   store.Sealer
+	ev       *recorder
+	relays   *Relays
+	agent    *Agent
 }
 
 func newPeer(t testing.TB) *peer {
@@ -259,7 +279,7 @@ func (p *peer) start() {
 	}
 	p.relays = NewRelays(opts, nil, nil)
 	p.relays.AllowLocalRelays() // the test relays are on loopback
-	p.agent, err = New(Options{Store: st, Relays: p.relays, Events: p.ev, PostQuantum: true, ReceiptDelay: p.delay, Rotation: p.rot})
+	p.agent, err = New(Options{Store: st, Relays: p.relays, Events: p.ev, PostQuantum: true, ReceiptDelay: p.delay, Rotation: p.rot, Restored: p.restored})
 	if err != nil {
 		p.t.Fatal(err)
 	}

@@ -99,6 +99,19 @@ type connRecord struct {
 	RotDue   time.Time  `json:"rot_due,omitzero"`    // the next automatic rotation
 	RotCount uint64     `json:"rot_count,omitempty"` // messages received on the current queue
 	RotLimit uint64     `json:"rot_limit,omitempty"` // rotate after this many (jittered; 0: not set yet)
+
+	// Ratchet re-synchronisation (resync.go; SPEC.md, "Ratchet
+	// re-synchronisation").
+	Epoch       uint32       `json:"epoch,omitempty"`        // ratchet generation; outbox entries of another are sealed again
+	Resync      *resyncState `json:"resync,omitempty"`       // our request; nothing is sealed while it is set
+	ResyncReply []byte       `json:"resync_reply,omitempty"` // our answer, sent before any outbox entry
+	Answered    bool         `json:"answered,omitempty"`     // we answered; done at the peer's first message
+	ResyncSeen  [][]byte     `json:"resync_seen,omitempty"`  // IDs of the last requests answered
+	BadOpens    uint32       `json:"bad_opens,omitempty"`    // messages in a row that did not decrypt
+	// StaleBelow: outbox entries with lower IDs were numbered by a state
+	// older than the peer's (we answered a re-sync as the stale side);
+	// the peer has other messages under those IDs, so they fail.
+	StaleBelow uint64 `json:"stale_below,omitempty"`
 }
 
 const connRecordVersion = 1
@@ -157,6 +170,13 @@ type outboxEntry struct {
 	// Sealed is a complete SEND body: the joiner's confirmation, and
 	// entries written before Env existed.
 	Sealed []byte `json:"sealed,omitempty"`
+	// Prev is the hash chained into the message's header, so that the
+	// entry can be sealed again with the same header (re-sync).
+	Prev [32]byte `json:"prev"`
+	// Epoch is the connection's ratchet generation Env was sealed in; an
+	// entry of another generation, or without Env, is sealed before it is
+	// sent (see SPEC.md, "Ratchet re-synchronisation").
+	Epoch uint32 `json:"epoch,omitempty"`
 	// Confirmation marks the joiner's first message, which is not a
 	// ratchet message of the connection's sequence and is not re-sealed.
 	Confirmation bool `json:"confirmation,omitempty"`

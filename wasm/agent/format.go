@@ -52,11 +52,14 @@ const (
 	KindQueueNew Kind = 'Q'
 	// KindQueueTest is the first message on a rotated queue (empty body).
 	KindQueueTest Kind = 'E'
+	// KindResynced is the requester's first message under the ratchet a
+	// re-sync made (empty body).
+	KindResynced Kind = 'Z'
 )
 
 func (k Kind) valid() bool {
 	switch k {
-	case KindReply, KindHello, KindChat, KindReceipt, KindDeleted, KindQueueNew, KindQueueTest:
+	case KindReply, KindHello, KindChat, KindReceipt, KindDeleted, KindQueueNew, KindQueueTest, KindResynced:
 		return true
 	}
 	return false
