@@ -271,8 +271,13 @@ function onCoreEvent(name, e) {
       // A contact's receiving queue moved (or a move started or was
       // given up): refresh what shows it.
       if (e.up && state.contacts.has(e.id)) toast(e.text ? `${state.contacts.get(e.id).name}: the relay change did not finish; the old relay is still used.` : `${state.contacts.get(e.id).name}: receiving relay changed`);
-      if ($("#receiving-now") && state.current === e.id) showDetails(e.id);
+      if ($("#receiving-now") && state.current === e.id) showDetails(e.id, { refresh: true });
       if ($("#relay-list")) showSettings();
+      break;
+    case "encryption":
+      // A contact's encryption is re-synchronising (or done): the notice
+      // is in the conversation; refresh the details if they are open.
+      if ($("#encryption-now") && state.current === e.id) showDetails(e.id, { refresh: true });
       break;
     case "problem":
       console.warn("Wisp:", e.text);

@@ -15,6 +15,7 @@ import { confirmDialog } from "./confirm.js";
 import { sendFiles, fileItem, uploadItem, uploads, refreshUploads, composerPickers, attachButton } from "./transfers.js";
 import { updateUnreadTotal } from "./notify.js";
 import { receivingRelaySection } from "./relays.js";
+import { encryptionSection } from "./encryption.js";
 
 const REACTIONS = ["👍", "❤️", "😂", "😮", "😢", "🙏"];
 const enc = new TextEncoder();
@@ -709,13 +710,18 @@ export async function showSearch(id, query) {
 
 // ---------- details ----------
 
-export async function showDetails(id) {
-  await saveDraftNow();
+/**
+ * Shows a contact's details. With refresh (a section's change, or an
+ * event), it only redraws details that are still on screen: the awaits
+ * below must not take the pane back from a conversation opened meanwhile.
+ */
+export async function showDetails(id, { refresh = false } = {}) {
+  if (!refresh) await saveDraftNow();
   const c = state.contacts.get(id);
   const name = h("input", { id: "rename", value: c.name, maxlength: 64 });
   let code = "Available once connected.";
   try { code = (await state.core.call("contact.code", { id })).code; } catch { /* not connected yet */ }
-  mount($("#pane"), h("div", { class: "details" },
+  const view = h("div", { class: "details" },
     h("button", { type: "button", class: "back", onclick: () => openConversation(id) }, "‹ Conversation"),
     h("h2", { dir: "auto" }, c.name),
     c.peer_name && c.peer_name !== c.name ? h("p", { class: "meta" }, `Calls themselves ${c.peer_name}`) : null,
@@ -729,7 +735,8 @@ export async function showDetails(id) {
         toast("Renamed");
       } catch (err) { toast(say(err, "Renaming", { invalid: "That name was not accepted: use 1 to 64 characters.", too_long: "That name is too long: 64 characters at most." })); }
     } }, field("Name (only you see it)", name), h("button", { type: "submit" }, "Rename")),
-    c.group ? null : await receivingRelaySection(id, () => showDetails(id)),
+    c.group ? null : await receivingRelaySection(id, () => showDetails(id, { refresh: true })),
+    c.group ? null : await encryptionSection(id, () => showDetails(id, { refresh: true })),
     h("section", { "aria-labelledby": "code-title" },
       h("h3", { id: "code-title" }, "Security code"),
       h("p", { class: "hint" }, "Compare this code with your contact in person or on a call. If it is the same on both screens, nobody is in the middle."),
@@ -743,5 +750,7 @@ export async function showDetails(id) {
         showEmptyPane();
         toast("Contact deleted");
       } catch (err) { toast(say(err, "Deleting the contact")); }
-    } }, "Delete contact")));
+    } }, "Delete contact"));
+  if (refresh && !($("#pane .details") && state.current === id)) return;
+  mount($("#pane"), view);
 }

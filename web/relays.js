@@ -42,7 +42,7 @@ export async function receivingRelaySection(id, rerender) {
         rerender();
       } catch (err) {
         busy(button, false);
-        showError("receive-relay-error", err, "Changing the receiving relay", { overrides: CHANGE_OVERRIDES, retry: true });
+        showError("receive-relay-error", err, "Changing the receiving relay", { overrides: CHANGE_OVERRIDES, retry: () => button.click() });
       }
     } }, relays.length ? field("Relay", pick) : null, errorLine("receive-relay-error"), button));
 }

@@ -663,6 +663,21 @@ func (s *Service) Register(r *rpc.Router) {
 		}
 		return rpc.None{}, coded(p.ChangeRelay(ctx, cp.ID, cp.Relay))
 	})
+	rpc.Handle(r, "contact.encryption", func(_ context.Context, ip IDParams) (chat.EncryptionInfo, error) {
+		p, err := s.profile()
+		if err != nil {
+			return chat.EncryptionInfo{}, err
+		}
+		info, err := p.Encryption(ip.ID)
+		return info, coded(err)
+	})
+	rpc.Handle(r, "contact.fix_connection", timed(func(ctx context.Context, ip IDParams) (rpc.None, error) {
+		p, err := s.profile()
+		if err != nil {
+			return rpc.None{}, err
+		}
+		return rpc.None{}, coded(p.FixConnection(ctx, ip.ID))
+	}))
 	rpc.Handle(r, "relays.usage", func(context.Context, rpc.None) ([]chat.RelayUse, error) {
 		p, err := s.profile()
 		if err != nil {

@@ -55,7 +55,10 @@ package chat
 // receives and the other is told END. A backup is for moving or restoring a
 // profile, not for running it twice. Likewise, the export is taken record by
 // record while the profile runs: a message arriving at that very moment may
-// be missing from the backup.
+// be missing from the backup. The ratchet states in a backup are older than
+// the contacts', so an imported profile re-synchronises its encryption with
+// every contact at its first unlock, before it sends anything (SPEC.md
+// §7.6, resync.go).
 
 import (
 	"bytes"
@@ -465,6 +468,11 @@ func (m *Manager) writeImport(ctx context.Context, f *backupFile, oldKey vault.K
 		if err != nil {
 			return "", fmt.Errorf("chat: importing: %w", err)
 		}
+	}
+	// Its connections re-sync their encryption at the first unlock: the
+	// ratchet states in a backup may be older than the contacts' (resync.go).
+	if err := st.Put(restoredKey, []byte(time.Now().UTC().Format(time.RFC3339))); err != nil {
+		return "", fmt.Errorf("chat: importing: %w", err)
 	}
 	if err := hackpadfs.MkdirAll(m.fs, metaDir, 0o700); err != nil {
 		return "", fmt.Errorf("chat: importing: %w", err)

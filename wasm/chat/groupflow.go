@@ -247,7 +247,8 @@ func (p *Profile) reservePos(id string) (uint64, error) {
 	return pos, p.saveContact(c)
 }
 
-// notice shows a change of the group in its conversation; p.mu held.
+// notice shows a change of a group, or of a contact's encryption, in its
+// conversation; p.mu held.
 func (p *Profile) notice(id string, g *groupRecord, t time.Time, text string) {
 	pos, err := p.reservePos(id)
 	if err != nil {
@@ -255,7 +256,7 @@ func (p *Profile) notice(id string, g *groupRecord, t time.Time, text string) {
 	}
 	msg := Message{Contact: id, Seq: pos, Incoming: true, Notice: true, Text: text, Time: t.UTC()}
 	if err := p.showMessage(id, &msg, nil); err != nil {
-		p.listen(Event{Kind: "problem", Text: "could not save a group notice"})
+		p.listen(Event{Kind: "problem", Text: "could not save a notice"})
 	}
 }
 

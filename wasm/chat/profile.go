@@ -119,8 +119,11 @@ func openProfile(ctx context.Context, m *Manager, id string, key vault.Key, l Li
 	}
 	rot := m.cfg.Rotation
 	rot.Relay = p.rotationRelay
+	// A profile imported from a backup re-syncs every contact's
+	// encryption before it sends anything (resync.go).
+	restored := markedRestored(st)
 	p.ag, err = agent.New(agent.Options{Store: st, Relays: p.relays, Events: (*profileEvents)(p),
-		PostQuantum: !m.cfg.DisablePostQuantum, HoldOutbox: true, Rotation: rot})
+		PostQuantum: !m.cfg.DisablePostQuantum, HoldOutbox: true, Rotation: rot, Restored: restored})
 	if err != nil {
 		p.relays.Close()
 		return nil, err
@@ -132,6 +135,14 @@ func openProfile(ctx context.Context, m *Manager, id string, key vault.Key, l Li
 	if err := p.ag.Start(ctx); err != nil {
 		p.close()
 		return nil, err
+	}
+	if restored {
+		// Marked: a crash before this line marks again, which keeps the
+		// requests already made (nothing was sent yet: HoldOutbox).
+		if err := st.Delete(restoredKey); err != nil {
+			p.close()
+			return nil, err
+		}
 	}
 	if err := p.repairGroups(); err != nil {
 		p.close()

@@ -16,7 +16,7 @@ import (
 	"github.com/wisp-chat/wisp/crypto/vault"
 )
 
-// The vectors of SPEC.md §7.6: testdata/profile-vectors.json.
+// The vectors of SPEC.md §7.7: testdata/profile-vectors.json.
 //
 //	go test ./wasm/chat -run VectorsProfile                                check
 //	go test ./wasm/chat -run VectorsProfile -args -update-profile-vectors  rewrite

@@ -109,4 +109,16 @@ func TestBackupRestore(t *testing.T) {
 	d.waitJS(`[...document.querySelectorAll("#messages .msg.in .text")].some(e => e.textContent === "hello restored Alice")`, 60*time.Second, "the restored profile receives")
 	d.send("I am back")
 	b.waitJS(`[...document.querySelectorAll("#messages .msg.in .text")].some(e => e.textContent === "I am back")`, 60*time.Second, "and sends")
+	// The restored ratchets were re-synchronised first, and both
+	// conversations say so.
+	for _, p := range []*tab{d, b} {
+		p.waitNotice("Re-synchronising encryption…")
+		p.waitNotice("Encryption re-synced. The security code changed: compare it again if you had verified it.")
+	}
+}
+
+// waitNotice waits for a notice line in the open conversation.
+func (p *tab) waitNotice(text string) {
+	p.t.Helper()
+	p.waitJS(fmt.Sprintf(`[...document.querySelectorAll("#messages li.notice")].some(e => e.textContent === %q)`, text), 60*time.Second, "the notice "+text)
 }
