@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -71,6 +72,13 @@ type conn struct {
 	subs     map[store.QueueKey]*subscription
 	gets     map[store.QueueKey]wire.MsgID // taken by GET, not acknowledged
 	newTimes []time.Time
+
+	// Private routing (proxy.go, forward.go).
+	holdsQueue atomic.Bool   // proved a recipient key or created a queue: may use the proxy
+	proxyOK    atomic.Bool   // gave the relay password in PRXY
+	prxyRate   bucket        // PRXY per minute; guarded by mu
+	pfwdRate   bucket        // PFWD per minute; guarded by mu
+	fwd        *forwardState // this session's forward key as a destination; guarded by mu
 }
 
 func newConn(s *Server, ws *websocket.Conn, addr netip.Prefix) *conn {
@@ -379,6 +387,14 @@ func (c *conn) parseFailed(t *wire.Transmission, err error) {
 func (c *conn) handle(cmd *command) {
 	t := &cmd.t
 	kind := t.Command.Kind
+	switch kind {
+	case wire.CmdPRXY, wire.CmdPFWD:
+		c.proxyCommand(t)
+		return
+	case wire.CmdRKEY, wire.CmdRFWD:
+		c.destinationCommand(t)
+		return
+	}
 	isPing := kind == wire.CmdPING
 	needEntity := kind != wire.CmdNEW && !isPing
 	// PING is the one command without a signature; every other one must
@@ -466,14 +482,23 @@ func (c *conn) newQueue(t *wire.Transmission) {
 		return
 	}
 	c.s.cfg.Metrics.created()
+	c.holdsQueue.Store(true)
 	c.answer(t, wire.Command{Kind: wire.AnsIDS, RcvID: ids.rcv, SndID: ids.snd, DHKey: pub})
 }
 
 func (c *conn) senderCommand(cmd *command) {
 	t := &cmd.t
+	c.sender(t, c.sess.ID, cmd.release, func(a wire.Command) { c.answer(t, a) })
+}
+
+// sender runs SKEY or SEND, signed over sessID (the session's ID, or a
+// forwarded command's own), and answers with reply. queued is called once
+// a SEND has its place in the queue's order.
+func (c *conn) sender(t *wire.Transmission, sessID [32]byte, queued func(), reply func(wire.Command)) {
+	fail := func(code wire.ErrCode) { reply(wire.Command{Kind: wire.AnsERR, Code: code}) }
 	k, q, err := c.s.cfg.Store.BySender(store.SenderKeyOf(wire.QueueID(t.EntityID)))
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		c.storeFailed(t, err)
+		fail(c.storeCode(err))
 		return
 	}
 	found := err == nil
@@ -486,48 +511,53 @@ func (c *conn) senderCommand(cmd *command) {
 	case found && q.Secured:
 		key = q.SndAuthKey[:]
 	}
-	ok := c.s.verify(t, c.sess.ID, key)
+	ok := c.s.verify(t, sessID, key)
 	if !found || !ok || q.Suspended || (t.Command.Kind == wire.CmdSEND && !q.Secured) {
-		c.fail(t, wire.CodeAuth)
+		fail(wire.CodeAuth)
 		return
 	}
 	if t.Command.Kind == wire.CmdSKEY {
 		if err := c.s.cfg.Store.Secure(k, t.Command.AuthKey); err != nil {
-			c.storeFailed(t, err)
+			fail(c.storeCode(err))
 			return
 		}
-		c.answer(t, wire.Command{Kind: wire.AnsOK})
+		reply(wire.Command{Kind: wire.AnsOK})
 		return
 	}
 	m := store.Message{Time: time.Now(), Body: t.Command.Body}
 	_, _ = rand.Read(m.ID[:])
-	if err := c.s.cfg.Store.PutQueued(k, m, c.s.cfg.Limits.QueueQuota, cmd.release); err != nil {
+	if err := c.s.cfg.Store.PutQueued(k, m, c.s.cfg.Limits.QueueQuota, queued); err != nil {
 		if errors.Is(err, store.ErrQuota) {
 			c.s.deliverIfIdle(k)
 		}
-		c.storeFailed(t, err)
+		fail(c.storeCode(err))
 		return
 	}
 	c.s.cfg.Metrics.sent()
-	c.answer(t, wire.Command{Kind: wire.AnsOK})
+	reply(wire.Command{Kind: wire.AnsOK})
 	c.s.deliverIfIdle(k)
 }
 
 // storeFailed answers a store error: missing, suspended and conflicting
 // queues are AUTH; quota is QUOTA; anything else is INTERNAL.
 func (c *conn) storeFailed(t *wire.Transmission, err error) {
+	c.fail(t, c.storeCode(err))
+}
+
+// storeCode is the error code of a store error; it logs the unexpected ones.
+func (c *conn) storeCode(err error) wire.ErrCode {
 	switch {
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrSuspended), errors.Is(err, store.ErrSecured):
-		c.fail(t, wire.CodeAuth)
+		return wire.CodeAuth
 	case errors.Is(err, store.ErrQuota):
-		c.fail(t, wire.CodeQuota)
+		return wire.CodeQuota
 	case errors.Is(err, store.ErrFull):
-		c.fail(t, wire.CodeFull)
+		return wire.CodeFull
 	case errors.Is(err, store.ErrNoMsg):
-		c.fail(t, wire.CodeNoMsg)
+		return wire.CodeNoMsg
 	default:
 		c.s.log.Error("store operation failed", "err", err)
-		c.fail(t, wire.CodeInternal)
+		return wire.CodeInternal
 	}
 }
 
@@ -550,6 +580,7 @@ func (c *conn) recipientCommand(cmd *command) {
 		c.fail(t, wire.CodeAuth)
 		return
 	}
+	c.holdsQueue.Store(true)
 	switch t.Command.Kind {
 	case wire.CmdSUB:
 		c.subscribe(t, k, rcvID, q.BoxKey)

@@ -14,6 +14,9 @@ type Metrics struct {
 	queuesNew  prometheus.Counter
 	errors     *prometheus.CounterVec
 	closed     *prometheus.CounterVec
+	routes     prometheus.Counter
+	proxiedOut prometheus.Counter
+	fwdIn      prometheus.Counter
 }
 
 // NewMetrics registers the relay metrics on reg. counts reports the
@@ -26,6 +29,9 @@ func NewMetrics(reg prometheus.Registerer, counts func() (queues, messages int64
 		queuesNew:  prometheus.NewCounter(prometheus.CounterOpts{Name: "wisp_relay_queues_created_total", Help: "Queues created by NEW."}),
 		errors:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wisp_relay_errors_total", Help: "ERR answers by code."}, []string{"code"}),
 		closed:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wisp_relay_protocol_closes_total", Help: "Connections closed for protocol violations, by reason."}, []string{"reason"}),
+		routes:     prometheus.NewCounter(prometheus.CounterOpts{Name: "wisp_relay_proxy_routes_opened_total", Help: "Sessions this relay opened to destination relays for private routing."}),
+		proxiedOut: prometheus.NewCounter(prometheus.CounterOpts{Name: "wisp_relay_proxy_forwarded_total", Help: "Commands this relay forwarded for its clients (PFWD)."}),
+		fwdIn:      prometheus.NewCounter(prometheus.CounterOpts{Name: "wisp_relay_forwarded_in_total", Help: "Forwarded commands this relay ran as a destination (RFWD)."}),
 	}
 	gauge := func(name, help string, pick func(q, n int64) int64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
@@ -36,7 +42,7 @@ func NewMetrics(reg prometheus.Registerer, counts func() (queues, messages int64
 			return float64(pick(q, n))
 		})
 	}
-	cs := []prometheus.Collector{m.conns, m.sends, m.deliveries, m.queuesNew, m.errors, m.closed,
+	cs := []prometheus.Collector{m.conns, m.sends, m.deliveries, m.queuesNew, m.errors, m.closed, m.routes, m.proxiedOut, m.fwdIn,
 		gauge("wisp_relay_queues", "Queues stored.", func(q, _ int64) int64 { return q }),
 		gauge("wisp_relay_messages_stored", "Messages stored and not yet acknowledged.", func(_, n int64) int64 { return n }),
 	}
@@ -84,5 +90,23 @@ func (m *Metrics) errored(c wire.ErrCode) {
 func (m *Metrics) closedFor(reason string) {
 	if m != nil {
 		m.closed.WithLabelValues(reason).Inc()
+	}
+}
+
+func (m *Metrics) routeOpened() {
+	if m != nil {
+		m.routes.Inc()
+	}
+}
+
+func (m *Metrics) proxied() {
+	if m != nil {
+		m.proxiedOut.Inc()
+	}
+}
+
+func (m *Metrics) forwardedIn() {
+	if m != nil {
+		m.fwdIn.Inc()
 	}
 }

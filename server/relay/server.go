@@ -54,6 +54,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics may be nil.
 	Metrics *Metrics
+	// Proxy configures private routing through this relay (proxy.go).
+	Proxy ProxyConfig
 }
 
 // Server serves the relay protocol. It is an http.Handler for the
@@ -67,6 +69,10 @@ type Server struct {
 	newBudget budget
 	// verify checks a transmission's signature; tests count its calls.
 	verify func(t *wire.Transmission, sessID [32]byte, key []byte) bool
+	// identityPub and keyHash are the relay's public identity.
+	identityPub []byte
+	keyHash     wire.KeyHash
+	proxy       *proxy
 
 	mu       sync.Mutex
 	subs     map[store.QueueKey]*subscription
@@ -112,6 +118,21 @@ func New(cfg Config) (*Server, error) {
 	// not exist or is not secured, so that AUTH costs the same either way.
 	s.dummyKey = authkey.Dummy("wisp relay: no such queue")
 	s.verify = (*wire.Transmission).Verify
+	s.identityPub = cfg.Identity.Public().(ed25519.PublicKey)
+	s.keyHash = wire.HashIdentity(s.identityPub)
+	s.proxy = newProxy(s, cfg.Proxy)
+	s.wg.Go(func() {
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case now := <-t.C:
+				s.proxy.sweep(now)
+			case <-s.ctx.Done():
+				return
+			}
+		}
+	})
 	s.newBudget = budget{perAddr: cfg.Limits.NewPerMinuteAddr, perRelay: cfg.Limits.NewPerMinuteRelay}
 	s.wg.Go(func() {
 		retention.Loop(s.ctx, s.cfg.Limits.SweepInterval, s.log, "retention sweep", s.Sweep)
@@ -178,6 +199,7 @@ func (s *Server) Close() error {
 	// Only now, with every close frame out: the server's context bounds
 	// the sessions' reads and writes.
 	s.cancel()
+	s.proxy.close()
 	s.wg.Wait()
 	s.sessions.Wait()
 	return nil

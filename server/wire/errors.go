@@ -52,13 +52,20 @@ const (
 	// CodeFull: the relay's storage is full (all queues together); retry
 	// later or use another relay.
 	CodeFull
+	// CodeRoute: a private-routing route is gone (the proxy's session to
+	// the destination ended, or the destination has no forward key for
+	// it): ask for a new one with PRXY.
+	CodeRoute
+	// CodeProxy: the proxy could not reach the destination relay (connect,
+	// handshake or identity failed, or the connection broke).
+	CodeProxy
 )
 
-var codeNames = [...]string{"", "AUTH", "QUOTA", "LARGE", "CMD", "BLOCK", "NO_MSG", "PROHIBITED", "LIMIT", "INTERNAL", "FULL"}
+var codeNames = [...]string{"", "AUTH", "QUOTA", "LARGE", "CMD", "BLOCK", "NO_MSG", "PROHIBITED", "LIMIT", "INTERNAL", "FULL", "ROUTE", "PROXY"}
 
 // AllCodes lists every error code, in numeric order.
 func AllCodes() []ErrCode {
-	return []ErrCode{CodeAuth, CodeQuota, CodeLarge, CodeCmd, CodeBlock, CodeNoMsg, CodeProhibited, CodeLimit, CodeInternal, CodeFull}
+	return []ErrCode{CodeAuth, CodeQuota, CodeLarge, CodeCmd, CodeBlock, CodeNoMsg, CodeProhibited, CodeLimit, CodeInternal, CodeFull, CodeRoute, CodeProxy}
 }
 
 // String returns the wire name of the code.

@@ -63,9 +63,19 @@ const (
 	AnsEND
 	AnsPONG
 	AnsERR
+	// Private routing (forward.go, SPEC.md §12).
+	CmdPRXY // client → proxy: open a route to a destination relay
+	CmdPFWD // client → proxy: forward a sealed command on a route
+	CmdRKEY // proxy → destination: ask for the session's forward key
+	CmdRFWD // proxy → destination: a forwarded command
+	AnsPKEY // proxy → client: route ID and the destination's signed forward key
+	AnsPRES // proxy → client: the destination's sealed answer
+	AnsFKEY // destination → proxy: the signed forward key
+	AnsRRES // destination → proxy: the sealed answer in the proxy's layer
 )
 
-var kindNames = [...]string{"", "NEW", "SKEY", "SEND", "SUB", "ACK", "GET", "OFF", "DEL", "PING", "IDS", "OK", "MSG", "END", "PONG", "ERR"}
+var kindNames = [...]string{"", "NEW", "SKEY", "SEND", "SUB", "ACK", "GET", "OFF", "DEL", "PING", "IDS", "OK", "MSG", "END", "PONG", "ERR",
+	"PRXY", "PFWD", "RKEY", "RFWD", "PKEY", "PRES", "FKEY", "RRES"}
 
 // String returns the wire tag.
 func (k Kind) String() string {
@@ -76,7 +86,9 @@ func (k Kind) String() string {
 }
 
 // FromClient reports whether clients send this kind (relays answer the rest).
-func (k Kind) FromClient() bool { return k >= CmdNEW && k <= CmdPING }
+func (k Kind) FromClient() bool {
+	return (k >= CmdNEW && k <= CmdPING) || (k >= CmdPRXY && k <= CmdRFWD)
+}
 
 // Command is one command or answer. Which fields are used depends on Kind:
 //
@@ -87,6 +99,14 @@ func (k Kind) FromClient() bool { return k >= CmdNEW && k <= CmdPING }
 //	ACK  MsgID
 //	MSG  MsgID, Body (sealed for the recipient, SealedMessageSize bytes: SealMessage)
 //	ERR  Code
+//	PRXY Relay (the destination), Password (the proxy's)
+//	PKEY Route, Identity (destination's Ed25519), DHKey (forward key), KeySig
+//	PFWD DHKey (client ephemeral X25519), Body (ForwardSealedSize)
+//	PRES Body (AnswerSealedSize)
+//	RKEY DHKey (proxy ephemeral X25519)
+//	FKEY Identity, DHKey (forward key), KeySig
+//	RFWD Body (ForwardLayerSize: the proxy's layer around PFWD's arguments)
+//	RRES Body (AnswerLayerSize: the proxy's layer around PRES's arguments)
 type Command struct {
 	Kind     Kind
 	AuthKey  [KeySize]byte
@@ -97,6 +117,26 @@ type Command struct {
 	MsgID    MsgID
 	Body     []byte
 	Code     ErrCode
+	Relay    Address
+	Route    [RouteIDSize]byte
+	Identity [KeySize]byte
+	KeySig   [SignatureSize]byte
+}
+
+// Sizes of the private routing arguments.
+const (
+	// ForwardLayerSize is RFWD's argument: the proxy's layer around the
+	// ephemeral key and the sealed command.
+	ForwardLayerSize = LayerOverhead + KeySize + ForwardSealedSize
+	// AnswerLayerSize is RRES's argument.
+	AnswerLayerSize = LayerOverhead + AnswerSealedSize
+)
+
+func appendFixedBody(dst []byte, c *Command, n int) ([]byte, error) {
+	if len(c.Body) != n {
+		return nil, fmt.Errorf("%w: %s body is %d bytes, not %d", ErrCommand, c.Kind, len(c.Body), n)
+	}
+	return append(dst, c.Body...), nil
 }
 
 // AppendCommand appends the wire form of c.
@@ -145,6 +185,39 @@ func AppendCommand(dst []byte, c *Command) ([]byte, error) {
 		}
 		dst = append(dst, ' ')
 		dst = append(dst, c.Code.String()...)
+	case CmdPRXY:
+		a := c.Relay.String()
+		if len(a) > MaxAddressText || len(c.Password) > MaxPasswordSize {
+			return nil, fmt.Errorf("%w: PRXY address or password", ErrTooLarge)
+		}
+		dst = append(dst, ' ', byte(len(a)))
+		dst = append(dst, a...)
+		dst = append(dst, byte(len(c.Password)))
+		dst = append(dst, c.Password...)
+	case AnsPKEY:
+		dst = append(dst, ' ')
+		dst = append(dst, c.Route[:]...)
+		dst = append(dst, c.Identity[:]...)
+		dst = append(dst, c.DHKey[:]...)
+		dst = append(dst, c.KeySig[:]...)
+	case CmdPFWD:
+		dst = append(dst, ' ')
+		dst = append(dst, c.DHKey[:]...)
+		return appendFixedBody(dst, c, ForwardSealedSize)
+	case AnsPRES:
+		return appendFixedBody(append(dst, ' '), c, AnswerSealedSize)
+	case CmdRKEY:
+		dst = append(dst, ' ')
+		dst = append(dst, c.DHKey[:]...)
+	case AnsFKEY:
+		dst = append(dst, ' ')
+		dst = append(dst, c.Identity[:]...)
+		dst = append(dst, c.DHKey[:]...)
+		dst = append(dst, c.KeySig[:]...)
+	case CmdRFWD:
+		return appendFixedBody(append(dst, ' '), c, ForwardLayerSize)
+	case AnsRRES:
+		return appendFixedBody(append(dst, ' '), c, AnswerLayerSize)
 	}
 	return dst, nil
 }
@@ -218,6 +291,64 @@ func ParseCommand(b []byte) (Command, error) {
 			return c, fmt.Errorf("%w: unknown error code", ErrCommand)
 		}
 		c.Code = code
+	case CmdPRXY:
+		if !hasArgs || len(args) < 2 || len(args) < 2+int(args[0]) {
+			return c, fmt.Errorf("%w: PRXY arguments", ErrCommand)
+		}
+		n := int(args[0])
+		a, err := ParseAddress(string(args[1 : 1+n]))
+		if err != nil {
+			return c, fmt.Errorf("%w: PRXY address: %w", ErrCommand, err)
+		}
+		rest := args[1+n:]
+		if len(rest) != 1+int(rest[0]) || int(rest[0]) > MaxPasswordSize {
+			return c, fmt.Errorf("%w: PRXY password", ErrCommand)
+		}
+		c.Relay = a
+		if len(rest) > 1 {
+			c.Password = rest[1:]
+		}
+	case AnsPKEY:
+		if err := fixed(RouteIDSize + 2*KeySize + SignatureSize); err != nil {
+			return c, err
+		}
+		copy(c.Route[:], args)
+		copy(c.Identity[:], args[RouteIDSize:])
+		copy(c.DHKey[:], args[RouteIDSize+KeySize:])
+		copy(c.KeySig[:], args[RouteIDSize+2*KeySize:])
+	case CmdPFWD:
+		if err := fixed(KeySize + ForwardSealedSize); err != nil {
+			return c, err
+		}
+		copy(c.DHKey[:], args)
+		c.Body = args[KeySize:]
+	case AnsPRES:
+		if err := fixed(AnswerSealedSize); err != nil {
+			return c, err
+		}
+		c.Body = args
+	case CmdRKEY:
+		if err := fixed(KeySize); err != nil {
+			return c, err
+		}
+		copy(c.DHKey[:], args)
+	case AnsFKEY:
+		if err := fixed(2*KeySize + SignatureSize); err != nil {
+			return c, err
+		}
+		copy(c.Identity[:], args)
+		copy(c.DHKey[:], args[KeySize:])
+		copy(c.KeySig[:], args[2*KeySize:])
+	case CmdRFWD:
+		if err := fixed(ForwardLayerSize); err != nil {
+			return c, err
+		}
+		c.Body = args
+	case AnsRRES:
+		if err := fixed(AnswerLayerSize); err != nil {
+			return c, err
+		}
+		c.Body = args
 	default:
 		if hasArgs {
 			return c, fmt.Errorf("%w: %s takes no arguments", ErrCommand, c.Kind)

@@ -74,6 +74,10 @@ type Options struct {
 	// SHA256, if set, hashes what file uploads sign (wire.Session.SHA256):
 	// the browser core passes WebCrypto's. Nil: crypto/sha256.
 	SHA256 func(parts ...[]byte) ([32]byte, error)
+	// Dial, if set, opens the WebSocket instead of websocket.Dial(ctx,
+	// url, nil): a relay acting as a proxy binds and screens its
+	// outgoing connections with it.
+	Dial func(ctx context.Context, url string) (*websocket.Conn, error)
 }
 
 func (o *Options) defaults() {
@@ -180,6 +184,8 @@ type Client struct {
 	mu   sync.Mutex
 	subs map[wire.QueueID]Subscription
 	kick chan struct{} // Reconnect: end the current backoff wait
+
+	routes routes // private routing through this relay (proxy.go)
 }
 
 // Dial connects to the relay and starts the background loop that keeps
@@ -478,7 +484,7 @@ type conn struct {
 }
 
 func (c *Client) connect(ctx context.Context) (*conn, error) {
-	ws, sess, err := dialSession(ctx, c.opts.DialTimeout, c.addr.WebSocketURL(), c.addr.KeyHash, wire.BlockSize)
+	ws, sess, err := dialSession(ctx, &c.opts, c.addr.WebSocketURL(), c.addr.KeyHash, wire.BlockSize)
 	if err != nil {
 		return nil, err
 	}
@@ -487,10 +493,16 @@ func (c *Client) connect(ctx context.Context) (*conn, error) {
 
 // dialSession dials a relay endpoint and runs the handshake within
 // timeout; readLimit is the largest message the endpoint sends.
-func dialSession(ctx context.Context, timeout time.Duration, url string, kh wire.KeyHash, readLimit int64) (*websocket.Conn, *wire.Session, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+func dialSession(ctx context.Context, opts *Options, url string, kh wire.KeyHash, readLimit int64) (*websocket.Conn, *wire.Session, error) {
+	ctx, cancel := context.WithTimeout(ctx, opts.DialTimeout)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, url, nil)
+	var ws *websocket.Conn
+	var err error
+	if opts.Dial != nil {
+		ws, err = opts.Dial(ctx, url)
+	} else {
+		ws, _, err = websocket.Dial(ctx, url, nil)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("client: dial: %w", err)
 	}

@@ -137,7 +137,7 @@ func (c *FileClient) Close() error {
 }
 
 func (c *FileClient) connect(ctx context.Context) (*fileConn, error) {
-	ws, sess, err := dialSession(ctx, c.opts.DialTimeout, c.addr.FilesURL(), c.addr.KeyHash, wire.MaxFrameSize)
+	ws, sess, err := dialSession(ctx, &c.opts, c.addr.FilesURL(), c.addr.KeyHash, wire.MaxFrameSize)
 	if err != nil {
 		return nil, err
 	}
