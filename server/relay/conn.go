@@ -15,6 +15,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/wisp-chat/wisp/server/relay/internal/handshake"
+	"github.com/wisp-chat/wisp/server/relay/internal/routes"
 	"github.com/wisp-chat/wisp/server/relay/store"
 	"github.com/wisp-chat/wisp/server/wire"
 )
@@ -74,11 +75,11 @@ type conn struct {
 	newTimes []time.Time
 
 	// Private routing (proxy.go, forward.go).
-	holdsQueue atomic.Bool   // proved a recipient key or created a queue: may use the proxy
-	proxyOK    atomic.Bool   // gave the relay password in PRXY
-	prxyRate   bucket        // PRXY per minute; guarded by mu
-	pfwdRate   bucket        // PFWD per minute; guarded by mu
-	fwd        *forwardState // this session's forward key as a destination; guarded by mu
+	holdsQueue atomic.Bool         // proved a recipient key or created a queue: may use the proxy
+	proxyOK    atomic.Bool         // gave the relay password in PRXY
+	prxyRate   bucket              // PRXY per minute; guarded by mu
+	pfwdRate   bucket              // PFWD per minute; guarded by mu
+	fwd        *routes.Destination // this session's forward key as a destination; guarded by mu
 }
 
 func newConn(s *Server, ws *websocket.Conn, addr netip.Prefix) *conn {
@@ -244,7 +245,13 @@ func (c *conn) dispatch(raw []byte) bool {
 		c.unreserve(cmd.reserved)
 		return false
 	}
-	prev, release := c.sequence(cmd.t.EntityID)
+	// Forwarded commands have no order among themselves (SPEC §12.4):
+	// PFWDs on one route do not wait for each other.
+	var prev <-chan struct{}
+	release := func() {}
+	if cmd.t.Command.Kind != wire.CmdPFWD {
+		prev, release = c.sequence(cmd.t.EntityID)
+	}
 	cmd.release = release
 	c.wg.Go(func() {
 		defer func() { <-c.slots }()

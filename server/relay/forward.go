@@ -1,11 +1,7 @@
 package relay
 
 import (
-	"crypto/ecdh"
-	"crypto/rand"
-	"crypto/sha256"
-	"errors"
-
+	"github.com/wisp-chat/wisp/server/relay/internal/routes"
 	"github.com/wisp-chat/wisp/server/wire"
 )
 
@@ -14,19 +10,6 @@ import (
 // sealed to it (RFWD). Any session may do so: every forwarded command is
 // signed by its queue's sender key, exactly as if its client had come
 // itself, and only SKEY and SEND can be forwarded.
-
-// maxForwardsPerKey bounds the commands forwarded under one forward key,
-// and so the memory of the replay check; past it the relay answers ROUTE
-// and the proxy opens a new session.
-const maxForwardsPerKey = 100_000
-
-// forwardState is one session's forward key and the ephemeral keys of the
-// commands forwarded under it (a repeat is refused).
-type forwardState struct {
-	priv  *ecdh.PrivateKey
-	layer *[32]byte
-	seen  map[[16]byte]struct{}
-}
 
 func (c *conn) destinationCommand(t *wire.Transmission) {
 	if t.Signature != nil || len(t.EntityID) != 0 || len(t.CorrID) == 0 {
@@ -43,14 +26,7 @@ func (c *conn) destinationCommand(t *wire.Transmission) {
 // forwardKey answers RKEY: a fresh forward key for this session, signed
 // by the relay's identity. A session has one; RKEY again is PROHIBITED.
 func (c *conn) forwardKey(t *wire.Transmission) {
-	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
-	if err != nil {
-		c.fail(t, wire.CodeInternal)
-		return
-	}
-	var fwd [wire.KeySize]byte
-	copy(fwd[:], priv.PublicKey().Bytes())
-	layer, err := wire.LayerKey(priv, t.Command.DHKey, t.Command.DHKey, fwd)
+	d, err := routes.NewDestination(t.Command.DHKey)
 	if err != nil {
 		c.fail(t, wire.CodeCmd) // a low-order key
 		return
@@ -61,9 +37,9 @@ func (c *conn) forwardKey(t *wire.Transmission) {
 		c.fail(t, wire.CodeProhibited)
 		return
 	}
-	c.fwd = &forwardState{priv: priv, layer: layer, seen: make(map[[16]byte]struct{})}
+	c.fwd = d
 	c.mu.Unlock()
-	ans := wire.Command{Kind: wire.AnsFKEY, DHKey: fwd, KeySig: wire.SignForwardKey(c.s.cfg.Identity, fwd)}
+	ans := wire.Command{Kind: wire.AnsFKEY, DHKey: d.Pub, KeySig: wire.SignForwardKey(c.s.cfg.Identity, d.Pub)}
 	copy(ans.Identity[:], c.s.identityPub)
 	c.answer(t, ans)
 }
@@ -72,42 +48,26 @@ func (c *conn) forwardKey(t *wire.Transmission) {
 // sealing, runs SKEY or SEND, and seals the answer back the same way.
 func (c *conn) forwarded(t *wire.Transmission) {
 	c.mu.Lock()
-	fs := c.fwd
+	d := c.fwd
 	c.mu.Unlock()
-	if fs == nil {
+	if d == nil {
 		c.fail(t, wire.CodeRoute)
 		return
 	}
-	inner, err := wire.OpenLayer(fs.layer, t.Command.Body)
+	eph, sealed, err := d.Unwrap(t.Command.Body)
 	if err != nil {
 		c.fail(t, wire.CodeCmd) // the proxy's own layer: a broken proxy
 		return
 	}
-	var eph [wire.KeySize]byte
-	copy(eph[:], inner)
-	f, err := wire.OpenForward(fs.priv, eph, inner[wire.KeySize:])
+	f, err := wire.OpenForward(d.Priv, eph, sealed)
 	if f == nil {
 		// Not sealed to this key (one of an older session), or a
 		// low-order ephemeral key: the client asks for a new route.
 		c.fail(t, wire.CodeAuth)
 		return
 	}
-	seen := sha256.Sum256(eph[:])
-	var id [16]byte
-	copy(id[:], seen[:])
-	c.mu.Lock()
-	_, dup := fs.seen[id]
-	full := len(fs.seen) >= maxForwardsPerKey
-	if !dup && !full {
-		fs.seen[id] = struct{}{}
-	}
-	c.mu.Unlock()
-	switch {
-	case full:
-		c.fail(t, wire.CodeRoute)
-		return
-	case dup:
-		c.fail(t, wire.CodeProhibited) // a replayed command
+	if code := d.Admit(eph); code != 0 {
+		c.fail(t, code)
 		return
 	}
 	c.s.cfg.Metrics.forwardedIn()
@@ -117,7 +77,7 @@ func (c *conn) forwarded(t *wire.Transmission) {
 		}
 		sealed, err := f.SealAnswer(a)
 		if err == nil {
-			sealed, err = wire.SealLayer(rand.Reader, fs.layer, sealed)
+			sealed, err = d.Wrap(sealed)
 		}
 		if err != nil {
 			c.fail(t, wire.CodeInternal)
@@ -128,13 +88,7 @@ func (c *conn) forwarded(t *wire.Transmission) {
 	ft := &f.T
 	switch {
 	case err != nil:
-		code := wire.CodeBlock
-		if errors.Is(err, wire.ErrCommand) {
-			code = wire.CodeCmd
-		} else if errors.Is(err, wire.ErrTooLarge) {
-			code = wire.CodeLarge
-		}
-		reply(wire.Command{Kind: wire.AnsERR, Code: code})
+		reply(wire.Command{Kind: wire.AnsERR, Code: wire.CodeForParseError(err)})
 	case ft.Command.Kind != wire.CmdSKEY && ft.Command.Kind != wire.CmdSEND,
 		ft.Signature == nil, len(ft.EntityID) != wire.IDSize, len(ft.CorrID) == 0:
 		reply(wire.Command{Kind: wire.AnsERR, Code: wire.CodeCmd})

@@ -7,29 +7,23 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
-	"fmt"
-	"net"
-	"net/http"
 	"net/netip"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/wisp-chat/wisp/server/relay/internal/routes"
 	"github.com/wisp-chat/wisp/server/wire"
 	"github.com/wisp-chat/wisp/server/wire/client"
 )
 
 // The proxy's side of private routing (wire SPEC.md §12). A client of
 // this relay asks for a route to a destination relay (PRXY); the relay
-// keeps one session per destination for all its clients, asks the
-// destination for its signed forward key, and hands it to the client,
-// which checks it against the destination's address. The client then
-// forwards commands sealed to that key (PFWD); the relay wraps each in its
-// own layer (RFWD) and returns the sealed answer (PRES). It sees which
-// destination its client writes to, and when, but never a queue ID, a
-// command or its contents.
+// keeps one session per destination for all its clients (package
+// routes), asks the destination for its signed forward key, and hands it
+// to the client, which checks it against the destination's address. The
+// client then forwards commands sealed to that key (PFWD); the relay wraps
+// each in its own layer (RFWD) and returns the sealed answer (PRES). It
+// sees which destination its client writes to, and when, but never a
+// queue ID, a command or its contents.
 
 // ProxyConfig configures the relay's proxy role.
 type ProxyConfig struct {
@@ -71,266 +65,73 @@ func (p *ProxyConfig) defaults() {
 	}
 }
 
-// errNotPublic refuses a proxy connection to a non-public address.
-var errNotPublic = errors.New("relay: destination address is not public")
-
 // forwardTimeout bounds one forwarded command, the route's opening
 // included.
 const forwardTimeout = 30 * time.Second
 
-// route is the proxy's session to one destination.
-type route struct {
-	id    [wire.RouteIDSize]byte
-	dest  wire.Address
-	ready chan struct{} // closed when the fields below are set
-	err   error         // the opening failed
-	c     *client.Client
-	ans   wire.Command // PKEY for clients
-	layer *[32]byte
-	last  atomic.Int64 // Unix nanoseconds of the last use
-	dead  atomic.Bool
-}
-
-// proxy holds the routes of a relay.
+// proxy is the relay's proxy role: its routes and their configuration.
 type proxy struct {
-	s   *Server
-	cfg ProxyConfig
-	tr  *http.Transport
-
-	mu     sync.Mutex
-	byDest map[wire.Address]*route
-	byID   map[[wire.RouteIDSize]byte]*route
-	closed bool
-	wg     sync.WaitGroup
-
-	// Opened and forwarded count routes opened and commands forwarded
-	// (session reuse = 1 − opened/forwarded).
-	opened, forwarded atomic.Int64
+	cfg    ProxyConfig
+	routes *routes.Table
 }
 
 func newProxy(s *Server, cfg ProxyConfig) *proxy {
 	cfg.defaults()
-	p := &proxy{s: s, cfg: cfg, byDest: make(map[wire.Address]*route), byID: make(map[[wire.RouteIDSize]byte]*route)}
-	d := &net.Dialer{Timeout: 15 * time.Second, Control: p.control}
-	if cfg.Bind.IsValid() {
-		d.LocalAddr = &net.TCPAddr{IP: cfg.Bind.AsSlice()}
+	opts := cfg.Client
+	opts.Dial = routes.Dialer{AllowPrivate: cfg.AllowPrivate, Bind: cfg.Bind}.Dial()
+	open := func(ctx context.Context, dest wire.Address, dead func()) (routes.Session, routes.Key, *[32]byte, error) {
+		return openQueueRoute(ctx, dest, opts, dead)
 	}
-	p.tr = &http.Transport{DialContext: d.DialContext, TLSHandshakeTimeout: 15 * time.Second, ForceAttemptHTTP2: false}
-	return p
+	return &proxy{cfg: cfg, routes: routes.New(s.pctx, routes.Config{MaxRoutes: cfg.MaxRoutes, Idle: cfg.IdleRoute, Timeout: forwardTimeout, OnOpen: s.cfg.Metrics.routeOpened}, open)}
 }
 
-// control screens the address the proxy is about to connect to, after
-// name resolution, so a name that resolves to the relay's own network is
-// refused too.
-func (p *proxy) control(_, address string, _ syscall.RawConn) error {
-	ap, err := netip.ParseAddrPort(address)
+// queueSession is a route's session to a destination's queue endpoint.
+type queueSession struct{ c *client.Client }
+
+func (q queueSession) Relay(ctx context.Context, _ wire.ChunkClass, layered []byte) ([]byte, error) {
+	return q.c.Relay(ctx, layered)
+}
+
+func (q queueSession) Close() error { return q.c.Close() }
+
+// openQueueRoute dials dest, asks for its forward key and derives the
+// layer key. The route ends with the connection: a reconnected session
+// has no forward key (the destination would answer ROUTE).
+func openQueueRoute(ctx context.Context, dest wire.Address, opts client.Options, dead func()) (routes.Session, routes.Key, *[32]byte, error) {
+	var key routes.Key
+	c, err := client.Dial(ctx, dest, opts)
 	if err != nil {
-		return err
+		return nil, key, nil, err
 	}
-	if !p.cfg.AllowPrivate && !isPublic(ap.Addr().Unmap()) {
-		return errNotPublic
-	}
-	return nil
-}
-
-var sharedAddressSpace = netip.MustParsePrefix("100.64.0.0/10")
-
-func isPublic(ip netip.Addr) bool {
-	return ip.IsGlobalUnicast() && !ip.IsPrivate() && !sharedAddressSpace.Contains(ip)
-}
-
-func (p *proxy) dial(ctx context.Context, url string) (*websocket.Conn, error) {
-	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{
-		HTTPClient:      &http.Client{Transport: p.tr},
-		CompressionMode: websocket.CompressionDisabled,
-	})
-	return ws, err
-}
-
-// open returns the route to dest, opening it if there is none.
-func (p *proxy) open(ctx context.Context, dest wire.Address) (*route, error) {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return nil, client.ErrClosed
-	}
-	r := p.byDest[dest]
-	if r == nil || r.dead.Load() {
-		if len(p.byID) >= p.cfg.MaxRoutes {
-			p.mu.Unlock()
-			return nil, wire.CodeLimit
-		}
-		r = &route{dest: dest, ready: make(chan struct{})}
-		_, _ = rand.Read(r.id[:])
-		p.byDest[dest] = r
-		p.byID[r.id] = r
-		p.wg.Add(1)
-		go p.connect(r)
-	}
-	p.mu.Unlock()
-	select {
-	case <-r.ready:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	if r.err != nil {
-		return nil, r.err
-	}
-	r.last.Store(time.Now().UnixNano())
-	return r, nil
-}
-
-// connect opens a route's session and asks for the forward key.
-func (p *proxy) connect(r *route) {
-	defer p.wg.Done()
-	ctx, cancel := context.WithTimeout(p.s.ctx, forwardTimeout)
-	defer cancel()
-	opts := p.cfg.Client
-	opts.Dial = p.dial
-	c, err := client.Dial(ctx, r.dest, opts)
-	if err == nil {
-		var eph *ecdh.PrivateKey
-		eph, err = ecdh.X25519().GenerateKey(rand.Reader)
-		if err == nil {
-			r.ans.Identity, r.ans.DHKey, r.ans.KeySig, err = c.ForwardKey(ctx, eph)
-		}
-		if err == nil {
-			var ephPub [wire.KeySize]byte
-			copy(ephPub[:], eph.PublicKey().Bytes())
-			r.layer, err = wire.LayerKey(eph, r.ans.DHKey, ephPub, r.ans.DHKey)
-		}
-		if err != nil {
-			c.Close()
-		}
-	}
-	if err != nil {
-		r.err = fmt.Errorf("%w: %w", wire.CodeProxy, err)
-		p.kill(r)
-		close(r.ready)
-		return
-	}
-	r.c = c
-	r.ans.Kind, r.ans.Route = wire.AnsPKEY, r.id
-	p.opened.Add(1)
-	p.s.cfg.Metrics.routeOpened()
-	close(r.ready)
-	// The route ends with its session: a reconnected session has no
-	// forward key (the destination would answer ROUTE).
-	p.wg.Add(1)
 	go func() {
-		defer p.wg.Done()
 		for ev := range c.Events() {
 			if ev.Kind == client.EventDisconnected {
-				p.kill(r)
+				dead()
 			}
 		}
 	}()
+	layer, err := forwardKey(ctx, &key, c.ForwardKey)
+	if err != nil {
+		_ = c.Close()
+		return nil, key, nil, err
+	}
+	return queueSession{c}, key, layer, nil
 }
 
-// kill removes a route; its session is closed.
-func (p *proxy) kill(r *route) {
-	if r.dead.Swap(true) {
-		return
-	}
-	p.mu.Lock()
-	if p.byDest[r.dest] == r {
-		delete(p.byDest, r.dest)
-	}
-	delete(p.byID, r.id)
-	p.mu.Unlock()
-	if r.c != nil {
-		go r.c.Close()
-	}
-}
-
-func (p *proxy) lookup(id []byte) *route {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	r := p.byID[[wire.RouteIDSize]byte(id)]
-	if r == nil || r.dead.Load() {
-		return nil
-	}
-	select {
-	case <-r.ready:
-		if r.err != nil {
-			return nil
-		}
-		return r
-	default:
-		return nil
-	}
-}
-
-// sweep closes routes unused for IdleRoute.
-func (p *proxy) sweep(now time.Time) {
-	p.mu.Lock()
-	var idle []*route
-	for _, r := range p.byID {
-		select {
-		case <-r.ready:
-			if now.Sub(time.Unix(0, r.last.Load())) >= p.cfg.IdleRoute {
-				idle = append(idle, r)
-			}
-		default:
-		}
-	}
-	p.mu.Unlock()
-	for _, r := range idle {
-		p.kill(r)
-	}
-}
-
-// close ends every route and waits for their goroutines.
-func (p *proxy) close() {
-	p.mu.Lock()
-	p.closed = true
-	rs := make([]*route, 0, len(p.byID))
-	for _, r := range p.byID {
-		rs = append(rs, r)
-	}
-	p.mu.Unlock()
-	for _, r := range rs {
-		select {
-		case <-r.ready:
-			p.kill(r)
-		default: // connect ends with the server's context and kills it
-		}
-	}
-	p.wg.Wait()
-}
-
-// forward sends one PFWD's arguments to the destination and returns
-// PRES's argument.
-func (p *proxy) forward(ctx context.Context, r *route, cmd *wire.Command) ([]byte, error) {
-	inner := make([]byte, 0, wire.KeySize+len(cmd.Body))
-	inner = append(append(inner, cmd.DHKey[:]...), cmd.Body...)
-	layered, err := wire.SealLayer(rand.Reader, r.layer, inner)
+// forwardKey runs RKEY with a fresh ephemeral key through ask and
+// derives the layer key from the answer.
+func forwardKey(ctx context.Context, key *routes.Key, ask func(context.Context, *ecdh.PrivateKey) ([32]byte, [32]byte, [64]byte, error)) (*[32]byte, error) {
+	eph, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, err
 	}
-	r.last.Store(time.Now().UnixNano())
-	p.forwarded.Add(1)
-	p.s.cfg.Metrics.proxied()
-	res, err := r.c.Relay(ctx, layered)
-	var code wire.ErrCode
-	switch {
-	case errors.As(err, &code):
-		if code == wire.CodeRoute {
-			p.kill(r)
-		}
-		return nil, code
-	case err != nil:
-		if !errors.Is(err, context.DeadlineExceeded) {
-			p.kill(r)
-		}
-		return nil, fmt.Errorf("%w: %w", wire.CodeProxy, err)
-	}
-	out, err := wire.OpenLayer(r.layer, res)
+	key.Identity, key.Fwd, key.Sig, err = ask(ctx, eph)
 	if err != nil {
-		p.kill(r)
-		return nil, fmt.Errorf("%w: %w", wire.CodeProxy, err)
+		return nil, err
 	}
-	return out, nil
+	var ephPub [wire.KeySize]byte
+	copy(ephPub[:], eph.PublicKey().Bytes())
+	return wire.LayerKey(eph, key.Fwd, ephPub, key.Fwd)
 }
 
 // proxyCommand runs PRXY and PFWD for a client of this relay.
@@ -359,7 +160,7 @@ func (c *conn) proxyCommand(t *wire.Transmission) {
 	}
 	now := time.Now()
 	c.mu.Lock()
-	allowed := false
+	var allowed bool
 	if kind == wire.CmdPRXY {
 		allowed = c.prxyRate.take(now, p.cfg.PrxyPerMinute)
 	} else {
@@ -370,27 +171,28 @@ func (c *conn) proxyCommand(t *wire.Transmission) {
 		c.fail(t, wire.CodeLimit)
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, forwardTimeout)
+	ctx, cancel := context.WithTimeout(c.s.pctx, forwardTimeout)
 	defer cancel()
 	if kind == wire.CmdPRXY {
 		if t.Command.Relay.KeyHash == c.s.keyHash {
 			c.fail(t, wire.CodeProhibited) // a relay is not its own proxy
 			return
 		}
-		r, err := p.open(ctx, t.Command.Relay)
+		r, err := p.routes.Open(ctx, t.Command.Relay)
 		if err != nil {
 			c.fail(t, errCode(err))
 			return
 		}
-		c.answer(t, r.ans)
+		c.answer(t, wire.Command{Kind: wire.AnsPKEY, Route: r.ID, Identity: r.Key.Identity, DHKey: r.Key.Fwd, KeySig: r.Key.Sig})
 		return
 	}
-	r := p.lookup(t.EntityID)
+	r := p.routes.Lookup(t.EntityID)
 	if r == nil {
 		c.fail(t, wire.CodeRoute)
 		return
 	}
-	res, err := p.forward(ctx, r, &t.Command)
+	c.s.cfg.Metrics.proxied()
+	res, err := p.routes.Forward(ctx, r, wire.ClassControl, t.Command.DHKey, t.Command.Body)
 	if err != nil {
 		c.fail(t, errCode(err))
 		return

@@ -81,6 +81,10 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// pctx bounds what the relay does as a proxy; Close cancels it
+	// first, so that no session's drain waits on a destination.
+	pctx    context.Context
+	pcancel context.CancelFunc
 }
 
 // ErrConfig is returned by New for an unusable configuration.
@@ -118,6 +122,7 @@ func New(cfg Config) (*Server, error) {
 	// not exist or is not secured, so that AUTH costs the same either way.
 	s.dummyKey = authkey.Dummy("wisp relay: no such queue")
 	s.verify = (*wire.Transmission).Verify
+	s.pctx, s.pcancel = context.WithCancel(ctx)
 	s.identityPub = cfg.Identity.Public().(ed25519.PublicKey)
 	s.keyHash = wire.HashIdentity(s.identityPub)
 	s.proxy = newProxy(s, cfg.Proxy)
@@ -127,7 +132,7 @@ func New(cfg Config) (*Server, error) {
 		for {
 			select {
 			case now := <-t.C:
-				s.proxy.sweep(now)
+				s.proxy.routes.Sweep(now)
 			case <-s.ctx.Done():
 				return
 			}
@@ -173,6 +178,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.serve(s.ctx)
 }
 
+// QueueKey returns the recipient key of the queue rcvID, for the file
+// endpoint's check that a PRXY comes from a client holding a queue here
+// (files.Config.QueueKey). A missing queue is store.ErrNotFound.
+func (s *Server) QueueKey(rcvID wire.QueueID) ([wire.KeySize]byte, error) {
+	q, err := s.cfg.Store.Get(store.RecipientKey(rcvID))
+	return q.RcvAuthKey, err
+}
+
 // Connections returns the number of open sessions.
 func (s *Server) Connections() int {
 	return s.sessions.Len()
@@ -188,6 +201,11 @@ func (s *Server) Close() error {
 	if !first {
 		return nil
 	}
+	// Proxied commands in flight end now (ERR PROXY), and so does every
+	// route: a destination that is slow to answer does not hold the
+	// shutdown.
+	s.pcancel()
+	s.proxy.routes.Close()
 	var drains sync.WaitGroup
 	for _, c := range conns {
 		drains.Go(func() {
@@ -199,7 +217,6 @@ func (s *Server) Close() error {
 	// Only now, with every close frame out: the server's context bounds
 	// the sessions' reads and writes.
 	s.cancel()
-	s.proxy.close()
 	s.wg.Wait()
 	s.sessions.Wait()
 	return nil

@@ -106,6 +106,9 @@ func ParseAddress(s string) (Address, error) {
 	if host == "" {
 		return a, fmt.Errorf("%w: missing host", ErrAddress)
 	}
+	if strings.IndexFunc(host, func(r rune) bool { return r < 0x21 || r == 0x7f }) >= 0 {
+		return a, fmt.Errorf("%w: control character in host", ErrAddress)
+	}
 	if strings.Contains(host, ":") {
 		if _, err := netip.ParseAddr(host); err != nil {
 			return a, fmt.Errorf("%w: bad IPv6 address", ErrAddress)

@@ -46,9 +46,19 @@ const (
 	AnsCHUNK
 	AnsFPONG
 	AnsFERR
+	// Private routing of FGET and FACK (forward.go, SPEC.md §12.6).
+	CmdFPRXY // client → proxy: open a route to a destination's file endpoint
+	CmdFPFWD // client → proxy: forward a sealed FGET or FACK
+	CmdFRKEY // proxy → destination: ask for the session's forward key
+	CmdFRFWD // proxy → destination: a forwarded command
+	AnsFPKEY // proxy → client: route ID and the signed forward key
+	AnsFPRES // proxy → client: the sealed answer, in a frame of the class
+	AnsFFKEY // destination → proxy: the signed forward key
+	AnsFRRES // destination → proxy: the sealed answer in the proxy's layer
 )
 
-var fileKindNames = [...]string{"", "FNEW", "FPUT", "FGET", "FACK", "FDEL", "PING", "FIDS", "OK", "CHUNK", "PONG", "ERR"}
+var fileKindNames = [...]string{"", "FNEW", "FPUT", "FGET", "FACK", "FDEL", "PING", "FIDS", "OK", "CHUNK", "PONG", "ERR",
+	"PRXY", "PFWD", "RKEY", "RFWD", "PKEY", "PRES", "FKEY", "RRES"}
 
 // String returns the wire tag.
 func (k FileKind) String() string {
@@ -59,7 +69,9 @@ func (k FileKind) String() string {
 }
 
 // FromClient reports whether clients send this kind.
-func (k FileKind) FromClient() bool { return k >= CmdFNEW && k <= CmdFPING }
+func (k FileKind) FromClient() bool {
+	return (k >= CmdFNEW && k <= CmdFPING) || (k >= CmdFPRXY && k <= CmdFRFWD)
+}
 
 // ChunkRecipientKey is one recipient's public keys in FNEW.
 type ChunkRecipientKey struct {
@@ -82,6 +94,14 @@ type ChunkRecipientID struct {
 //	FPUT  Data (the chunk, exactly Class.Size() bytes)
 //	CHUNK Data (SealChunk output)
 //	ERR   Code
+//	PRXY  Fwd.Relay, Password (entity and signature: a queue of the client's on this relay)
+//	PKEY  Fwd.Route, Fwd.Identity, Fwd.DHKey, Fwd.KeySig
+//	PFWD  Class (of the answer), Fwd.DHKey (client ephemeral), Data (FileForwardSealedSize)
+//	PRES  Data (FileAnswerSealedSize(class)), in a frame of the class
+//	RKEY  Fwd.DHKey (proxy ephemeral)
+//	FKEY  Fwd.Identity, Fwd.DHKey, Fwd.KeySig
+//	RFWD  Class, Data (FileForwardLayerSize)
+//	RRES  Data (FileAnswerLayerSize(class)), in a frame of the class
 type FileCommand struct {
 	Kind       FileKind
 	Class      ChunkClass
@@ -92,6 +112,9 @@ type FileCommand struct {
 	RcvIDs     []ChunkRecipientID
 	Data       []byte
 	Code       ErrCode
+	// Fwd holds the private-routing fields shared with the queue
+	// protocol's commands of the same names.
+	Fwd Command
 }
 
 func isPowerOfTwo(n int) bool { return n > 0 && n&(n-1) == 0 }
@@ -146,8 +169,65 @@ func appendFileCommand(dst []byte, c *FileCommand) ([]byte, error) {
 		}
 		dst = append(dst, ' ')
 		dst = append(dst, c.Code.String()...)
+	case CmdFPRXY, AnsFPKEY, CmdFRKEY, AnsFFKEY:
+		q := c.Fwd
+		q.Kind = map[FileKind]Kind{CmdFPRXY: CmdPRXY, AnsFPKEY: AnsPKEY, CmdFRKEY: CmdRKEY, AnsFFKEY: AnsFKEY}[c.Kind]
+		if c.Kind == CmdFPRXY {
+			q.Password = c.Password
+		}
+		b, err := AppendCommand(nil, &q)
+		if err != nil {
+			return nil, err
+		}
+		dst = append(dst, b[len(q.Kind.String()):]...)
+	case CmdFPFWD:
+		if !c.Class.Valid() && c.Class != ClassControl {
+			return nil, fmt.Errorf("%w: chunk class %d", ErrCommand, c.Class)
+		}
+		if len(c.Data) != FileForwardSealedSize {
+			return nil, fmt.Errorf("%w: PFWD data is %d bytes", ErrCommand, len(c.Data))
+		}
+		dst = append(dst, ' ', byte(c.Class))
+		dst = append(dst, c.Fwd.DHKey[:]...)
+		dst = append(dst, c.Data...)
+	case CmdFRFWD:
+		if !c.Class.Valid() && c.Class != ClassControl {
+			return nil, fmt.Errorf("%w: chunk class %d", ErrCommand, c.Class)
+		}
+		if len(c.Data) != FileForwardLayerSize {
+			return nil, fmt.Errorf("%w: RFWD data is %d bytes", ErrCommand, len(c.Data))
+		}
+		dst = append(dst, ' ', byte(c.Class))
+		dst = append(dst, c.Data...)
+	case AnsFPRES, AnsFRRES:
+		if !validAnswerSize(c.Kind, len(c.Data)) {
+			return nil, fmt.Errorf("%w: %s data is %d bytes", ErrCommand, c.Kind, len(c.Data))
+		}
+		dst = append(dst, ' ')
+		dst = append(dst, c.Data...)
 	}
 	return dst, nil
+}
+
+// validAnswerSize reports whether n is the size of a PRES or RRES answer
+// of some class; the frame it comes in must be of that class.
+func validAnswerSize(k FileKind, n int) bool {
+	_, ok := AnswerClass(k, n)
+	return ok
+}
+
+// AnswerClass returns the class whose PRES (or RRES) data is n bytes.
+func AnswerClass(k FileKind, n int) (ChunkClass, bool) {
+	for _, c := range append([]ChunkClass{ClassControl}, Classes()...) {
+		size := FileAnswerSealedSize(c)
+		if k == AnsFRRES {
+			size += LayerOverhead
+		}
+		if n == size {
+			return c, true
+		}
+	}
+	return 0, false
 }
 
 // ParseFileCommand parses the wire form of a file command or answer.
@@ -235,6 +315,37 @@ func ParseFileCommand(b []byte) (FileCommand, error) {
 			return bad("unknown error code")
 		}
 		c.Code = code
+	case CmdFPRXY, AnsFPKEY, CmdFRKEY, AnsFFKEY:
+		tag := map[FileKind]Kind{CmdFPRXY: CmdPRXY, AnsFPKEY: AnsPKEY, CmdFRKEY: CmdRKEY, AnsFFKEY: AnsFKEY}[c.Kind]
+		q, err := ParseCommand(b)
+		if err != nil || q.Kind != tag {
+			return bad("arguments")
+		}
+		c.Fwd, c.Password = q, q.Password
+	case CmdFPFWD:
+		if !hasArgs || len(args) != 1+KeySize+FileForwardSealedSize {
+			return bad("arguments")
+		}
+		c.Class = ChunkClass(args[0])
+		if !c.Class.Valid() && c.Class != ClassControl {
+			return bad("chunk class")
+		}
+		copy(c.Fwd.DHKey[:], args[1:])
+		c.Data = args[1+KeySize:]
+	case CmdFRFWD:
+		if !hasArgs || len(args) != 1+FileForwardLayerSize {
+			return bad("arguments")
+		}
+		c.Class = ChunkClass(args[0])
+		if !c.Class.Valid() && c.Class != ClassControl {
+			return bad("chunk class")
+		}
+		c.Data = args[1:]
+	case AnsFPRES, AnsFRRES:
+		if !hasArgs || !validAnswerSize(c.Kind, len(args)) {
+			return bad("answer size")
+		}
+		c.Data = args
 	default:
 		if hasArgs {
 			return bad("takes no arguments")

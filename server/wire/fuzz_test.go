@@ -51,6 +51,9 @@ func FuzzParseTransmission(f *testing.F) {
 		f.Add(raw)
 	}
 	f.Add([]byte{0, 0, 0, 'P', 'I', 'N', 'G'})
+	for _, raw := range prFuzzTransmissions(f) { // private routing (forward_fuzz_test.go)
+		f.Add(raw)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		tr, err := ParseTransmission(b)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"time"
 
 	cbox "github.com/wisp-chat/wisp/crypto/box"
@@ -186,7 +187,9 @@ func AppendCommand(dst []byte, c *Command) ([]byte, error) {
 		dst = append(dst, ' ')
 		dst = append(dst, c.Code.String()...)
 	case CmdPRXY:
-		a := c.Relay.String()
+		r := c.Relay
+		r.Host = strings.ToLower(r.Host)
+		a := r.String()
 		if len(a) > MaxAddressText || len(c.Password) > MaxPasswordSize {
 			return nil, fmt.Errorf("%w: PRXY address or password", ErrTooLarge)
 		}
@@ -296,9 +299,16 @@ func ParseCommand(b []byte) (Command, error) {
 			return c, fmt.Errorf("%w: PRXY arguments", ErrCommand)
 		}
 		n := int(args[0])
-		a, err := ParseAddress(string(args[1 : 1+n]))
+		text := string(args[1 : 1+n])
+		a, err := ParseAddress(text)
 		if err != nil {
 			return c, fmt.Errorf("%w: PRXY address: %w", ErrCommand, err)
+		}
+		// One destination, one spelling: the proxy keeps one session
+		// per destination, so variants (case, port spelling, base64
+		// padding bits) would open several.
+		if a.String() != text || strings.ToLower(a.Host) != a.Host {
+			return c, fmt.Errorf("%w: PRXY address is not in canonical form", ErrCommand)
 		}
 		rest := args[1+n:]
 		if len(rest) != 1+int(rest[0]) || int(rest[0]) > MaxPasswordSize {

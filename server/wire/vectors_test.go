@@ -24,7 +24,7 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/vectors.json and testdata/files_vectors.json")
 
-// vectors is testdata/vectors.json (SPEC.md §12). Every input is given:
+// vectors is testdata/vectors.json (SPEC.md §13). Every input is given:
 // keys as seeds or private keys, IDs, correlation IDs and plaintexts.
 type vectors struct {
 	Comment       string              `json:"comment"`
@@ -264,7 +264,7 @@ func buildVectors(t *testing.T) vectors {
 		t.Fatal("session IDs differ")
 	}
 	v := vectors{
-		Comment: "Wisp relay protocol v1 test vectors; see SPEC.md §12. Hex unless said otherwise. " +
+		Comment: "Wisp relay protocol v1 test vectors; see SPEC.md §13. Hex unless said otherwise. " +
 			"A prefix is followed by zero bytes up to the block (hello) or payload size. " +
 			"All transmissions are in the one session of the handshake.",
 		Handshake: handshakeVector{

@@ -1,7 +1,7 @@
 // Command wisp-bench measures a Wisp relay against a bare WebSocket
 // baseline measured in the same run.
 //
-//	wisp-bench relay (-addr wisp://... | -spawn) -conns 100 -queues 1000 -msgs 10 -size 16000
+//	wisp-bench relay (-addr wisp://... | -spawn) [-proxy] [-lockstep] -conns 100 -queues 1000 -msgs 10 -size 16000
 //	wisp-bench idle  (-addr wisp://... | -spawn) -conns 10000
 //	wisp-bench files (-addr wisp://... | -spawn) -size 104857600 -chunk 1048576 -inflight 4
 //	wisp-bench flood (-addr wisp://... | -spawn) -attackers 3 -queues 16 -gets 9000 -duration 15s
@@ -13,6 +13,22 @@
 // RSS. The baseline is a plain coder/websocket echo server, in its own
 // process, driven with the same block size, connections and messages in
 // flight.
+//
+// relay -lockstep: each queue's sender waits until its message was
+// delivered and acknowledged before it sends the next, so that SEND→MSG
+// is measured without queueing behind earlier messages (use it with few
+// queues for latency; without it a sender waits only for OK).
+//
+// relay -proxy measures private routing (wire SPEC.md §12): it also
+// spawns a wisp-relay with -proxy-private as the senders' proxy (always a
+// process, found like -spawn's); the senders are -conns more connections
+// to it, each creating one queue there (which allows it to forward), and
+// they SKEY and SEND with ProxySecure/ProxySend to the queues on the relay
+// under test, where the recipients stay. The line after the table (in
+// both modes: SEND→MSG p50, p95, p99) then adds the proxy's route reuse,
+// 1 − routes opened/commands forwarded, read from its -metrics endpoint
+// (SKEYs included), its CPU and RSS; with -spawn the relay under test
+// serves -metrics too and its forwarded_in count is shown.
 //
 // idle: opens -conns connections that each create and subscribe one queue,
 // then stay idle, and reports the relay's memory per connection next to
@@ -103,6 +119,8 @@ type target struct {
 	spawn   bool
 	bin     string
 	process *child
+	// extra flags for a spawned relay (relay -proxy: its metrics).
+	extra []string
 }
 
 func (t *target) flags(fs *flag.FlagSet) {
@@ -135,32 +153,52 @@ func (t *target) spawnRelay() (cleanup func(), err error) {
 	if !t.spawn {
 		return func() {}, nil
 	}
-	bin := t.bin
-	if bin == "" {
-		if self, err := os.Executable(); err == nil {
-			if c := filepath.Join(filepath.Dir(self), "wisp-relay"); fileExists(c) {
-				bin = c
-			}
+	bin, err := relayBin(t.bin)
+	if err != nil {
+		return nil, err
+	}
+	c, addr, cleanup, err := spawnRelayProcess(bin, t.extra...)
+	if err != nil {
+		return nil, err
+	}
+	t.addr, t.process = addr, c
+	return cleanup, nil
+}
+
+// relayBin returns the wisp-relay binary to spawn: given, else next to
+// this binary, else on PATH.
+func relayBin(given string) (string, error) {
+	if given != "" {
+		return given, nil
+	}
+	if self, err := os.Executable(); err == nil {
+		if c := filepath.Join(filepath.Dir(self), "wisp-relay"); fileExists(c) {
+			return c, nil
 		}
 	}
-	if bin == "" {
-		if bin, err = exec.LookPath("wisp-relay"); err != nil {
-			return nil, errors.New("wisp-relay not found: build it next to wisp-bench or pass -relay-bin")
-		}
+	bin, err := exec.LookPath("wisp-relay")
+	if err != nil {
+		return "", errors.New("wisp-relay not found: build it next to wisp-bench or pass -relay-bin")
 	}
+	return bin, nil
+}
+
+// spawnRelayProcess starts wisp-relay on a free loopback port with a
+// temporary data directory and the extra flags, and returns its address.
+func spawnRelayProcess(bin string, extra ...string) (*child, string, func(), error) {
 	dir, err := os.MkdirTemp("", "wisp-bench-relay-")
 	if err != nil {
-		return nil, err
+		return nil, "", nil, err
 	}
-	c, line, err := startChild(bin, "relay address: ", "-listen", "127.0.0.1:0", "-data", dir,
+	args := append([]string{"-listen", "127.0.0.1:0", "-data", dir,
 		// A benchmark creates its queues from one address as fast as it can.
-		"-new-per-minute", "1000000", "-new-per-addr", "0", "-new-per-relay", "0")
+		"-new-per-minute", "1000000", "-new-per-addr", "0", "-new-per-relay", "0"}, extra...)
+	c, line, err := startChild(bin, "relay address: ", args...)
 	if err != nil {
 		_ = os.RemoveAll(dir)
-		return nil, err
+		return nil, "", nil, err
 	}
-	t.addr, t.process = line, c
-	return func() { c.stop(); _ = os.RemoveAll(dir) }, nil
+	return c, line, func() { c.stop(); _ = os.RemoveAll(dir) }, nil
 }
 
 func fileExists(p string) bool {

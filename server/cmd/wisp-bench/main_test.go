@@ -68,6 +68,37 @@ func TestBenchRuns(t *testing.T) {
 	}
 }
 
+// TestBenchRelayProxy runs relay -proxy on a tiny load: every SKEY and
+// SEND goes through the spawned proxy, which opens one route.
+func TestBenchRelayProxy(t *testing.T) {
+	bench := benchBinary(t)
+	out, err := exec.Command(bench, "relay", "-spawn", "-proxy", "-lockstep", "-conns", "2", "-queues", "4", "-msgs", "3", "-size", "100").Output()
+	if err != nil {
+		t.Fatalf("relay -proxy: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	var res map[string]float64
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
+		t.Fatalf("last line is not JSON: %q", lines[len(lines)-1])
+	}
+	if len(lines) < 6 || !strings.Contains(string(out), "route reuse=") {
+		t.Fatalf("no table and proxy line before the JSON: %q", out)
+	}
+	for _, k := range []string{"msgs_per_s", "p50_ms", "p95_ms", "p99_ms", "rss_bytes", "proxy_rss_bytes", "baseline_msgs_per_s", "ratio"} {
+		if res[k] <= 0 {
+			t.Errorf("relay -proxy: %s = %v", k, res[k])
+		}
+	}
+	// 4 SKEYs and 12 SENDs forwarded, on one route, all run by the
+	// destination as forwarded commands.
+	if res["proxy_forwarded"] != 16 || res["dest_forwarded_in"] != 16 || res["proxy_routes_opened"] != 1 {
+		t.Errorf("forwarded %v, forwarded in %v, routes %v; want 16, 16, 1", res["proxy_forwarded"], res["dest_forwarded_in"], res["proxy_routes_opened"])
+	}
+	if r := res["route_reuse"]; r != 1-1.0/16 {
+		t.Errorf("route_reuse = %v", r)
+	}
+}
+
 // binDir holds wisp-bench and wisp-relay, built once for all the tests
 // that run them (benchBinary).
 var binDir struct {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -8,7 +9,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
+	"net"
+	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +26,7 @@ import (
 type relayResult struct {
 	MsgsPerS         float64 `json:"msgs_per_s"`
 	P50ms            float64 `json:"p50_ms"`
+	P95ms            float64 `json:"p95_ms"`
 	P99ms            float64 `json:"p99_ms"`
 	RSSBytes         int64   `json:"rss_bytes"`
 	RelayCPUs        float64 `json:"relay_cpu_s"`
@@ -31,6 +38,15 @@ type relayResult struct {
 	Queues           int     `json:"queues"`
 	Msgs             int     `json:"msgs"`
 	Size             int     `json:"size"`
+	// -proxy only: the proxy relay's figures over the whole run (SKEYs
+	// included), from its -metrics endpoint and /proc.
+	ProxyRoutesOpened int64    `json:"proxy_routes_opened,omitempty"`
+	ProxyForwarded    int64    `json:"proxy_forwarded,omitempty"`
+	RouteReuse        *float64 `json:"route_reuse,omitempty"` // 1 − routes_opened/forwarded
+	DestForwardedIn   int64    `json:"dest_forwarded_in,omitempty"`
+	ProxyRSSBytes     int64    `json:"proxy_rss_bytes,omitempty"`
+	ProxyCPUs         float64  `json:"proxy_cpu_s,omitempty"`
+	LimitRetries      int64    `json:"limit_retries,omitempty"` // PFWDs the proxy refused with LIMIT and sent again
 }
 
 func percentile(l []time.Duration, p float64) float64 {
@@ -49,6 +65,8 @@ func runRelay(args []string) error {
 	queues := fs.Int("queues", 1000, "queues")
 	msgs := fs.Int("msgs", 10, "messages per queue")
 	size := fs.Int("size", wire.MaxBodySize, "message body size (16-16000; 16000 fills a 16 KiB block)")
+	lockstep := fs.Bool("lockstep", false, "each queue's sender waits until its message is delivered and acknowledged before sending the next (one message in flight per queue end to end: latency without queueing behind earlier messages)")
+	viaProxy := fs.Bool("proxy", false, "private routing: spawn a second relay (-proxy-private) as the senders' proxy; senders connect to it, create one queue there and SKEY/SEND through it (ProxySecure/ProxySend)")
 	_ = fs.Parse(args)
 	if *conns < 1 || *queues < 1 || *msgs < 1 || *size < 16 || *size > wire.MaxBodySize {
 		return errors.New("need -conns, -queues, -msgs ≥ 1 and 16 ≤ -size ≤ 16000")
@@ -56,22 +74,64 @@ func runRelay(args []string) error {
 	if _, err := raiseFileLimit(); err != nil {
 		return err
 	}
+	var destMetrics string
+	if *viaProxy && t.spawn {
+		port, err := freeLoopbackPort()
+		if err != nil {
+			return err
+		}
+		destMetrics = fmt.Sprintf("127.0.0.1:%d", port)
+		t.extra = []string{"-metrics", destMetrics}
+	}
 	addr, stop, err := t.start()
 	if err != nil {
 		return err
 	}
 	defer stop()
+	var px *proxyRelay
+	if *viaProxy {
+		if px, err = startProxy(t.bin); err != nil {
+			return fmt.Errorf("proxy: %w", err)
+		}
+		defer px.stop()
+	}
 	res := relayResult{Conns: *conns, Queues: *queues, Msgs: *msgs, Size: *size}
 	total := *queues * *msgs
-	cpu0 := t.process.cpu()
-	lat, elapsed, err := driveRelay(addr, *conns, *queues, *msgs, *size)
+	cpu0, pcpu0 := t.process.cpu(), px.child().cpu()
+	var proxyAddr *wire.Address
+	if px != nil {
+		proxyAddr = &px.addr
+	}
+	d, err := driveRelay(addr, proxyAddr, *conns, *queues, *msgs, *size, *lockstep)
 	if err != nil {
 		return err
 	}
 	res.RelayCPUs = (t.process.cpu() - cpu0).Seconds()
-	res.MsgsPerS = float64(total) / elapsed.Seconds()
-	res.P50ms, res.P99ms = percentile(lat, 0.50), percentile(lat, 0.99)
+	res.MsgsPerS = float64(total) / d.elapsed.Seconds()
+	res.P50ms, res.P95ms, res.P99ms = percentile(d.lats, 0.50), percentile(d.lats, 0.95), percentile(d.lats, 0.99)
 	res.RSSBytes = t.process.rss()
+	if px != nil {
+		res.ProxyCPUs = (px.child().cpu() - pcpu0).Seconds()
+		res.ProxyRSSBytes = px.child().rss()
+		res.LimitRetries = d.limitRetries
+		m, err := scrapeMetrics(px.metrics)
+		if err != nil {
+			return fmt.Errorf("proxy metrics: %w", err)
+		}
+		res.ProxyRoutesOpened = int64(m["wisp_relay_proxy_routes_opened_total"])
+		res.ProxyForwarded = int64(m["wisp_relay_proxy_forwarded_total"])
+		if res.ProxyForwarded > 0 {
+			reuse := 1 - float64(res.ProxyRoutesOpened)/float64(res.ProxyForwarded)
+			res.RouteReuse = &reuse
+		}
+		if destMetrics != "" {
+			m, err := scrapeMetrics(destMetrics)
+			if err != nil {
+				return fmt.Errorf("destination metrics: %w", err)
+			}
+			res.DestForwardedIn = int64(m["wisp_relay_forwarded_in_total"])
+		}
+	}
 
 	bare, baddr, err := startBare()
 	if err != nil {
@@ -86,12 +146,106 @@ func runRelay(args []string) error {
 	res.BaselineP50ms, res.BaselineP99ms = percentile(blat, 0.50), percentile(blat, 0.99)
 	res.Ratio = res.MsgsPerS / res.BaselineMsgsPerS
 
+	label := "relay (SEND→OK→MSG→ACK)"
+	if px != nil {
+		label = "relay via proxy (PFWD)"
+	}
 	fmt.Printf("%-28s %12s %10s %10s\n", "run", "msgs/s", "p50 ms", "p99 ms")
-	fmt.Printf("%-28s %12.0f %10.2f %10.2f\n", "relay (SEND→OK→MSG→ACK)", res.MsgsPerS, res.P50ms, res.P99ms)
+	fmt.Printf("%-28s %12.0f %10.2f %10.2f\n", label, res.MsgsPerS, res.P50ms, res.P99ms)
 	fmt.Printf("%-28s %12.0f %10.2f %10.2f\n", "bare websocket echo", bps, res.BaselineP50ms, res.BaselineP99ms)
 	fmt.Printf("conns=%d queues=%d msgs/queue=%d size=%d total=%d relay RSS=%.1f MiB relay CPU=%.2f s ratio=%.3f\n",
 		*conns, *queues, *msgs, *size, total, float64(res.RSSBytes)/(1<<20), res.RelayCPUs, res.Ratio)
+	line := fmt.Sprintf("send→deliver ms: p50=%.2f p95=%.2f p99=%.2f", res.P50ms, res.P95ms, res.P99ms)
+	if px != nil {
+		reuse := math.NaN()
+		if res.RouteReuse != nil {
+			reuse = *res.RouteReuse
+		}
+		line += fmt.Sprintf("; proxy: route reuse=%.4f%% (routes opened=%d, forwarded=%d) destination forwarded_in=%d proxy RSS=%.1f MiB proxy CPU=%.2f s LIMIT retries=%d",
+			100*reuse, res.ProxyRoutesOpened, res.ProxyForwarded, res.DestForwardedIn, float64(res.ProxyRSSBytes)/(1<<20), res.ProxyCPUs, res.LimitRetries)
+	}
+	fmt.Println(line)
 	return printJSON(res)
+}
+
+// proxyRelay is the relay spawned as the senders' proxy (relay -proxy).
+type proxyRelay struct {
+	process *child
+	addr    wire.Address
+	metrics string // host:port of its /metrics
+	cleanup func()
+}
+
+// startProxy spawns wisp-relay (found like -spawn's) as a proxy that
+// may reach loopback destinations, with its metrics on a free port.
+func startProxy(given string) (*proxyRelay, error) {
+	bin, err := relayBin(given)
+	if err != nil {
+		return nil, err
+	}
+	port, err := freeLoopbackPort()
+	if err != nil {
+		return nil, err
+	}
+	metrics := fmt.Sprintf("127.0.0.1:%d", port)
+	c, line, cleanup, err := spawnRelayProcess(bin, "-proxy-private", "-metrics", metrics)
+	if err != nil {
+		return nil, err
+	}
+	addr, err := wire.ParseAddress(line)
+	if err == nil && !addr.IsLoopback() {
+		err = errors.New("the proxy's address is not a loopback one")
+	}
+	if err != nil {
+		cleanup()
+		return nil, err
+	}
+	return &proxyRelay{process: c, addr: addr, metrics: metrics, cleanup: cleanup}, nil
+}
+
+func (p *proxyRelay) child() *child {
+	if p == nil {
+		return nil
+	}
+	return p.process
+}
+
+func (p *proxyRelay) stop() { p.cleanup() }
+
+// freeLoopbackPort returns a TCP port free on 127.0.0.1 a moment ago.
+func freeLoopbackPort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// scrapeMetrics reads a relay's Prometheus text metrics (the ones
+// without labels) from host:port.
+func scrapeMetrics(hostport string) (map[string]float64, error) {
+	hc := &http.Client{Timeout: 10 * time.Second}
+	resp, err := hc.Get("http://" + hostport + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	m := make(map[string]float64)
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 2 || strings.HasPrefix(f[0], "#") || strings.Contains(f[0], "{") {
+			continue
+		}
+		if v, err := strconv.ParseFloat(f[1], 64); err == nil {
+			m[f[0]] = v
+		}
+	}
+	return m, sc.Err()
 }
 
 type benchQueue struct {
@@ -101,25 +255,65 @@ type benchQueue struct {
 	sender *client.Client
 }
 
+// driveResult is what driveRelay measured.
+type driveResult struct {
+	lats         []time.Duration // SEND→MSG
+	elapsed      time.Duration   // first SEND to last MSG
+	limitRetries int64           // PFWDs refused by the proxy with LIMIT and sent again
+}
+
 // driveRelay runs the end-to-end load and returns SEND→MSG latencies.
-func driveRelay(addr wire.Address, nconns, nqueues, msgs, size int) ([]time.Duration, time.Duration, error) {
+// With proxy, the senders are nconns more connections to the proxy
+// relay, each holding one queue there, that secure and send through it
+// (SPEC §12); the recipients stay on addr either way. With lockstep, a
+// queue's next SEND waits for the previous message's MSG and ACK.
+func driveRelay(addr wire.Address, proxy *wire.Address, nconns, nqueues, msgs, size int, lockstep bool) (driveResult, error) {
+	var res driveResult
 	ctx, cancel := timeout(10 * time.Minute)
 	defer cancel()
 	cs := make([]*client.Client, nconns)
 	for i := range cs {
 		c, err := client.Dial(ctx, addr, client.Options{EventBuffer: 4096})
 		if err != nil {
-			return nil, 0, err
+			return res, err
 		}
 		defer c.Close()
 		cs[i] = c
+	}
+	senders := cs
+	if proxy != nil {
+		senders = make([]*client.Client, nconns)
+		var dial errGroup
+		for i := range senders {
+			c, err := client.Dial(ctx, *proxy, client.Options{})
+			if err != nil {
+				return res, fmt.Errorf("proxy: %w", err)
+			}
+			defer c.Close()
+			senders[i] = c
+			// A queue on the proxy makes this session one of its own
+			// clients, allowed to forward.
+			dial.Go(func() error {
+				keys, err := client.NewRecipientKeys()
+				if err != nil {
+					return err
+				}
+				if _, err := c.New(ctx, keys, nil); err != nil {
+					return fmt.Errorf("NEW on the proxy: %w", err)
+				}
+				return nil
+			})
+		}
+		if err := dial.Wait(); err != nil {
+			return res, err
+		}
 	}
 	qs := make([]*benchQueue, nqueues)
 	subs := make([][]client.Subscription, nconns)
 	var setup errGroup
 	for i := range qs {
 		setup.Go(func() error {
-			owner, sender := cs[i%nconns], cs[(i+1)%nconns]
+			owner, sender := cs[i%nconns], senders[(i+1)%nconns]
 			keys, err := client.NewRecipientKeys()
 			if err != nil {
 				return err
@@ -129,24 +323,57 @@ func driveRelay(addr wire.Address, nconns, nqueues, msgs, size int) ([]time.Dura
 				return fmt.Errorf("NEW: %w", err)
 			}
 			_, sk, _ := ed25519.GenerateKey(rand.Reader)
-			if err := sender.Secure(ctx, info.SndID, sk); err != nil {
-				return fmt.Errorf("SKEY: %w", err)
-			}
 			qs[i] = &benchQueue{sub: info.Subscription(keys), sndID: info.SndID, sndKey: sk, sender: sender}
+			if proxy == nil {
+				if err := sender.Secure(ctx, info.SndID, sk); err != nil {
+					return fmt.Errorf("SKEY: %w", err)
+				}
+			}
 			return nil
 		})
 	}
 	if err := setup.Wait(); err != nil {
-		return nil, 0, err
+		return res, err
+	}
+	if proxy != nil {
+		// SKEY through the proxy: first one queue per sender, so that
+		// each sender asks the proxy for its route once (concurrent first
+		// forwards would each send PRXY, budgeted per session), then the
+		// rest at once.
+		skey := func(from, to int) error {
+			var g errGroup
+			for _, q := range qs[from:to] {
+				g.Go(func() error {
+					if err := q.sender.ProxySecure(ctx, addr, q.sndID, q.sndKey); err != nil {
+						return fmt.Errorf("SKEY through the proxy: %w", err)
+					}
+					return nil
+				})
+			}
+			return g.Wait()
+		}
+		first := min(nconns, nqueues)
+		if err := skey(0, first); err != nil {
+			return res, err
+		}
+		if err := skey(first, nqueues); err != nil {
+			return res, err
+		}
 	}
 	for i, q := range qs {
 		subs[i%nconns] = append(subs[i%nconns], q.sub)
 	}
 	byID := make(map[wire.QueueID]client.Subscription, nqueues)
+	index := make(map[wire.QueueID]int, nqueues)
+	delivered := make([]chan struct{}, nqueues) // lockstep: the queue's message was delivered and acknowledged
+	for i, q := range qs {
+		index[q.sub.RcvID] = i
+		delivered[i] = make(chan struct{}, 1)
+	}
 	for i, c := range cs {
 		for _, err := range c.Subscribe(ctx, subs[i]...) {
 			if err != nil {
-				return nil, 0, fmt.Errorf("SUB: %w", err)
+				return res, fmt.Errorf("SUB: %w", err)
 			}
 		}
 		for _, s := range subs[i] {
@@ -155,7 +382,7 @@ func driveRelay(addr wire.Address, nconns, nqueues, msgs, size int) ([]time.Dura
 	}
 
 	total := int64(nqueues * msgs)
-	var received atomic.Int64
+	var received, limitRetries atomic.Int64
 	done := make(chan struct{})
 	lats := make([][]time.Duration, nconns)
 	var recv sync.WaitGroup
@@ -169,7 +396,12 @@ func driveRelay(addr wire.Address, nconns, nqueues, msgs, size int) ([]time.Dura
 					}
 					sent := time.Unix(0, int64(binary.BigEndian.Uint64(ev.Message.Body)))
 					lats[i] = append(lats[i], time.Since(sent))
-					go func() { _ = c.Ack(ctx, byID[ev.RcvID], ev.Message.ID) }()
+					go func() {
+						_ = c.Ack(ctx, byID[ev.RcvID], ev.Message.ID)
+						if lockstep {
+							delivered[index[ev.RcvID]] <- struct{}{}
+						}
+					}()
 					if received.Add(1) == total {
 						close(done)
 					}
@@ -181,17 +413,30 @@ func driveRelay(addr wire.Address, nconns, nqueues, msgs, size int) ([]time.Dura
 			}
 		})
 	}
+	sendOne := func(q *benchQueue, body []byte) error {
+		if proxy != nil {
+			return q.sender.ProxySend(ctx, addr, q.sndID, q.sndKey, body)
+		}
+		return q.sender.Send(ctx, q.sndID, q.sndKey, body)
+	}
 	start := time.Now()
 	var send errGroup
-	for _, q := range qs {
+	for i, q := range qs {
 		send.Go(func() error {
 			for range msgs {
 				body := make([]byte, size)
 				for attempt := 0; ; attempt++ {
 					binary.BigEndian.PutUint64(body, uint64(time.Now().UnixNano()))
-					err := q.sender.Send(ctx, q.sndID, q.sndKey, body)
+					err := sendOne(q, body)
 					if errors.Is(err, wire.CodeQuota) && attempt < 1000 {
 						time.Sleep(10 * time.Millisecond)
+						continue
+					}
+					// The proxy's PFWD budget per session (3,000 a minute):
+					// the message was not forwarded.
+					if re := (*client.RouteError)(nil); errors.As(err, &re) && re.Code == wire.CodeLimit && attempt < 1000 {
+						limitRetries.Add(1)
+						time.Sleep(100 * time.Millisecond)
 						continue
 					}
 					if err != nil {
@@ -199,25 +444,32 @@ func driveRelay(addr wire.Address, nconns, nqueues, msgs, size int) ([]time.Dura
 					}
 					break
 				}
+				if lockstep {
+					select {
+					case <-delivered[i]:
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+				}
 			}
 			return nil
 		})
 	}
 	if err := send.Wait(); err != nil {
-		return nil, 0, err
+		return res, err
 	}
 	select {
 	case <-done:
 	case <-ctx.Done():
-		return nil, 0, fmt.Errorf("only %d of %d messages delivered", received.Load(), total)
+		return res, fmt.Errorf("only %d of %d messages delivered", received.Load(), total)
 	}
-	elapsed := time.Since(start)
+	res.elapsed = time.Since(start)
 	recv.Wait()
-	var all []time.Duration
 	for _, l := range lats {
-		all = append(all, l...)
+		res.lats = append(res.lats, l...)
 	}
-	return all, elapsed, nil
+	res.limitRetries = limitRetries.Load()
+	return res, nil
 }
 
 // errGroup runs functions concurrently and keeps the first error.

@@ -100,6 +100,10 @@ type config struct {
 	checkMaxSize    int64
 	allowEmptyStore bool
 	check           bool
+	// Private routing (server/wire SPEC.md §12).
+	proxyOff     bool
+	proxyPrivate bool
+	proxyBind    string
 }
 
 func main() {
@@ -124,6 +128,9 @@ func main() {
 	flag.Int64Var(&cfg.checkMaxSize, "check-max-size", 1<<30, "check store files up to this many bytes for consistency at start (0: none); bigger ones need -check")
 	flag.BoolVar(&cfg.allowEmptyStore, "allow-empty-store", false, "start with an empty store although queues.db or chunks.db is missing or empty next to an existing identity.key (after a store was lost for good: its queues and chunks then answer AUTH)")
 	flag.BoolVar(&cfg.check, "check", false, "check every store file for consistency, whatever its size, print a report and exit (1 if one is corrupt); the relay must be stopped")
+	flag.BoolVar(&cfg.proxyOff, "proxy-off", false, "do not forward commands for this relay's clients to other relays (private routing)")
+	flag.BoolVar(&cfg.proxyPrivate, "proxy-private", false, "let private routing reach relays on loopback and private addresses (development, tests, relays on one private network); off, only public addresses are contacted")
+	flag.StringVar(&cfg.proxyBind, "proxy-bind", "", "local IP address for connections to other relays (private routing)")
 	flag.Parse()
 	cfg.shutdownTimeout = 10 * time.Second
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -425,7 +432,11 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	limits.NewPerMinute = cfg.newPerMinute
 	limits.NewPerMinuteAddr = cfg.newPerAddr
 	limits.NewPerMinuteRelay = cfg.newPerRelay
-	rc := relay.Config{Identity: id, Store: st, Password: []byte(cfg.password), Limits: limits, Logger: log}
+	proxy, err := proxyConfig(cfg)
+	if err != nil {
+		return err
+	}
+	rc := relay.Config{Identity: id, Store: st, Password: []byte(cfg.password), Limits: limits, Logger: log, Proxy: proxy}
 	var metricsSrv *http.Server
 	if cfg.metricsAddr != "" {
 		reg := prometheus.NewRegistry()
@@ -448,7 +459,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	defer srv.Close()
-	fsrv, err := newFilesServer(cfg, id, fst, log)
+	fsrv, err := newFilesServer(cfg, id, fst, srv.QueueKey, log)
 	if err != nil {
 		return err
 	}
@@ -544,11 +555,29 @@ func openFilesStore(cfg config) (*files.Store, error) {
 }
 
 // newFilesServer returns the file chunk endpoint.
-func newFilesServer(cfg config, id ed25519.PrivateKey, st *files.Store, log *slog.Logger) (*files.Server, error) {
+func newFilesServer(cfg config, id ed25519.PrivateKey, st *files.Store, queueKey func(wire.QueueID) ([wire.KeySize]byte, error), log *slog.Logger) (*files.Server, error) {
 	limits := files.DefaultLimits()
 	limits.Retention = cfg.filesRetention
 	limits.SweepInterval = min(limits.SweepInterval, cfg.filesRetention)
-	return files.New(files.Config{Identity: id, Store: st, Password: []byte(cfg.password), Limits: limits, Logger: log})
+	p, err := proxyConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return files.New(files.Config{Identity: id, Store: st, Password: []byte(cfg.password), Limits: limits, Logger: log,
+		QueueKey: queueKey, Proxy: files.ProxyConfig{Off: p.Off, AllowPrivate: p.AllowPrivate, Bind: p.Bind}})
+}
+
+// proxyConfig is the private-routing configuration from the flags.
+func proxyConfig(cfg config) (relay.ProxyConfig, error) {
+	p := relay.ProxyConfig{Off: cfg.proxyOff, AllowPrivate: cfg.proxyPrivate}
+	if cfg.proxyBind != "" {
+		a, err := netip.ParseAddr(cfg.proxyBind)
+		if err != nil {
+			return p, fmt.Errorf("-proxy-bind: %w", err)
+		}
+		p.Bind = a
+	}
+	return p, nil
 }
 
 // discard drops net/http's own error log, which would contain client

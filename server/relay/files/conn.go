@@ -11,10 +11,12 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/wisp-chat/wisp/server/relay/internal/handshake"
+	"github.com/wisp-chat/wisp/server/relay/internal/routes"
 	"github.com/wisp-chat/wisp/server/wire"
 )
 
@@ -45,6 +47,11 @@ type conn struct {
 	// progress, which hold a place under MaxUnfilledPerConn.
 	unfilled map[SenderKey]struct{}
 	creating int
+
+	// Private routing (proxy.go).
+	proven     atomic.Bool                        // may use this relay as a proxy
+	prxy, pfwd *bucket                            // PRXY and PFWD budgets
+	fwd        atomic.Pointer[routes.Destination] // this session's forward key as a destination
 }
 
 // finish ends the session: no further command starts, those in progress
@@ -289,6 +296,17 @@ func (c *conn) handle(raw []byte, class wire.ChunkClass) {
 		return
 	}
 	k := t.Command.Kind
+	switch {
+	case class != wire.ClassControl && k != wire.CmdFPUT:
+		c.fail(&t, wire.CodeCmd)
+		return
+	case k == wire.CmdFPRXY || k == wire.CmdFPFWD:
+		c.proxyCommand(&t)
+		return
+	case k == wire.CmdFRKEY || k == wire.CmdFRFWD:
+		c.destinationCommand(&t)
+		return
+	}
 	needEntity := k != wire.CmdFNEW && k != wire.CmdFPING
 	if !k.FromClient() || needEntity != (len(t.EntityID) == wire.IDSize) ||
 		(k == wire.CmdFPING) != (t.Signature == nil) || len(t.CorrID) == 0 ||
@@ -310,8 +328,13 @@ func (c *conn) handle(raw []byte, class wire.ChunkClass) {
 	case wire.CmdFPUT, wire.CmdFDEL:
 		c.senderCommand(&t, class)
 	default:
-		c.recipientCommand(&t)
+		c.recipientCommand(&t, c.sess.ID, c.answerTo(&t))
 	}
+}
+
+// answerTo answers t directly (not forwarded).
+func (c *conn) answerTo(t *wire.FileTransmission) func(wire.ChunkClass, wire.FileCommand) {
+	return func(class wire.ChunkClass, cmd wire.FileCommand) { c.answer(t, class, cmd) }
 }
 
 func (c *conn) create(t *wire.FileTransmission) {
@@ -441,23 +464,28 @@ func (c *conn) filled(k SenderKey, uploaded bool) {
 
 // storeFailed answers a store error.
 func (c *conn) storeFailed(t *wire.FileTransmission, err error) {
+	c.fail(t, c.storeCode(err))
+}
+
+// storeCode is the code of a store error; it logs the unexpected ones.
+func (c *conn) storeCode(err error) wire.ErrCode {
 	switch {
 	case errors.Is(err, ErrNotFound):
-		c.fail(t, wire.CodeAuth)
+		return wire.CodeAuth
 	case errors.Is(err, ErrQuota):
-		c.fail(t, wire.CodeQuota)
+		return wire.CodeQuota
 	case errors.Is(err, ErrSize):
-		c.fail(t, wire.CodeLarge)
+		return wire.CodeLarge
 	case errors.Is(err, ErrNotReady):
-		c.fail(t, wire.CodeNoMsg)
+		return wire.CodeNoMsg
 	case errors.Is(err, ErrUploaded):
-		c.fail(t, wire.CodeProhibited)
+		return wire.CodeProhibited
 	case errors.Is(err, ErrCorrupt):
 		c.s.log.Error("stored chunk failed its digest check")
-		c.fail(t, wire.CodeInternal)
+		return wire.CodeInternal
 	default:
 		c.s.log.Error("chunk store operation failed", "err", err)
-		c.fail(t, wire.CodeInternal)
+		return wire.CodeInternal
 	}
 }
 
@@ -494,15 +522,21 @@ func (c *conn) release(kind chan struct{}, n int) {
 // (lookupErr nil) and the signature verifies by key. A missing record is
 // verified against the dummy key, so AUTH costs the same either way.
 func (c *conn) authorized(t *wire.FileTransmission, lookupErr error, key []byte) bool {
+	return c.authorizedIn(t, c.sess.ID, lookupErr, key, func(code wire.ErrCode) { c.fail(t, code) })
+}
+
+// authorizedIn is authorized for a signature bound to sessID (a
+// forwarded command's), answering with fail.
+func (c *conn) authorizedIn(t *wire.FileTransmission, sessID [32]byte, lookupErr error, key []byte, fail func(wire.ErrCode)) bool {
 	if lookupErr != nil && !errors.Is(lookupErr, ErrNotFound) {
-		c.storeFailed(t, lookupErr)
+		fail(c.storeCode(lookupErr))
 		return false
 	}
 	if lookupErr != nil {
 		key = c.s.dummyKey[:]
 	}
-	if ok := t.Verify(c.sess.ID, key); !ok || lookupErr != nil {
-		c.fail(t, wire.CodeAuth)
+	if ok := t.Verify(sessID, key); !ok || lookupErr != nil {
+		fail(wire.CodeAuth)
 		return false
 	}
 	return true
@@ -535,22 +569,27 @@ func (c *conn) senderCommand(t *wire.FileTransmission, class wire.ChunkClass) {
 	c.ok(t)
 }
 
-func (c *conn) recipientCommand(t *wire.FileTransmission) {
+// recipientCommand runs FGET or FACK, signed over sessID (the session's,
+// or a forwarded command's own), and answers with reply.
+func (c *conn) recipientCommand(t *wire.FileTransmission, sessID [32]byte, reply func(wire.ChunkClass, wire.FileCommand)) {
+	fail := func(code wire.ErrCode) {
+		reply(wire.ClassControl, wire.FileCommand{Kind: wire.AnsFERR, Code: code})
+	}
 	rk := RecipientKeyOf(wire.ChunkID(t.EntityID))
 	r, ch, err := c.s.cfg.Store.ByRecipient(rk)
-	if !c.authorized(t, err, r.Auth[:]) {
+	if !c.authorizedIn(t, sessID, err, r.Auth[:], fail) {
 		return
 	}
 	if t.Command.Kind == wire.CmdFACK {
 		if err := c.s.cfg.Store.Ack(rk); err != nil {
-			c.storeFailed(t, err)
+			fail(c.storeCode(err))
 			return
 		}
-		c.ok(t)
+		reply(wire.ClassControl, wire.FileCommand{Kind: wire.AnsFOK})
 		return
 	}
 	if !ch.Uploaded {
-		c.fail(t, wire.CodeNoMsg)
+		fail(wire.CodeNoMsg)
 		return
 	}
 	if !c.chunkOp(c.s.getOps) {
@@ -559,13 +598,13 @@ func (c *conn) recipientCommand(t *wire.FileTransmission) {
 	defer c.chunkDone(c.s.getOps)
 	data, err := c.s.cfg.Store.Read(&ch)
 	if err != nil {
-		c.storeFailed(t, err)
+		fail(c.storeCode(err))
 		return
 	}
 	sealed, err := wire.SealChunk(&r.BoxKey, data)
 	if err != nil {
-		c.fail(t, wire.CodeInternal)
+		fail(wire.CodeInternal)
 		return
 	}
-	c.answer(t, ch.Class, wire.FileCommand{Kind: wire.AnsCHUNK, Data: sealed})
+	reply(ch.Class, wire.FileCommand{Kind: wire.AnsCHUNK, Data: sealed})
 }

@@ -44,7 +44,9 @@ import (
 	"github.com/coder/websocket"
 	"github.com/wisp-chat/wisp/server/relay/internal/authkey"
 	"github.com/wisp-chat/wisp/server/relay/internal/retention"
+	"github.com/wisp-chat/wisp/server/relay/internal/routes"
 	"github.com/wisp-chat/wisp/server/relay/internal/sessions"
+	"github.com/wisp-chat/wisp/server/wire"
 )
 
 // Limits are the file endpoint's limits; SPEC.md states the defaults.
@@ -130,6 +132,12 @@ type Config struct {
 	Limits   Limits
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Proxy configures private routing of downloads (proxy.go).
+	Proxy ProxyConfig
+	// QueueKey returns the recipient key of a queue on this relay (the
+	// queue endpoint's store), for a PRXY that proves the session holds
+	// one; nil: only the relay password admits proxy use.
+	QueueKey func(rcvID wire.QueueID) ([wire.KeySize]byte, error)
 	// now is the clock of the FNEW budgets (time.Now; tests set it).
 	now func() time.Time
 }
@@ -157,6 +165,12 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// Private routing: pctx bounds the proxy's work and is cancelled
+	// first on Close; routes are its sessions to destinations.
+	pctx        context.Context
+	pcancel     context.CancelFunc
+	routes      *routes.Table
+	identityPub []byte
 }
 
 // New returns a server and starts its retention sweeper.
@@ -193,8 +207,23 @@ func New(cfg Config) (*Server, error) {
 	share := max(1, l.MaxChunkOps-l.MaxChunkOps/4)
 	s.getOps, s.putOps = make(chan struct{}, share), make(chan struct{}, share)
 	s.fnew = newBucket(l.FNEWPerMinute, s.now())
+	s.identityPub = cfg.Identity.Public().(ed25519.PublicKey)
+	s.pctx, s.pcancel = context.WithCancel(ctx)
+	s.routes = newRoutes(s)
 	s.wg.Go(func() {
 		retention.Loop(s.ctx, s.cfg.Limits.SweepInterval, s.log, "chunk retention sweep", s.Sweep)
+	})
+	s.wg.Go(func() {
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case now := <-t.C:
+				s.routes.Sweep(now)
+			case <-s.ctx.Done():
+				return
+			}
+		}
 	})
 	return s, nil
 }
@@ -220,6 +249,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		chunkSlots: make(chan struct{}, min(lim.MaxChunkOpsPerConn, lim.MaxChunkOps)),
 		fnew:       newBucket(lim.FNEWPerConnPerMinute, s.now()),
 		unfilled:   make(map[SenderKey]struct{}),
+		prxy:       newBucket(s.cfg.Proxy.PrxyPerMinute, s.now()),
+		pfwd:       newBucket(s.cfg.Proxy.PfwdPerMinute, s.now()),
 	}
 	if !s.sessions.Add(c) {
 		_ = ws.Close(websocket.StatusGoingAway, "relay shutting down")
@@ -244,6 +275,10 @@ func (s *Server) Close() error {
 	if !first {
 		return nil
 	}
+	// Forwarded downloads in flight end now (ERR PROXY), and so does
+	// every route: a slow destination does not hold the shutdown.
+	s.pcancel()
+	s.routes.Close()
 	var drains sync.WaitGroup
 	for _, c := range conns {
 		drains.Go(func() {

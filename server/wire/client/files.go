@@ -112,6 +112,8 @@ type FileClient struct {
 	mu sync.Mutex
 	cn *fileConn     // nil while disconnected
 	up chan struct{} // closed when cn is set
+
+	routes routes // private routing through this relay (files_proxy.go)
 }
 
 // DialFiles connects to the relay's file endpoint; the first connection

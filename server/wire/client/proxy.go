@@ -40,7 +40,12 @@ type RouteError struct {
 	// wire.ErrCode), false when the proxy or the way to the destination
 	// failed (Err wraps ErrRoute).
 	AtDest bool
-	Err    error
+	// Code is the proxy's own answer when it refused or failed (ROUTE,
+	// PROXY, LIMIT, AUTH, ...), zero otherwise. It is not wrapped, so
+	// that callers treating relay codes as final do not take it for the
+	// destination's.
+	Code wire.ErrCode
+	Err  error
 }
 
 func (e *RouteError) Error() string {
@@ -52,10 +57,66 @@ func (e *RouteError) Error() string {
 
 func (e *RouteError) Unwrap() error { return e.Err }
 
-// routes caches the proxy's routes by destination.
+// routes caches the proxy's routes by destination. Concurrent first
+// commands to one destination share one PRXY (the proxy's PRXY budget is
+// small).
 type routes struct {
-	mu sync.Mutex
-	m  map[wire.Address]route
+	mu      sync.Mutex
+	m       map[wire.Address]route
+	pending map[wire.Address]*routeCall
+}
+
+// routeCall is a PRXY in progress that other callers wait for.
+type routeCall struct {
+	done chan struct{}
+	r    route
+	err  error
+}
+
+// resolve returns the cached route to dest, or asks for it once for all
+// the callers that want it meanwhile.
+func (rs *routes) resolve(ctx context.Context, dest wire.Address, ask func() (route, error)) (route, error) {
+	rs.mu.Lock()
+	if r, ok := rs.m[dest]; ok {
+		rs.mu.Unlock()
+		return r, nil
+	}
+	if call := rs.pending[dest]; call != nil {
+		rs.mu.Unlock()
+		select {
+		case <-call.done:
+			return call.r, call.err
+		case <-ctx.Done():
+			return route{}, ctx.Err()
+		}
+	}
+	call := &routeCall{done: make(chan struct{})}
+	if rs.pending == nil {
+		rs.pending = make(map[wire.Address]*routeCall)
+	}
+	rs.pending[dest] = call
+	rs.mu.Unlock()
+	call.r, call.err = ask()
+	rs.mu.Lock()
+	delete(rs.pending, dest)
+	if call.err == nil {
+		if rs.m == nil {
+			rs.m = make(map[wire.Address]route)
+		}
+		rs.m[dest] = call.r
+	}
+	rs.mu.Unlock()
+	close(call.done)
+	return call.r, call.err
+}
+
+// drop forgets r unless it was replaced meanwhile.
+func (rs *routes) drop(dest wire.Address, r route) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.m[dest] == r {
+		delete(rs.m, dest)
+	}
 }
 
 type route struct {
@@ -94,12 +155,11 @@ func (c *Client) forward(ctx context.Context, dest wire.Address, t *wire.Transmi
 			return err
 		}
 		ans, gone, err := c.forwardOnce(ctx, dest, r, t, key)
-		if gone && attempt == 0 {
-			c.dropRoute(dest, r)
-			continue
-		}
 		if gone {
-			c.dropRoute(dest, r)
+			c.routes.drop(dest, r)
+			if attempt == 0 {
+				continue
+			}
 		}
 		if err != nil {
 			return err
@@ -122,61 +182,35 @@ func (c *Client) forwardOnce(ctx context.Context, dest wire.Address, r route, t 
 	}
 	cmd := wire.Command{Kind: wire.CmdPFWD, DHKey: f.Eph, Body: f.Sealed}
 	res, err := c.do(ctx, &request{t: wire.Transmission{EntityID: r.id[:], Command: cmd}})
-	var code wire.ErrCode
 	switch {
-	case errors.As(err, &code):
-		// ROUTE: the proxy's session to the destination is gone; AUTH:
-		// the destination could not open the command (a forward key of
-		// an older session). Both: a new route.
-		gone = code == wire.CodeRoute || code == wire.CodeAuth
-		return ans, gone, &RouteError{Proxy: c.addr, Dest: dest, Err: fmt.Errorf("%w: %s", ErrRoute, code)}
 	case err != nil:
-		return ans, false, &RouteError{Proxy: c.addr, Dest: dest, Err: fmt.Errorf("%w: %w", ErrRoute, err)}
+		return ans, routeGone(err), routeError(c.addr, dest, err)
 	case res.Kind != wire.AnsPRES:
 		return ans, false, &RouteError{Proxy: c.addr, Dest: dest, Err: fmt.Errorf("%w: %w: %s", ErrRoute, ErrUnexpected, res.Kind)}
 	}
 	ans, err = f.OpenAnswer(res.Body)
 	if err != nil {
-		// The proxy changed or made up the answer.
-		return ans, true, &RouteError{Proxy: c.addr, Dest: dest, Err: fmt.Errorf("%w: %w", ErrRoute, err)}
+		// The proxy changed or made up the answer, and the destination
+		// may have run the command: the route is dropped, and the
+		// caller decides whether to send again.
+		c.routes.drop(dest, r)
+		return ans, false, &RouteError{Proxy: c.addr, Dest: dest, Err: fmt.Errorf("%w: %w", ErrRoute, err)}
 	}
 	return ans, false, nil
 }
 
 // route returns the cached route to dest or asks the proxy for one.
 func (c *Client) route(ctx context.Context, dest wire.Address) (route, error) {
-	c.routes.mu.Lock()
-	r, ok := c.routes.m[dest]
-	c.routes.mu.Unlock()
-	if ok {
-		return r, nil
-	}
-	ans, err := c.do(ctx, &request{t: wire.Transmission{Command: wire.Command{Kind: wire.CmdPRXY, Relay: dest}}})
-	if err == nil {
-		err = expect(ans, nil, wire.AnsPKEY)
-	}
-	if err != nil {
-		return r, &RouteError{Proxy: c.addr, Dest: dest, Err: fmt.Errorf("%w: %w", ErrRoute, err)}
-	}
-	if err := wire.VerifyForwardKey(dest.KeyHash, ans.Identity, ans.DHKey, ans.KeySig); err != nil {
-		return r, &RouteError{Proxy: c.addr, Dest: dest, Err: fmt.Errorf("%w: %w", ErrRoute, err)}
-	}
-	r = route{id: ans.Route, fwd: ans.DHKey}
-	c.routes.mu.Lock()
-	if c.routes.m == nil {
-		c.routes.m = make(map[wire.Address]route)
-	}
-	c.routes.m[dest] = r
-	c.routes.mu.Unlock()
-	return r, nil
-}
-
-func (c *Client) dropRoute(dest wire.Address, r route) {
-	c.routes.mu.Lock()
-	if c.routes.m[dest] == r {
-		delete(c.routes.m, dest)
-	}
-	c.routes.mu.Unlock()
+	return c.routes.resolve(ctx, dest, func() (route, error) {
+		ans, err := c.do(ctx, &request{t: wire.Transmission{Command: wire.Command{Kind: wire.CmdPRXY, Relay: dest}}})
+		if err = expect(ans, err, wire.AnsPKEY); err != nil {
+			return route{}, routeError(c.addr, dest, err)
+		}
+		if err := wire.VerifyForwardKey(dest.KeyHash, ans.Identity, ans.DHKey, ans.KeySig); err != nil {
+			return route{}, &RouteError{Proxy: c.addr, Dest: dest, Err: fmt.Errorf("%w: %w", ErrRoute, err)}
+		}
+		return route{id: ans.Route, fwd: ans.DHKey}, nil
+	})
 }
 
 // ForwardKey asks a destination relay for this session's forward key
