@@ -47,7 +47,7 @@ run: build
 	@relay_flags=""; relay_pid=""; \
 	trap '[ -n "$$relay_pid" ] && kill $$relay_pid 2>/dev/null; wait' EXIT; \
 	if [ -x bin/wisp-relay ]; then \
-		bin/wisp-relay -listen $(RELAY_ADDR) -data $(RUN_DIR)/relay >$(RUN_DIR)/relay.out 2>$(RUN_DIR)/relay.log & relay_pid=$$!; \
+		bin/wisp-relay -listen $(RELAY_ADDR) -data $(RUN_DIR)/relay -proxy-private >$(RUN_DIR)/relay.out 2>$(RUN_DIR)/relay.log & relay_pid=$$!; \
 		for i in $$(seq 1 100); do grep -q '^relay address: ' $(RUN_DIR)/relay.out 2>/dev/null && break; \
 			kill -0 $$relay_pid 2>/dev/null || { cat $(RUN_DIR)/relay.log; exit 1; }; sleep 0.1; done; \
 		addr=$$(grep -m1 '^relay address: ' $(RUN_DIR)/relay.out | cut -d' ' -f3); \

@@ -25,7 +25,7 @@ import { showOnboarding, showUnlock, showWiped } from "./onboarding.js";
 import { showMain, loadContacts, renderContacts, showEmptyPane, backButton } from "./chats.js";
 import { showJoin, onInviteContact, showCreateLink, showHaveLink, showInvitation } from "./connect.js";
 import { isAddressLink, showAddressConnect, showAddress, showRequestSent, connectAddress, onRequestEvent, onRequestContact } from "./address.js";
-import { openConversation, addMessage, markRead, onContactChanged, rerender, showSearch, showDetails } from "./conversation.js";
+import { openConversation, addMessage, markRead, onContactChanged, rerender, showSearch, showDetails, showDelay } from "./conversation.js";
 import { showSettings } from "./settings.js";
 import { onTransfer, maybeAutoDownload } from "./transfers.js";
 import { onIncoming, updateUnreadTotal } from "./notify.js";
@@ -278,6 +278,11 @@ function onCoreEvent(name, e) {
       // A contact's encryption is re-synchronising (or done): the notice
       // is in the conversation; refresh the details if they are open.
       if ($("#encryption-now") && state.current === e.id) showDetails(e.id, { refresh: true });
+      break;
+    case "delivery":
+      // Messages to a contact wait (a relay or a private route fails),
+      // or go out again (empty text).
+      showDelay(e.id, e.text);
       break;
     case "problem":
       console.warn("Wisp:", e.text);

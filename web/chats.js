@@ -10,6 +10,8 @@ import { addressButton, requestsLine } from "./address.js";
 export async function loadContacts() {
   const list = (await state.core.call("contacts.list")) ?? [];
   state.contacts = new Map(list.map((c) => [c.id, c]));
+  // Why messages wait, per contact, as the core says now (then "delivery" events).
+  state.delays = new Map(list.filter((c) => c.delay).map((c) => [c.id, c.delay]));
 }
 
 export function showMain() {

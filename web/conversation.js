@@ -32,6 +32,23 @@ const view = {
 
 // ---------- opening ----------
 
+/** Why messages to contact c wait: the last "delivery" event, else what
+ * the core said when the contact was loaded. */
+function delayOf(c) {
+  return state.delays.get(c.id) ?? c.delay ?? "";
+}
+
+/** Shows (or hides) why messages to the open conversation wait: a relay
+ * or a private route failing, in the core's words, naming both relays. */
+export function showDelay(id, text) {
+  state.delays.set(id, text || "");
+  const p = $("#delivery-delay");
+  if (p && state.current === id) {
+    p.textContent = text || "";
+    p.hidden = !text;
+  }
+}
+
 export async function openConversation(id, jumpTo = 0) {
   await saveDraftNow();
   state.current = id;
@@ -94,6 +111,7 @@ export async function openConversation(id, jumpTo = 0) {
       h("button", { type: "button", class: "secondary", "aria-label": "Search in this chat", onclick: () => showSearchForm(id) }, "Search"),
       c.group ? (c.group.state === "invited" ? null : h("button", { type: "button", class: "secondary", onclick: () => showMembers(id) }, "Members"))
         : h("button", { type: "button", class: "secondary", onclick: () => showDetails(id) }, "Details")),
+    h("p", { id: "delivery-delay", class: "delay", role: "status", hidden: !delayOf(c) }, delayOf(c)),
     list,
     h("button", { type: "button", id: "new-below", class: "new-below", hidden: true, onclick: () => { list.scrollTop = list.scrollHeight; hideNewBelow(); } }, "New messages ↓"),
     h("div", { id: "announce", class: "visually-hidden", "aria-live": "polite" }),

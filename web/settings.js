@@ -76,7 +76,8 @@ export async function showSettings() {
         }
         const relays = [...(info.relays ?? []), addr];
         saveRelays(relays, info.receive || addr);
-      } }, field("Add a relay", relayInput), errorLine("relay-error"), h("button", { type: "submit" }, "Add relay"))),
+      } }, field("Add a relay", relayInput), errorLine("relay-error"), h("button", { type: "submit" }, "Add relay")),
+      routingSetting(info)),
     notificationSettings(),
     h("section", { "aria-labelledby": "files-title" },
       h("h3", { id: "files-title" }, "Files"),
@@ -106,6 +107,28 @@ export async function showSettings() {
       mem ? h("p", { id: "core-memory", class: "meta", "data-heap": mem.heapInuse, "data-sys": mem.sys },
         `Memory: ${formatSize(mem.heapInuse)} in use by Wisp's core, at most ${formatSize(mem.sys)} since this tab opened.`) : null,
       h("p", { class: "meta" }, "Links in messages open in a new tab; Wisp never fetches a preview of them, so nothing leaves this page for a message's content."))));
+}
+
+/** The private routing switch: on, messages to a contact's relay go
+ * through your receiving relay, so that relay never learns your address. */
+function routingSetting(info) {
+  const box = h("input", { type: "checkbox", id: "private-routing", checked: !!info.private_routing,
+    "aria-describedby": "private-routing-hint", onchange: async () => {
+      const on = box.checked;
+      if (!on && !(await confirmDialog({
+        title: "Turn private routing off?",
+        text: "Your browser will then connect straight to your contacts' relays, and each of those relays sees your IP address and when you send.",
+        confirm: "Turn off", danger: true,
+      }))) { box.checked = true; return; }
+      try {
+        state.profile = await state.core.call("routing.set", { private: on });
+        toast(on ? "Private routing is on." : "Private routing is off: your contacts' relays see your address.");
+      } catch (err) { box.checked = !on; toast(say(err, "Changing private routing")); }
+    } });
+  return h("div", { class: "setting" },
+    h("label", { class: "choice" }, box, h("span", {}, "Private routing")),
+    h("p", { class: "hint", id: "private-routing-hint" },
+      "Messages to your contacts' relays go through your receiving relay, so their relays never see your IP address."));
 }
 
 function profileSection(info, summary) {

@@ -12,6 +12,7 @@ export const state = {
   complete: new Set(),  // contact ids whose history is fully loaded
   gen: new Map(),       // contact id → how many times its conversation was opened
   relaysDown: new Set(),
+  delays: new Map(),    // contact id → why messages to it wait ("" when they do not)
   invite: null,         // an invitation link opened in this tab, not yet used
   releaseLock: null,
   persisted: null,

@@ -137,6 +137,17 @@ type connHandle struct {
 	holdTimer *time.Timer
 	lastOld   time.Time
 	forceNext bool
+	// delay is why the outbox cannot be sent now (outbox worker; read
+	// under mu), "" when it goes out.
+	delay string
+}
+
+// DeliveryEvents is implemented by Events that want to know when a
+// connection's messages cannot be sent for a while: err says why (a
+// *client.RouteError names both relays of a private route) and the agent
+// keeps retrying; a nil err says they go out again.
+type DeliveryEvents interface {
+	DeliveryDelayed(conn ConnID, err error)
 }
 
 // New returns an Agent. Call Start to resume stored connections.
@@ -648,6 +659,7 @@ func (a *Agent) outboxWorker(id ConnID, h *connHandle) {
 	backoff := 100 * time.Millisecond
 	for {
 		sent, err := a.sendNext(id, h)
+		a.noteDelay(id, h, err)
 		switch {
 		case err == nil && sent:
 			backoff = 100 * time.Millisecond
@@ -671,6 +683,26 @@ func (a *Agent) outboxWorker(id ConnID, h *connHandle) {
 			case <-h.stop:
 				return
 			}
+		}
+	}
+}
+
+// noteDelay tells DeliveryEvents when sending starts or stops failing,
+// or fails for another reason.
+func (a *Agent) noteDelay(id ConnID, h *connHandle, err error) {
+	why := ""
+	if err != nil && !errors.Is(err, ErrClosed) && a.ctx.Err() == nil {
+		why = err.Error()
+	}
+	h.mu.Lock()
+	changed := h.delay != why
+	h.delay = why
+	h.mu.Unlock()
+	if d, ok := a.ev.(DeliveryEvents); ok && changed {
+		if why == "" {
+			d.DeliveryDelayed(id, nil)
+		} else {
+			d.DeliveryDelayed(id, err)
 		}
 	}
 }
@@ -1241,6 +1273,8 @@ type Info struct {
 	ResyncError string
 	// Undecryptable counts the messages in a row that did not decrypt.
 	Undecryptable int
+	// Delay is why the outbox cannot be sent now ("" when it can).
+	Delay string
 }
 
 // Connection returns the current Info of a connection.
@@ -1260,6 +1294,7 @@ func (a *Agent) Connection(id ConnID) (Info, error) {
 		info.NextRelay = c.NextRcv.Relay
 	}
 	info.Undecryptable = int(c.BadOpens)
+	info.Delay = h.delay
 	switch {
 	case c.Resync != nil && c.Resync.Failed != "":
 		info.Resync, info.ResyncError = ResyncFailed, c.Resync.Failed

@@ -37,6 +37,55 @@ type Relays struct {
 	status  func(relay wire.Address, up bool, err error)
 	kick    chan struct{} // closed by Reconnect
 	onUp    func()        // the agent pokes its outbox workers
+	routing Routing       // private routing; nil: every relay directly
+}
+
+// Routing is the private-routing policy (server/wire SPEC.md §12): for a
+// relay that commands must reach, it returns the relay they go through
+// (proxy) and true, or false to go to dest directly (a relay the user
+// chose). A zero proxy with true means there is no relay to go through:
+// the command fails with ErrNoProxy rather than going direct.
+type Routing func(dest wire.Address) (proxy wire.Address, private bool)
+
+// ErrNoProxy is a command to a relay the user did not choose while
+// private routing is on and no relay of the user's can forward it.
+var ErrNoProxy = errors.New("agent: private routing is on and none of your relays can forward this")
+
+// SetRouting installs the private-routing policy. Commands to queues of
+// other people (SKEY and SEND) then go through the proxy it names and the
+// pool never connects to their relays.
+func (r *Relays) SetRouting(f Routing) {
+	r.mu.Lock()
+	r.routing = f
+	r.mu.Unlock()
+}
+
+// via returns the proxy for commands to dest, if they must go through one.
+func (r *Relays) via(dest wire.Address) (proxy wire.Address, private bool, err error) {
+	r.mu.Lock()
+	f := r.routing
+	r.mu.Unlock()
+	if f == nil {
+		return proxy, false, nil
+	}
+	proxy, private = f(dest)
+	if !private {
+		return proxy, false, nil
+	}
+	if proxy == (wire.Address{}) || proxy.KeyHash == dest.KeyHash {
+		return proxy, true, &client.RouteError{Proxy: proxy, Dest: dest, Err: fmt.Errorf("%w: %w", client.ErrRoute, ErrNoProxy)}
+	}
+	return proxy, true, nil
+}
+
+// proxyClient returns the client of the proxy relay; an unreachable proxy
+// is a RouteError naming both relays.
+func (r *Relays) proxyClient(ctx context.Context, proxy, dest wire.Address) (*client.Client, error) {
+	c, err := r.get(ctx, proxy)
+	if err != nil {
+		return nil, &client.RouteError{Proxy: proxy, Dest: dest, Err: fmt.Errorf("%w: %w", client.ErrRoute, err)}
+	}
+	return c, nil
 }
 
 // relaySub is a subscription and the relay it is on.
@@ -331,6 +380,15 @@ func (r *Relays) newQueue(ctx context.Context, addr wire.Address) (client.QueueI
 }
 
 func (r *Relays) secure(ctx context.Context, addr wire.Address, sndID wire.QueueID, key ed25519.PrivateKey) error {
+	if proxy, private, err := r.via(addr); err != nil {
+		return err
+	} else if private {
+		c, err := r.proxyClient(ctx, proxy, addr)
+		if err != nil {
+			return err
+		}
+		return c.ProxySecure(ctx, addr, sndID, key)
+	}
 	c, err := r.get(ctx, addr)
 	if err != nil {
 		return err
@@ -339,11 +397,34 @@ func (r *Relays) secure(ctx context.Context, addr wire.Address, sndID wire.Queue
 }
 
 func (r *Relays) send(ctx context.Context, addr wire.Address, sndID wire.QueueID, key ed25519.PrivateKey, body []byte) error {
+	if proxy, private, err := r.via(addr); err != nil {
+		return err
+	} else if private {
+		c, err := r.proxyClient(ctx, proxy, addr)
+		if err != nil {
+			return err
+		}
+		return c.ProxySend(ctx, addr, sndID, key, body)
+	}
 	c, err := r.get(ctx, addr)
 	if err != nil {
 		return err
 	}
 	return c.Send(ctx, sndID, key, body)
+}
+
+// Subscription returns one of the queues subscribed on addr, if any: the
+// proof that admits us to that relay's file endpoint as a proxy
+// (client.Proof).
+func (r *Relays) Subscription(addr wire.Address) (client.Subscription, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rc := r.relays[addr]; rc != nil {
+		for _, s := range rc.subs {
+			return s, true
+		}
+	}
+	return client.Subscription{}, false
 }
 
 // subscribe remembers sub and subscribes it now if the relay is connected,

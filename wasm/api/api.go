@@ -266,6 +266,11 @@ type RelaysParams struct {
 	Receive string   `json:"receive"`
 }
 
+// RoutingParams turn private routing on or off.
+type RoutingParams struct {
+	Private bool `json:"private"`
+}
+
 // InviteParams create an invitation.
 type InviteParams struct {
 	Incognito bool `json:"incognito,omitempty"`
@@ -563,6 +568,16 @@ func (s *Service) Register(r *rpc.Router) {
 			return chat.ProfileInfo{}, err
 		}
 		if err := p.SetRelays(rp.Relays, rp.Receive); err != nil {
+			return chat.ProfileInfo{}, coded(err)
+		}
+		return p.Info(), nil
+	})
+	rpc.Handle(r, "routing.set", func(_ context.Context, rp RoutingParams) (chat.ProfileInfo, error) {
+		p, err := s.profile()
+		if err != nil {
+			return chat.ProfileInfo{}, err
+		}
+		if err := p.SetPrivateRouting(rp.Private); err != nil {
 			return chat.ProfileInfo{}, coded(err)
 		}
 		return p.Info(), nil

@@ -181,6 +181,9 @@ type Contact struct {
 	// Requested: we asked to connect through someone's contact address
 	// (address.go); the contact stays invited until they accept.
 	Requested bool `json:"requested,omitempty"`
+	// Delay says why messages to this contact wait (a relay or a private
+	// route failing; routing.go), "" when they go out. Not stored.
+	Delay string `json:"delay,omitempty"`
 }
 
 // Event is something the UI should show. Kind is one of "message" (a new
@@ -191,7 +194,9 @@ type Contact struct {
 // Contact is set when the chat list's summary changed with it), "contact"
 // (a contact changed), "relay" (a relay went up or down), "rotation" (the
 // queue of connection ID moves to Relay: started, or done when Up; Text
-// set when it was abandoned), "problem" (a dropped message or an error
+// set when it was abandoned), "delivery" (messages to contact ID wait:
+// Text says why in words, naming both relays of a private route; empty
+// Text: they go out again), "problem" (a dropped message or an error
 // worth telling).
 type Event struct {
 	Kind    string   `json:"kind"`

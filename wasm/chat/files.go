@@ -535,7 +535,7 @@ func (p *Profile) DownloadFile(ctx context.Context, id string, seq uint64, progr
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	fc, err := p.fileClient(ctx, desc.Relay)
+	fc, err := p.downloadRelay(ctx, desc.Relay)
 	if err != nil {
 		return p.setFileState(id, seq, FileFailed, err)
 	}

@@ -29,6 +29,9 @@ type profileRecord struct {
 	Avatar      []byte   `json:"avatar,omitempty"`
 	Relays      []string `json:"relays"`
 	Receive     string   `json:"receive"` // where new connections receive
+	// DirectRouting turns private routing off (routing.go): off by
+	// default, so older profiles route privately too.
+	DirectRouting bool `json:"direct_routing,omitempty"`
 	// Updated is when Update last changed the name or avatar (contacts
 	// made before it are sent a profile update when they connect).
 	Updated time.Time `json:"updated,omitzero"`
@@ -41,6 +44,8 @@ type ProfileInfo struct {
 	Avatar      []byte   `json:"avatar,omitempty"`
 	Relays      []string `json:"relays"`
 	Receive     string   `json:"receive"`
+	// PrivateRouting: messages to other people's relays go through ours.
+	PrivateRouting bool `json:"private_routing"`
 }
 
 // peerInfo is what we tell a contact about ourselves, inside the handshake.
@@ -65,6 +70,7 @@ type Profile struct {
 	rec     profileRecord
 	early   map[string]map[uint64]statusUpdate // our agent's statuses that arrived before SendText stored the message
 	deleted map[string]bool                    // contacts being deleted: events for them are ignored
+	delays  map[string]string                  // why a contact's messages wait (routing.go)
 
 	// Groups: agent connections that belong to groups, and the groups
 	// whose send queue or tasks need the worker (groupworker.go).
@@ -102,7 +108,7 @@ func openProfile(ctx context.Context, m *Manager, id string, key vault.Key, l Li
 	if err != nil {
 		return nil, err
 	}
-	p := &Profile{m: m, id: id, key: key, st: st, listen: l, early: map[string]map[uint64]statusUpdate{}, deleted: map[string]bool{},
+	p := &Profile{m: m, id: id, key: key, st: st, listen: l, early: map[string]map[uint64]statusUpdate{}, deleted: map[string]bool{}, delays: map[string]string{},
 		fcs: map[wire.Address]*client.FileClient{}, gconns: map[agent.ConnID]groupConn{}, gwork: map[string]bool{}, gwake: make(chan struct{}, 1)}
 	if err := getJSON(st, "profile", &p.rec); err != nil {
 		return nil, fmt.Errorf("chat: reading the profile: %w", err)
@@ -117,6 +123,7 @@ func openProfile(ctx context.Context, m *Manager, id string, key vault.Key, l Li
 	if m.allowLocal {
 		p.relays.AllowLocalRelays()
 	}
+	p.relays.SetRouting(p.route)
 	rot := m.cfg.Rotation
 	rot.Relay = p.rotationRelay
 	// A profile imported from a backup re-syncs every contact's
@@ -176,7 +183,7 @@ func (p *Profile) Info() ProfileInfo {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return ProfileInfo{ID: p.id, DisplayName: p.rec.DisplayName, Avatar: p.rec.Avatar,
-		Relays: append([]string(nil), p.rec.Relays...), Receive: p.rec.Receive}
+		Relays: append([]string(nil), p.rec.Relays...), Receive: p.rec.Receive, PrivateRouting: !p.rec.DirectRouting}
 }
 
 // update saves the display name and avatar (Update: profileupdate.go).
@@ -413,7 +420,9 @@ func (p *Profile) Contacts() ([]Contact, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, *c)
+		cc := *c
+		cc.Delay = p.delays[cc.ID]
+		out = append(out, cc)
 	}
 	sort.Slice(out, func(i, j int) bool { return activity(out[i]).After(activity(out[j])) })
 	return out, nil
@@ -437,7 +446,9 @@ func (p *Profile) Contact(id string) (Contact, error) {
 	if err != nil {
 		return Contact{}, err
 	}
-	return *c, nil
+	cc := *c
+	cc.Delay = p.delays[id]
+	return cc, nil
 }
 
 // RenameContact sets the local name of a contact (they are not told).

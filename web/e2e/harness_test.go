@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -203,7 +204,7 @@ var relayReady = regexp.MustCompile(`^relay address: (wisp://\S+)$`)
 // directory and returns its address.
 func startRelay(t testing.TB) (*proc, string) {
 	t.Helper()
-	return startProc(t, relayReady, "wisp-relay", "-listen", "127.0.0.1:0", "-data", t.TempDir())
+	return startProc(t, relayReady, "wisp-relay", "-listen", "127.0.0.1:0", "-data", t.TempDir(), "-proxy-private")
 }
 
 // startHost runs bin/wisp-host on a free loopback port and returns its base
@@ -231,6 +232,8 @@ type tab struct {
 	messages []chromedp.ConsoleMessage
 	// allowErrors disables the console-error check (for tests that provoke errors).
 	allowErrors bool
+	// expected lists console errors a test provokes on purpose (substrings).
+	expected []string
 
 	once    sync.Once
 	closeFn func()
@@ -360,6 +363,14 @@ func (p *tab) screenshot(name string) {
 	}
 }
 
+// expectErrors lets console errors containing s pass the check: for a
+// test that takes something down on purpose.
+func (p *tab) expectErrors(s string) {
+	p.mu.Lock()
+	p.expected = append(p.expected, s)
+	p.mu.Unlock()
+}
+
 // check fails the test on console errors, exceptions and CSP violations.
 func (p *tab) check() {
 	ctx, cancel := context.WithTimeout(p.ctx, scaled(5*time.Second))
@@ -377,6 +388,9 @@ func (p *tab) check() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, m := range p.messages {
+		if slices.ContainsFunc(p.expected, func(s string) bool { return strings.Contains(m.Text, s) }) {
+			continue
+		}
 		if m.Type == chromedp.ConsoleError || m.IsException() || m.Type == "assert" ||
 			strings.Contains(m.Text, "Content Security Policy") {
 			p.t.Errorf("console %s: %s (%s:%d)", m.Type, m.Text, m.URL, m.Line)

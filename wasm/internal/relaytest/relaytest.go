@@ -140,7 +140,10 @@ func (r *Relay) Restart() {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	srv, err := relay.New(relay.Config{Identity: r.id, Store: st, Limits: limits, Metrics: metrics})
+	// The relays of a test are all on loopback: as proxies they may
+	// reach each other (private routing), as wisp-relay -proxy-private.
+	srv, err := relay.New(relay.Config{Identity: r.id, Store: st, Limits: limits, Metrics: metrics,
+		Proxy: relay.ProxyConfig{AllowPrivate: true}})
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -149,7 +152,7 @@ func (r *Relay) Restart() {
 		r.t.Fatal(err)
 	}
 	files, err := relayfiles.New(relayfiles.Config{Identity: r.id, Store: fst, Limits: relayfiles.DefaultLimits(),
-		Logger: slog.New(slog.DiscardHandler)})
+		Logger: slog.New(slog.DiscardHandler), QueueKey: srv.QueueKey, Proxy: relayfiles.ProxyConfig{AllowPrivate: true}})
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -180,3 +183,29 @@ func (r *Relay) Stop() {
 
 // FilesDir is where the relay keeps file chunks (for tamper tests).
 func (r *Relay) FilesDir() string { return filepath.Join(r.dir, "files") }
+
+// Forwarded is the number of commands the running relay ran for a proxy
+// (RFWD, queue endpoint), and Proxied the number it forwarded for its
+// own clients (PFWD): private routing's counters.
+func (r *Relay) Forwarded() int { return r.counter("wisp_relay_forwarded_in_total") }
+
+// Proxied: see Forwarded.
+func (r *Relay) Proxied() int { return r.counter("wisp_relay_proxy_forwarded_total") }
+
+func (r *Relay) counter(name string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.reg == nil {
+		return 0
+	}
+	mfs, err := r.reg.Gather()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return int(mf.GetMetric()[0].GetCounter().GetValue())
+		}
+	}
+	return 0
+}
