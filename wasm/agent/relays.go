@@ -316,6 +316,9 @@ func (r *Relays) report(addr wire.Address, up bool, err error) {
 	r.status(addr, up, err)
 }
 
+// Connected reports whether the relay's connection is up now.
+func (r *Relays) Connected(addr wire.Address) bool { return r.connected(addr) }
+
 // connected reports whether the relay's connection is up now.
 func (r *Relays) connected(addr wire.Address) bool {
 	r.mu.Lock()

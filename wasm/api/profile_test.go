@@ -127,3 +127,35 @@ func TestNewErrorCodes(t *testing.T) {
 		}
 	}
 }
+
+// TestPrivateRoutingThroughTheAPI: private routing is on for a new
+// profile, routing.set turns it off and on, the choice survives a lock,
+// and it needs an unlocked profile.
+func TestPrivateRoutingThroughTheAPI(t *testing.T) {
+	relay := relaytest.Start(t)
+	a := newTab(t, relay)
+	var id IDParams
+	a.call("profile.create", NewProfileParams{Name: "Ann"}, &id)
+	if err := a.try("routing.set", RoutingParams{Private: false}, nil); code(err) != CodeLocked {
+		t.Errorf("routing.set while locked: %v", err)
+	}
+	var info chat.ProfileInfo
+	a.call("profile.unlock", UnlockParams{ID: id.ID}, &info)
+	if !info.PrivateRouting {
+		t.Fatal("a new profile does not route privately")
+	}
+	a.call("routing.set", RoutingParams{Private: false}, &info)
+	if info.PrivateRouting {
+		t.Fatal("routing.set off did not turn it off")
+	}
+	a.call("profile.lock", nil, nil)
+	a.call("profile.unlock", UnlockParams{ID: id.ID}, &info)
+	if info.PrivateRouting {
+		t.Fatal("private routing came back on after a lock")
+	}
+	a.call("routing.set", RoutingParams{Private: true}, &info)
+	a.call("profile.info", nil, &info)
+	if !info.PrivateRouting {
+		t.Fatal("routing.set on did not turn it on")
+	}
+}

@@ -602,6 +602,10 @@ func TestContactLeftPeerDeleted(t *testing.T) {
 	r1, r2 := relaytest.Start(t), relaytest.Start(t)
 	ann := newUser(t, "Ann", "", r1) // receives on r1
 	bob := newUser(t, "Bob", "", r2) // receives on r2: Ann sends there
+	// Each side reaches the other's relay directly here, so that one's
+	// own relay being down does not stop it (private routing would send
+	// everything through it: TestPrivateRouting).
+	directRouting(t, ann, bob)
 	ab, ba := connect(t, ann, bob, false)
 	sent, err := ann.p.SendText(ctxT(t), ab, "before")
 	if err != nil {
@@ -627,6 +631,7 @@ func TestContactLeftAuth(t *testing.T) {
 	r1, r2 := relaytest.Start(t), relaytest.Start(t)
 	ann := newUser(t, "Ann", "", r1)
 	bob := newUser(t, "Bob", "", r2)
+	directRouting(t, ann, bob) // Ann reaches r2 while r1 is down
 	ab, ba := connect(t, ann, bob, false)
 	sent, err := ann.p.SendText(ctxT(t), ab, "before")
 	if err != nil {

@@ -17,7 +17,9 @@ import (
 // with it on, the page never connects to a relay the profile did not list.
 
 // route is the agent pool's Routing: a relay of ours is reached directly,
-// any other through our receiving relay (or the first one listed).
+// any other through one of ours: the receiving relay, or when it is not
+// connected now another of ours that is (all of them know our address
+// already), else the receiving relay still (the command waits for it).
 func (p *Profile) route(dest wire.Address) (wire.Address, bool) {
 	p.mu.Lock()
 	direct, relays, receive := p.rec.DirectRouting, p.rec.Relays, p.rec.Receive
@@ -25,7 +27,7 @@ func (p *Profile) route(dest wire.Address) (wire.Address, bool) {
 	if direct {
 		return wire.Address{}, false
 	}
-	var proxy wire.Address
+	var own []wire.Address
 	for _, r := range relays {
 		a, err := wire.ParseAddress(r)
 		if err != nil {
@@ -34,11 +36,21 @@ func (p *Profile) route(dest wire.Address) (wire.Address, bool) {
 		if a.KeyHash == dest.KeyHash {
 			return wire.Address{}, false
 		}
-		if r == receive || proxy == (wire.Address{}) {
-			proxy = a
+		if r == receive {
+			own = append([]wire.Address{a}, own...)
+		} else {
+			own = append(own, a)
 		}
 	}
-	return proxy, true
+	if len(own) == 0 {
+		return wire.Address{}, true
+	}
+	for _, a := range own {
+		if p.relays.Connected(a) {
+			return a, true
+		}
+	}
+	return own[0], true
 }
 
 // SetPrivateRouting turns private routing on or off for this profile.

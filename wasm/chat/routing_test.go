@@ -12,6 +12,16 @@ import (
 	"github.com/wisp-chat/wisp/wasm/internal/relaytest"
 )
 
+// directRouting turns private routing off for us.
+func directRouting(t testing.TB, us ...*user) {
+	t.Helper()
+	for _, u := range us {
+		if err := u.p.SetPrivateRouting(false); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // relaysSeen lists the relays u's pool reported on (it reports every
 // relay it dials) and the relays it holds file clients for.
 func relaysSeen(u *user) []string {

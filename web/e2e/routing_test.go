@@ -255,3 +255,41 @@ func BenchmarkFileRouting(b *testing.B) {
 		b.ReportMetric(routedMs, "ms-routed-text")
 	}
 }
+
+// BenchmarkRoutingLatency measures Enter in one tab → the message shown
+// in the other (same clock: the test's), 20 messages each way, for a
+// direct pair and a privately routed pair in the same round, and reports
+// the median and p95 of each.
+func BenchmarkRoutingLatency(b *testing.B) {
+	measure := func(x, y *tab, label string) []float64 {
+		var ms []float64
+		for i := range 20 {
+			from, to := x, y
+			if i%2 == 1 {
+				from, to = y, x
+			}
+			text := fmt.Sprintf("%s %d", label, i)
+			start := time.Now()
+			from.send(text)
+			to.waitJS(fmt.Sprintf(`[...document.querySelectorAll("#messages .msg.in .text")].some(e => e.textContent === %q)`, text), 30*time.Second, text)
+			ms = append(ms, float64(time.Since(start).Microseconds())/1000)
+		}
+		slices.Sort(ms)
+		return ms
+	}
+	for b.Loop() {
+		_, base := hostWithTwoRelays(b)
+		da, db := aliceAndBob(b, base)
+		direct := measure(da, db, "direct")
+		da.close()
+		db.close()
+		ra, rb := peopleOnOwnRelays(b)
+		routed := measure(ra, rb, "routed")
+		ra.close()
+		rb.close()
+		b.ReportMetric(direct[len(direct)/2], "ms-p50-direct")
+		b.ReportMetric(direct[len(direct)*95/100], "ms-p95-direct")
+		b.ReportMetric(routed[len(routed)/2], "ms-p50-routed")
+		b.ReportMetric(routed[len(routed)*95/100], "ms-p95-routed")
+	}
+}
