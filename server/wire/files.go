@@ -101,7 +101,7 @@ type ChunkRecipientID struct {
 //	RKEY  Fwd.DHKey (proxy ephemeral)
 //	FKEY  Fwd.Identity, Fwd.DHKey, Fwd.KeySig
 //	RFWD  Class, Data (FileForwardLayerSize)
-//	RRES  Data (FileAnswerLayerSize(class)), in a frame of the class
+//	RRES  Data (FileAnswerSealedSize(class) + LayerOverhead), in a frame of the class
 type FileCommand struct {
 	Kind       FileKind
 	Class      ChunkClass
