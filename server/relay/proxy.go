@@ -2,11 +2,8 @@ package relay
 
 import (
 	"context"
-	"crypto/ecdh"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"errors"
 	"net/netip"
 	"time"
 
@@ -98,10 +95,9 @@ func (q queueSession) Close() error { return q.c.Close() }
 // layer key. The route ends with the connection: a reconnected session
 // has no forward key (the destination would answer ROUTE).
 func openQueueRoute(ctx context.Context, dest wire.Address, opts client.Options, dead func()) (routes.Session, routes.Key, *[32]byte, error) {
-	var key routes.Key
 	c, err := client.Dial(ctx, dest, opts)
 	if err != nil {
-		return nil, key, nil, err
+		return nil, routes.Key{}, nil, err
 	}
 	go func() {
 		for ev := range c.Events() {
@@ -110,28 +106,12 @@ func openQueueRoute(ctx context.Context, dest wire.Address, opts client.Options,
 			}
 		}
 	}()
-	layer, err := forwardKey(ctx, &key, c.ForwardKey)
+	key, layer, err := routes.Handshake(ctx, c.ForwardKey)
 	if err != nil {
 		_ = c.Close()
 		return nil, key, nil, err
 	}
 	return queueSession{c}, key, layer, nil
-}
-
-// forwardKey runs RKEY with a fresh ephemeral key through ask and
-// derives the layer key from the answer.
-func forwardKey(ctx context.Context, key *routes.Key, ask func(context.Context, *ecdh.PrivateKey) ([32]byte, [32]byte, [64]byte, error)) (*[32]byte, error) {
-	eph, err := ecdh.X25519().GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	key.Identity, key.Fwd, key.Sig, err = ask(ctx, eph)
-	if err != nil {
-		return nil, err
-	}
-	var ephPub [wire.KeySize]byte
-	copy(ephPub[:], eph.PublicKey().Bytes())
-	return wire.LayerKey(eph, key.Fwd, ephPub, key.Fwd)
 }
 
 // proxyCommand runs PRXY and PFWD for a client of this relay.
@@ -180,7 +160,7 @@ func (c *conn) proxyCommand(t *wire.Transmission) {
 		}
 		r, err := p.routes.Open(ctx, t.Command.Relay)
 		if err != nil {
-			c.fail(t, errCode(err))
+			c.fail(t, routes.ErrCode(err))
 			return
 		}
 		c.answer(t, wire.Command{Kind: wire.AnsPKEY, Route: r.ID, Identity: r.Key.Identity, DHKey: r.Key.Fwd, KeySig: r.Key.Sig})
@@ -194,19 +174,10 @@ func (c *conn) proxyCommand(t *wire.Transmission) {
 	c.s.cfg.Metrics.proxied()
 	res, err := p.routes.Forward(ctx, r, wire.ClassControl, t.Command.DHKey, t.Command.Body)
 	if err != nil {
-		c.fail(t, errCode(err))
+		c.fail(t, routes.ErrCode(err))
 		return
 	}
 	c.answer(t, wire.Command{Kind: wire.AnsPRES, Body: res})
-}
-
-// errCode is the code an error of the proxy answers with.
-func errCode(err error) wire.ErrCode {
-	var code wire.ErrCode
-	if errors.As(err, &code) {
-		return code
-	}
-	return wire.CodeProxy
 }
 
 // bucket is a token bucket of n tokens refilled at n per minute.

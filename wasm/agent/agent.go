@@ -137,8 +137,8 @@ type connHandle struct {
 	holdTimer *time.Timer
 	lastOld   time.Time
 	forceNext bool
-	// delay is why the outbox cannot be sent now (outbox worker; read
-	// under mu), "" when it goes out.
+	// delay is why the outbox could not be sent last time, "" when it
+	// went out (outbox worker; under mu): noteDelay reports changes.
 	delay string
 }
 
@@ -1273,8 +1273,6 @@ type Info struct {
 	ResyncError string
 	// Undecryptable counts the messages in a row that did not decrypt.
 	Undecryptable int
-	// Delay is why the outbox cannot be sent now ("" when it can).
-	Delay string
 }
 
 // Connection returns the current Info of a connection.
@@ -1294,7 +1292,6 @@ func (a *Agent) Connection(id ConnID) (Info, error) {
 		info.NextRelay = c.NextRcv.Relay
 	}
 	info.Undecryptable = int(c.BadOpens)
-	info.Delay = h.delay
 	switch {
 	case c.Resync != nil && c.Resync.Failed != "":
 		info.Resync, info.ResyncError = ResyncFailed, c.Resync.Failed

@@ -2,9 +2,7 @@ package files
 
 import (
 	"context"
-	"crypto/ecdh"
 	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -57,27 +55,17 @@ func newRoutes(s *Server) *routes.Table {
 	opts := p.Client
 	opts.Dial = routes.Dialer{AllowPrivate: p.AllowPrivate, Bind: p.Bind}.Dial()
 	open := func(ctx context.Context, dest wire.Address, _ func()) (routes.Session, routes.Key, *[32]byte, error) {
-		var key routes.Key
 		fc, err := client.DialFiles(ctx, dest, opts)
 		if err != nil {
-			return nil, key, nil, err
+			return nil, routes.Key{}, nil, err
 		}
-		eph, err := ecdh.X25519().GenerateKey(rand.Reader)
-		if err == nil {
-			key.Identity, key.Fwd, key.Sig, err = fc.ForwardKey(ctx, eph)
-		}
-		var layer *[32]byte
-		if err == nil {
-			var ephPub [wire.KeySize]byte
-			copy(ephPub[:], eph.PublicKey().Bytes())
-			layer, err = wire.LayerKey(eph, key.Fwd, ephPub, key.Fwd)
-		}
+		key, layer, err := routes.Handshake(ctx, fc.ForwardKey)
 		if err != nil {
 			_ = fc.Close()
 			return nil, key, nil, err
 		}
 		// A reconnected file session has no forward key: the destination
-		// answers ROUTE, which ends the route.
+		// answers ROUTE, which retires the route.
 		return fc, key, layer, nil
 	}
 	return routes.New(s.pctx, routes.Config{MaxRoutes: p.MaxRoutes, Idle: p.IdleRoute, Timeout: forwardTimeout}, open)
@@ -126,7 +114,7 @@ func (c *conn) proxyCommand(t *wire.FileTransmission) {
 		}
 		r, err := c.s.routes.Open(ctx, t.Command.Fwd.Relay)
 		if err != nil {
-			c.fail(t, errCode(err))
+			c.fail(t, routes.ErrCode(err))
 			return
 		}
 		ans := wire.FileCommand{Kind: wire.AnsFPKEY}
@@ -149,7 +137,7 @@ func (c *conn) proxyCommand(t *wire.FileTransmission) {
 	}
 	res, err := c.s.routes.Forward(ctx, r, class, t.Command.Fwd.DHKey, t.Command.Data)
 	if err != nil {
-		c.fail(t, errCode(err))
+		c.fail(t, routes.ErrCode(err))
 		return
 	}
 	c.answer(t, class, wire.FileCommand{Kind: wire.AnsFPRES, Data: res})
@@ -183,15 +171,6 @@ func (c *conn) prove(t *wire.FileTransmission) bool {
 	}
 	c.proven.Store(true)
 	return true
-}
-
-// errCode is the code an error of the proxy answers with.
-func errCode(err error) wire.ErrCode {
-	var code wire.ErrCode
-	if errors.As(err, &code) {
-		return code
-	}
-	return wire.CodeProxy
 }
 
 // destinationCommand runs RKEY and RFWD from a proxy.

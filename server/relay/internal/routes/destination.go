@@ -24,6 +24,7 @@ type Destination struct {
 
 	mu   sync.Mutex
 	seen map[[16]byte]struct{}
+	max  int // MaxForwardsPerKey (tests lower it)
 }
 
 // NewDestination makes a fresh forward key for a session whose proxy
@@ -34,7 +35,7 @@ func NewDestination(proxyEph [wire.KeySize]byte) (*Destination, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Destination{Priv: priv, seen: make(map[[16]byte]struct{})}
+	d := &Destination{Priv: priv, seen: make(map[[16]byte]struct{}), max: MaxForwardsPerKey}
 	copy(d.Pub[:], priv.PublicKey().Bytes())
 	d.layer, err = wire.LayerKey(priv, proxyEph, proxyEph, d.Pub)
 	if err != nil {
@@ -65,7 +66,7 @@ func (d *Destination) Admit(eph [wire.KeySize]byte) wire.ErrCode {
 	if _, dup := d.seen[id]; dup {
 		return wire.CodeProhibited
 	}
-	if len(d.seen) >= MaxForwardsPerKey {
+	if len(d.seen) >= d.max {
 		return wire.CodeRoute
 	}
 	d.seen[id] = struct{}{}

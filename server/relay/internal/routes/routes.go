@@ -18,6 +18,7 @@ package routes
 
 import (
 	"context"
+	"crypto/ecdh"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -343,6 +344,39 @@ func (t *Table) Close() {
 		go t.release(r)
 	}
 	t.wg.Wait()
+}
+
+// ForwardKeyFunc asks a destination for its session's forward key (RKEY →
+// FKEY) with the proxy's ephemeral key: client.Client.ForwardKey or
+// client.FileClient.ForwardKey.
+type ForwardKeyFunc func(context.Context, *ecdh.PrivateKey) (identity, fwd [wire.KeySize]byte, sig [wire.SignatureSize]byte, err error)
+
+// Handshake runs RKEY with a fresh ephemeral key through ask and derives
+// the layer key from the answer: the part of an Opener after the dial.
+func Handshake(ctx context.Context, ask ForwardKeyFunc) (Key, *[32]byte, error) {
+	var key Key
+	eph, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		return key, nil, err
+	}
+	key.Identity, key.Fwd, key.Sig, err = ask(ctx, eph)
+	if err != nil {
+		return key, nil, err
+	}
+	var ephPub [wire.KeySize]byte
+	copy(ephPub[:], eph.PublicKey().Bytes())
+	layer, err := wire.LayerKey(eph, key.Fwd, ephPub, key.Fwd)
+	return key, layer, err
+}
+
+// ErrCode is the code a proxy answers an error of Open or Forward with:
+// the relay code it carries, else PROXY.
+func ErrCode(err error) wire.ErrCode {
+	var code wire.ErrCode
+	if errors.As(err, &code) {
+		return code
+	}
+	return wire.CodeProxy
 }
 
 // Dialer screens and binds a proxy's outgoing connections.
