@@ -70,6 +70,18 @@ tools:
 			echo "make test needs Chromium, zbarimg and Firefox ESR: run 'sudo apt-get install -y chromium zbar-tools firefox-esr'"; exit 1; \
 		fi; \
 	fi
+	@# PostgreSQL for the relay's -store postgres:// tests (a throwaway server
+	@# on a loopback port, started by the tests themselves; see
+	@# server/internal/pgtest). Without it those tests skip, loudly.
+	@if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing postgresql with apt"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null || \
+				echo "*** could not install postgresql: the PostgreSQL store tests will be SKIPPED ***"; \
+		else \
+			echo "*** no PostgreSQL (sudo apt-get install -y postgresql): the PostgreSQL store tests will be SKIPPED ***"; \
+		fi; \
+	fi
 	@[ -x $(STATICCHECK) ] || $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 	@[ -x $(WASMBT) ] || $(GO) install github.com/agnivade/wasmbrowsertest@v0.11.0
 	@command -v npm >/dev/null || { echo "make test needs Node.js and npm (for axe-core and puppeteer-core in the browser tests)"; exit 1; }

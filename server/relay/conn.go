@@ -28,6 +28,9 @@ type subscription struct {
 	key    store.QueueKey
 	rcvID  wire.QueueID
 	boxKey [32]byte
+	// epoch orders subscriptions across the processes of a shared store
+	// (store.Shared); set before the subscription is published.
+	epoch uint64
 
 	mu       sync.Mutex
 	inflight wire.MsgID
@@ -637,6 +640,19 @@ func (c *conn) subscribe(t *wire.Transmission, k store.QueueKey, rcvID wire.Queu
 	// A repeated SUB on the same session changes nothing: WebSocket
 	// delivery is reliable, so what is in flight stays in flight.
 	if fresh {
+		if c.s.shared != nil {
+			epoch, err := c.s.shared.Subscribe(k)
+			if err != nil {
+				c.mu.Lock()
+				if c.subs != nil && c.subs[k] == sub {
+					delete(c.subs, k)
+				}
+				c.mu.Unlock()
+				c.storeFailed(t, err)
+				return
+			}
+			sub.epoch = epoch
+		}
 		c.s.mu.Lock()
 		old := c.s.subs[k]
 		c.s.subs[k] = sub
@@ -646,6 +662,15 @@ func (c *conn) subscribe(t *wire.Transmission, k store.QueueKey, rcvID wire.Queu
 		}
 	}
 	c.answer(t, wire.Command{Kind: wire.AnsOK})
+	if fresh && c.s.shared != nil {
+		// Another process may have subscribed after this one's epoch was
+		// taken, and its event come before this subscription was in
+		// s.subs: then this one is already stale.
+		if e, err := c.s.shared.Epoch(k); err != nil || e > sub.epoch {
+			c.s.endShared(k, sub)
+			return
+		}
+	}
 	c.s.deliverIfIdle(k)
 }
 

@@ -20,8 +20,12 @@ import (
 	"github.com/wisp-chat/wisp/server/wire"
 )
 
-// Store is what the relay needs from durable storage; *store.Store
-// implements it. Every method is safe for concurrent use, and PutQueued,
+// Store is what the relay needs from durable storage; every
+// store.Backend (bbolt's *store.Store, PostgreSQL's *pgstore.Store)
+// implements it. A Store that also implements store.Shared is shared by
+// several relay processes: the server then follows its events, so that
+// a message stored through any process reaches a subscriber on this one,
+// and a subscription taken on another process ends this one's (END). Every method is safe for concurrent use, and PutQueued,
 // Ack, Create, Secure, Suspend and Delete are durable when they return
 // nil. PutQueued calls queued once the message has its place in the
 // queue's order (a later PutQueued to the same queue stores after it),
@@ -73,6 +77,8 @@ type Server struct {
 	identityPub []byte
 	keyHash     wire.KeyHash
 	proxy       *proxy
+	// shared is the store's cross-process side, or nil (one process).
+	shared store.Shared
 
 	mu       sync.Mutex
 	subs     map[store.QueueKey]*subscription
@@ -138,6 +144,10 @@ func New(cfg Config) (*Server, error) {
 			}
 		}
 	})
+	if sh, ok := cfg.Store.(store.Shared); ok {
+		s.shared = sh
+		s.wg.Go(func() { _ = sh.Events(s.ctx, s.onEvent) })
+	}
 	s.newBudget = budget{perAddr: cfg.Limits.NewPerMinuteAddr, perRelay: cfg.Limits.NewPerMinuteRelay}
 	s.wg.Go(func() {
 		retention.Loop(s.ctx, s.cfg.Limits.SweepInterval, s.log, "retention sweep", s.Sweep)

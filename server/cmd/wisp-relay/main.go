@@ -75,7 +75,9 @@ import (
 	"github.com/wisp-chat/wisp/server/relay"
 	"github.com/wisp-chat/wisp/server/relay/boltcheck"
 	"github.com/wisp-chat/wisp/server/relay/files"
+	"github.com/wisp-chat/wisp/server/relay/files/pgfiles"
 	"github.com/wisp-chat/wisp/server/relay/store"
+	"github.com/wisp-chat/wisp/server/relay/store/pgstore"
 	"github.com/wisp-chat/wisp/server/wire"
 	"golang.org/x/crypto/acme/autocert"
 )
@@ -104,6 +106,10 @@ type config struct {
 	proxyOff     bool
 	proxyPrivate bool
 	proxyBind    string
+	// storeURL, when set, is a PostgreSQL URL: queues, chunk records and
+	// the identity live there, shared by every process given the same
+	// URL (and the same -files folder).
+	storeURL string
 }
 
 func main() {
@@ -131,9 +137,14 @@ func main() {
 	flag.BoolVar(&cfg.proxyOff, "proxy-off", false, "do not forward commands for this relay's clients to other relays (private routing)")
 	flag.BoolVar(&cfg.proxyPrivate, "proxy-private", false, "let private routing reach relays on loopback and private addresses (development, tests, relays on one private network); off, only public addresses are contacted")
 	flag.StringVar(&cfg.proxyBind, "proxy-bind", "", "local IP address for connections to other relays (private routing)")
+	flag.StringVar(&cfg.storeURL, "store", "", "PostgreSQL URL (postgres://user@host/db) holding queues, chunk records and the relay identity, shared by every relay process given the same URL and -files folder (default: bbolt files in -data)")
 	flag.Parse()
 	cfg.shutdownTimeout = 10 * time.Second
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if cfg.check && cfg.storeURL != "" {
+		log.Error("-check checks the bbolt store files; a PostgreSQL store is checked with PostgreSQL's own tools")
+		os.Exit(2)
+	}
 	if cfg.check {
 		if err := checkStores(cfg, os.Stdout); err != nil {
 			log.Error("store check failed", "err", err)
@@ -401,30 +412,11 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err := os.MkdirAll(cfg.data, 0o700); err != nil {
 		return err
 	}
-	id, hadIdentity, err := readIdentity(cfg.data)
+	id, st, fst, closeStores, err := openStores(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	if err := verifyStores(cfg, hadIdentity, log); err != nil {
-		return err
-	}
-	st, err := store.OpenWith(filepath.Join(cfg.data, "queues.db"), store.Options{MaxBytes: cfg.maxStoreBytes})
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	fst, err := openFilesStore(cfg)
-	if err != nil {
-		return err
-	}
-	defer fst.Close()
-	// The identity comes last on a first start: a relay with an identity
-	// always has its stores.
-	if !hadIdentity {
-		if id, err = createIdentity(cfg.data); err != nil {
-			return err
-		}
-	}
+	defer closeStores()
 
 	maxConns := fitMaxConns(cfg.maxConns, log)
 	limits := relay.DefaultLimits()
@@ -545,17 +537,85 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	return serveErr
 }
 
-// openFilesStore opens the file chunk store.
-func openFilesStore(cfg config) (*files.Store, error) {
-	dir := cfg.filesDir
-	if dir == "" {
-		dir = filepath.Join(cfg.data, "files")
+// openStores returns the relay identity and its two stores: bbolt
+// files in -data, or PostgreSQL (-store) with the chunk bytes in -files.
+// closeStores closes both.
+func openStores(ctx context.Context, cfg config, log *slog.Logger) (id ed25519.PrivateKey, st store.Backend, fst files.Backend, closeStores func(), err error) {
+	if cfg.storeURL != "" {
+		return openShared(ctx, cfg)
 	}
-	return files.OpenStore(dir, cfg.filesQuota)
+	id, hadIdentity, err := readIdentity(cfg.data)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if err := verifyStores(cfg, hadIdentity, log); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	bst, err := store.OpenWith(filepath.Join(cfg.data, "queues.db"), store.Options{MaxBytes: cfg.maxStoreBytes})
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	bfst, err := files.OpenStore(filesDir(cfg), cfg.filesQuota)
+	if err != nil {
+		_ = bst.Close()
+		return nil, nil, nil, nil, err
+	}
+	closeStores = func() { _ = bfst.Close(); _ = bst.Close() }
+	// The identity comes last on a first start: a relay with an identity
+	// always has its stores.
+	if !hadIdentity {
+		if id, err = createIdentity(cfg.data); err != nil {
+			closeStores()
+			return nil, nil, nil, nil, err
+		}
+	}
+	return id, bst, bfst, closeStores, nil
+}
+
+// openShared opens the PostgreSQL stores. The identity is the one in
+// the database; the first process to start stores DATA/identity.key
+// there when it has one (a relay moving to PostgreSQL keeps its
+// address), else a new key.
+func openShared(ctx context.Context, cfg config) (ed25519.PrivateKey, store.Backend, files.Backend, func(), error) {
+	octx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	pst, err := pgstore.Open(octx, cfg.storeURL, store.Options{MaxBytes: cfg.maxStoreBytes})
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	id, err := pst.Identity(func() (ed25519.PrivateKey, error) {
+		key, exists, err := readIdentity(cfg.data)
+		if err != nil || exists {
+			return key, err
+		}
+		seed := make([]byte, ed25519.SeedSize)
+		if _, err := rand.Read(seed); err != nil {
+			return nil, err
+		}
+		return ed25519.NewKeyFromSeed(seed), nil
+	})
+	if err != nil {
+		_ = pst.Close()
+		return nil, nil, nil, nil, err
+	}
+	pfst, err := pgfiles.Open(octx, cfg.storeURL, filesDir(cfg), cfg.filesQuota)
+	if err != nil {
+		_ = pst.Close()
+		return nil, nil, nil, nil, err
+	}
+	return id, pst, pfst, func() { _ = pfst.Close(); _ = pst.Close() }, nil
+}
+
+// filesDir is the chunk folder: -files, or DATA/files.
+func filesDir(cfg config) string {
+	if cfg.filesDir == "" {
+		return filepath.Join(cfg.data, "files")
+	}
+	return cfg.filesDir
 }
 
 // newFilesServer returns the file chunk endpoint.
-func newFilesServer(cfg config, id ed25519.PrivateKey, st *files.Store, queueKey func(wire.QueueID) ([wire.KeySize]byte, error), log *slog.Logger) (*files.Server, error) {
+func newFilesServer(cfg config, id ed25519.PrivateKey, st files.Backend, queueKey func(wire.QueueID) ([wire.KeySize]byte, error), log *slog.Logger) (*files.Server, error) {
 	limits := files.DefaultLimits()
 	limits.Retention = cfg.filesRetention
 	limits.SweepInterval = min(limits.SweepInterval, cfg.filesRetention)

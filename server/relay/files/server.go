@@ -1,6 +1,8 @@
 // Package files is the relay's file chunk store: the wire.FilesPath
-// WebSocket endpoint and the durable Store behind it (SPEC.md, "File
-// chunks").
+// WebSocket endpoint and the durable Backend behind it (SPEC.md, "File
+// chunks"): Store (bbolt and a directory, one relay process), or
+// pgfiles.Store (PostgreSQL and a shared directory, several relay
+// processes behind one address).
 //
 // The relay binary serves it next to the queue endpoint:
 //
@@ -126,7 +128,9 @@ type Config struct {
 	// Identity is the relay's long-term Ed25519 key, the same as the
 	// queue endpoint's.
 	Identity ed25519.PrivateKey
-	Store    *Store
+	// Store holds the chunks: a *Store, or a pgfiles.Store shared with
+	// other relay processes.
+	Store Backend
 	// Password, if not empty, is required in FNEW.
 	Password []byte
 	Limits   Limits

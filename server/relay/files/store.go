@@ -13,10 +13,12 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wisp-chat/wisp/server/wire"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Errors the store returns; the server maps them to wire error codes.
@@ -54,8 +56,11 @@ type Chunk struct {
 	Uploaded   bool
 	Digest     [32]byte // SHA-256 of the stored bytes, once Uploaded
 	// Remaining is the number of recipients that have not acknowledged.
-	Remaining  int
-	file       [16]byte
+	Remaining int
+	// File names the file that holds the chunk's bytes in the backend's
+	// directory: random, chosen by the backend (the value given to Create
+	// is ignored), and read by Read. It is not derived from any ID.
+	File       [16]byte
 	recipients []RecipientKey
 }
 
@@ -125,7 +130,7 @@ func (c *Chunk) marshal() []byte {
 	o += copy(b[o:], c.SenderAuth[:])
 	binary.BigEndian.PutUint64(b[o:], uint64(c.Created.Unix()))
 	o += 8
-	o += copy(b[o:], c.file[:])
+	o += copy(b[o:], c.File[:])
 	o += copy(b[o:], c.Digest[:])
 	binary.BigEndian.PutUint16(b[o:], uint16(len(c.recipients)))
 	binary.BigEndian.PutUint16(b[o+2:], uint16(c.Remaining))
@@ -145,7 +150,7 @@ func unmarshalChunk(b []byte) (Chunk, error) {
 	o += copy(c.SenderAuth[:], b[o:])
 	c.Created = time.Unix(int64(binary.BigEndian.Uint64(b[o:])), 0)
 	o += 8
-	o += copy(c.file[:], b[o:])
+	o += copy(c.File[:], b[o:])
 	o += copy(c.Digest[:], b[o:])
 	n := int(binary.BigEndian.Uint16(b[o:]))
 	c.Remaining = int(binary.BigEndian.Uint16(b[o+2:]))
@@ -173,11 +178,14 @@ func expiryKey(created time.Time, k SenderKey) []byte {
 // chunk nobody uploads costs only its records, and is indexed by creation
 // time so that ExpireUnfilled deletes it soon.
 type Store struct {
-	dir   string
-	db    *bolt.DB
-	quota int64
-	locks [lockStripes]sync.Mutex
+	dir    string
+	db     *bolt.DB
+	quota  int64
+	locks  [lockStripes]sync.Mutex
+	closed atomic.Bool
 }
+
+var _ Backend = (*Store)(nil)
 
 // OpenStore opens or creates the store in dir (chunks.db, chunks/, tmp/).
 // quota is the most bytes (chunk bytes and metadata) the store holds.
@@ -259,8 +267,25 @@ func recount(tx *bolt.Tx) error {
 	return nil
 }
 
-// Close closes the metadata file.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the metadata file; the store's methods return ErrClosed
+// from then on. Closing again does nothing.
+func (s *Store) Close() error {
+	s.closed.Store(true)
+	return s.db.Close()
+}
+
+// view and batch run a bbolt transaction, as db.View and db.Batch; once
+// the store is closed they return ErrClosed.
+func (s *Store) view(fn func(*bolt.Tx) error) error { return closedErr(s.db.View(fn)) }
+
+func (s *Store) batch(fn func(*bolt.Tx) error) error { return closedErr(s.db.Batch(fn)) }
+
+func closedErr(err error) error {
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return ErrClosed
+	}
+	return err
+}
 
 // lockChunk takes the lock that serialises writing and deleting the
 // chunk's file, then reads its record.
@@ -280,7 +305,7 @@ func (s *Store) lockChunk(k SenderKey) (c Chunk, unlock func(), err error) {
 }
 
 func (s *Store) path(c *Chunk) string {
-	h := hex.EncodeToString(c.file[:])
+	h := hex.EncodeToString(c.File[:])
 	return filepath.Join(s.dir, "chunks", h[:2], h)
 }
 
@@ -310,7 +335,7 @@ func (s *Store) Create(k SenderKey, c Chunk, rcpts map[RecipientKey]Recipient) e
 	if !c.Class.Valid() || len(rcpts) == 0 || len(rcpts) > wire.MaxChunkRecipients {
 		return fmt.Errorf("files: bad chunk record")
 	}
-	if _, err := rand.Read(c.file[:]); err != nil {
+	if _, err := rand.Read(c.File[:]); err != nil {
 		return fmt.Errorf("files: file name: %w", err)
 	}
 	if c.Created.IsZero() {
@@ -322,7 +347,7 @@ func (s *Store) Create(k SenderKey, c Chunk, rcpts map[RecipientKey]Recipient) e
 		c.recipients = append(c.recipients, rk)
 	}
 	cost := c.cost()
-	return s.db.Batch(func(tx *bolt.Tx) error {
+	return s.batch(func(tx *bolt.Tx) error {
 		if counter(tx, keyBytes)+cost > s.quota {
 			return ErrQuota
 		}
@@ -358,7 +383,7 @@ func (s *Store) Create(k SenderKey, c Chunk, rcpts map[RecipientKey]Recipient) e
 // BySender returns the chunk record of a sender key.
 func (s *Store) BySender(k SenderKey) (Chunk, error) {
 	var c Chunk
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		var err error
 		c, err = getChunk(tx, k)
 		return err
@@ -370,7 +395,7 @@ func (s *Store) BySender(k SenderKey) (Chunk, error) {
 func (s *Store) ByRecipient(rk RecipientKey) (Recipient, Chunk, error) {
 	var r Recipient
 	var c Chunk
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketRecipients).Get(rk[:])
 		if len(v) != recipientSize {
 			return ErrNotFound
@@ -419,7 +444,7 @@ func (s *Store) Put(k SenderKey, data []byte) error {
 	if err := s.writeFile(path, data); err != nil {
 		return err
 	}
-	err = s.db.Batch(func(tx *bolt.Tx) error {
+	err = s.batch(func(tx *bolt.Tx) error {
 		c, err := getChunk(tx, k)
 		if err != nil {
 			return err
@@ -490,6 +515,9 @@ func syncDir(dir string) error {
 // against the digest taken at upload: a file changed on disk is
 // ErrCorrupt, a chunk not uploaded yet is ErrNotReady.
 func (s *Store) Read(c *Chunk) ([]byte, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
 	if !c.Uploaded {
 		return nil, ErrNotReady
 	}
@@ -512,7 +540,7 @@ func (s *Store) Read(c *Chunk) ([]byte, error) {
 func (s *Store) Ack(rk RecipientKey) error {
 	var k SenderKey
 	var last bool
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err := s.batch(func(tx *bolt.Tx) error {
 		rs := tx.Bucket(bucketRecipients)
 		v := rs.Get(rk[:])
 		if len(v) != recipientSize {
@@ -572,7 +600,7 @@ func (s *Store) delete(k SenderKey, unfilled bool) (bool, error) {
 	if err := os.Remove(s.path(&c)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false, fmt.Errorf("files: removing chunk: %w", err)
 	}
-	err = s.db.Batch(func(tx *bolt.Tx) error {
+	err = s.batch(func(tx *bolt.Tx) error {
 		c, err := getChunk(tx, k)
 		if err != nil {
 			return err
@@ -622,7 +650,7 @@ func (s *Store) ExpireUnfilled(cutoff time.Time, limit int) (int, error) {
 
 func (s *Store) expire(index []byte, cutoff time.Time, limit int, unfilled bool) (int, error) {
 	var due [][]byte
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(index).Cursor()
 		for ek, _ := c.First(); ek != nil && len(due) < limit; ek, _ = c.Next() {
 			if len(ek) != 40 || int64(binary.BigEndian.Uint64(ek)) >= cutoff.Unix() {
@@ -644,7 +672,7 @@ func (s *Store) expire(index []byte, cutoff time.Time, limit int, unfilled bool)
 		case errors.Is(err, ErrNotFound):
 			// Deleted meanwhile; an index entry left without its chunk
 			// (which no write leaves) must not stop later sweeps.
-			err = s.db.Batch(func(tx *bolt.Tx) error { return tx.Bucket(index).Delete(ek) })
+			err = s.batch(func(tx *bolt.Tx) error { return tx.Bucket(index).Delete(ek) })
 		}
 	}
 	return n, err
@@ -653,7 +681,7 @@ func (s *Store) expire(index []byte, cutoff time.Time, limit int, unfilled bool)
 // Usage returns the bytes charged against the quota (chunk bytes stored
 // and the metadata of every chunk) and the number of chunks.
 func (s *Store) Usage() (used, chunks int64, err error) {
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *bolt.Tx) error {
 		used, chunks = counter(tx, keyBytes), counter(tx, keyCount)
 		return nil
 	})

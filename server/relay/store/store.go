@@ -109,11 +109,15 @@ const (
 	msgHeader     = wire.IDSize + 8 + 1
 	// maxGroup bounds how many writes share one transaction.
 	maxGroup = 512
-	// queueCost and msgCost are what a queue record and a message's
-	// header count against Options.MaxBytes besides the body: the
-	// record, its keys and its index entries.
-	queueCost = recordSize + 32 + 2*32
-	msgCost   = msgHeader + 40 + 48
+)
+
+// QueueCost and MsgCost are what a queue and a message count against
+// Options.MaxBytes besides the message body (SPEC §8: 246 and 121
+// bytes, the bbolt record, its keys and its index entries). Every
+// backend counts the same, so one -max-store-bytes means the same.
+const (
+	QueueCost = recordSize + 32 + 2*32
+	MsgCost   = msgHeader + 40 + 48
 )
 
 func (q *Queue) marshal() []byte {
@@ -198,7 +202,7 @@ func unmarshalMsg(b []byte) (Message, error) {
 // Options configure a Store.
 type Options struct {
 	// MaxBytes bounds what the store holds: message bodies plus a fixed
-	// cost per queue and per message (queueCost, msgCost). Create and Put
+	// cost per queue and per message (QueueCost, MsgCost). Create and Put
 	// beyond it return ErrFull. Zero means no bound.
 	MaxBytes int64
 }
@@ -420,7 +424,7 @@ func (s *Store) Create(k QueueKey, snd SenderKey, q Queue) error {
 		if qs.Get(k[:]) != nil || ss.Get(snd[:]) != nil {
 			return errLogical{ErrExists}
 		}
-		if err := s.reserve(tx, queueCost); err != nil {
+		if err := s.reserve(tx, QueueCost); err != nil {
 			return err
 		}
 		if err := ss.Put(snd[:], k[:]); err != nil {
@@ -516,7 +520,7 @@ func (s *Store) Delete(k QueueKey) error {
 		}
 		msgs, exp := tx.Bucket(bucketMsgs), tx.Bucket(bucketExpiry)
 		c := msgs.Cursor()
-		n, size := int64(0), int64(queueCost)
+		n, size := int64(0), int64(QueueCost)
 		for mk, v := c.Seek(k[:]); mk != nil && [32]byte(mk[:32]) == k; mk, v = c.Seek(k[:]) {
 			m, err := unmarshalMsg(v)
 			if err != nil {
@@ -529,7 +533,7 @@ func (s *Store) Delete(k QueueKey) error {
 				return err
 			}
 			n++
-			size += msgCost + int64(len(m.Body))
+			size += MsgCost + int64(len(m.Body))
 		}
 		if err := tx.Bucket(bucketSenders).Delete(q.sender[:]); err != nil {
 			return err
@@ -577,7 +581,7 @@ func (s *Store) PutQueued(k QueueKey, m Message, quota uint32, queued func()) er
 			m = Message{ID: m.ID, Time: m.Time, Quota: true}
 			q.marker = true
 		}
-		if err := s.reserve(tx, msgCost+int64(len(m.Body))); err != nil {
+		if err := s.reserve(tx, MsgCost+int64(len(m.Body))); err != nil {
 			return err
 		}
 		if !full {
@@ -677,7 +681,7 @@ func removeMsg(tx *bolt.Tx, q *Queue, mk []byte, m *Message) error {
 	if err := tx.Bucket(bucketMsgs).Delete(mk); err != nil {
 		return err
 	}
-	if err := addCounter(tx, keyBytes, -(msgCost + int64(len(m.Body)))); err != nil {
+	if err := addCounter(tx, keyBytes, -(MsgCost + int64(len(m.Body)))); err != nil {
 		return err
 	}
 	return addCounter(tx, keyMsgCount, -1)
