@@ -70,7 +70,7 @@ func runFiles(args []string) error {
 	if err != nil {
 		return err
 	}
-	bare, baddr, err := startChild(self, "bare address: ", "bare-files-server")
+	bare, baddr, err := startChild(nil, self, "bare address: ", "bare-files-server")
 	if err != nil {
 		return err
 	}

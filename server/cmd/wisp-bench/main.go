@@ -2,6 +2,7 @@
 // baseline measured in the same run.
 //
 //	wisp-bench relay (-addr wisp://... | -spawn) [-proxy] [-lockstep] -conns 100 -queues 1000 -msgs 10 -size 16000
+//	wisp-bench relay -cluster [-store postgres://...] [-lockstep] -conns 100 -queues 1000 -msgs 10 -size 16000
 //	wisp-bench idle  (-addr wisp://... | -spawn) -conns 10000
 //	wisp-bench files (-addr wisp://... | -spawn) -size 104857600 -chunk 1048576 -inflight 4
 //	wisp-bench flood (-addr wisp://... | -spawn) -attackers 3 -queues 16 -gets 9000 -duration 15s
@@ -29,6 +30,27 @@
 // 1 − routes opened/commands forwarded, read from its -metrics endpoint
 // (SKEYs included), its CPU and RSS; with -spawn the relay under test
 // serves -metrics too and its forwarded_in count is shown.
+//
+// relay -cluster compares stores in one run (implies -spawn; -conns
+// must be even): (a) bbolt, one relay process, as without -cluster;
+// (b) PostgreSQL, one process on a new database; (c) PostgreSQL, two
+// processes on one new database with a shared temporary -files folder,
+// connection i on process i%2, so that every queue's recipient
+// (connection i%conns) and sender (the next connection) are on different
+// processes and each message crosses LISTEN/NOTIFY; (d) the echo
+// baseline. The PostgreSQL server is a throwaway one (server/internal/
+// pgtest, fsync on) started first and removed at the end, or the loopback
+// server of -store URL, where each run's database is created new (the
+// URL's role needs CREATEDB) and dropped afterwards; nothing else there
+// is written to or dropped. Each run reports msgs/s, SEND→MSG
+// percentiles, the relay processes' CPU seconds summed and RSS summed,
+// for (b) and (c) the CPU seconds of the PostgreSQL server (its
+// postmaster and every process under it, found from the PID of a session
+// on the run's database, pg_backend_pid(); with -store it includes
+// whatever else that server did meanwhile), all over the whole drive
+// (connections, NEW, SKEY, SUB, SEND, ACK), and msgs/s over the
+// baseline's. The JSON's top-level figures are run (a)'s, and "runs"
+// lists all three.
 //
 // idle: opens -conns connections that each create and subscribe one queue,
 // then stay idle, and reports the relay's memory per connection next to
@@ -157,7 +179,7 @@ func (t *target) spawnRelay() (cleanup func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	c, addr, cleanup, err := spawnRelayProcess(bin, t.extra...)
+	c, addr, cleanup, err := spawnRelayProcess(bin, nil, t.extra...)
 	if err != nil {
 		return nil, err
 	}
@@ -184,8 +206,10 @@ func relayBin(given string) (string, error) {
 }
 
 // spawnRelayProcess starts wisp-relay on a free loopback port with a
-// temporary data directory and the extra flags, and returns its address.
-func spawnRelayProcess(bin string, extra ...string) (*child, string, func(), error) {
+// temporary data directory, the extra flags and, beside this process's
+// environment, the variables in env ("NAME=value"), and returns its
+// address.
+func spawnRelayProcess(bin string, env []string, extra ...string) (*child, string, func(), error) {
 	dir, err := os.MkdirTemp("", "wisp-bench-relay-")
 	if err != nil {
 		return nil, "", nil, err
@@ -193,7 +217,7 @@ func spawnRelayProcess(bin string, extra ...string) (*child, string, func(), err
 	args := append([]string{"-listen", "127.0.0.1:0", "-data", dir,
 		// A benchmark creates its queues from one address as fast as it can.
 		"-new-per-minute", "1000000", "-new-per-addr", "0", "-new-per-relay", "0"}, extra...)
-	c, line, err := startChild(bin, "relay address: ", args...)
+	c, line, err := startChild(env, bin, "relay address: ", args...)
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, "", nil, err
@@ -209,9 +233,13 @@ func fileExists(p string) bool {
 // child is a spawned server process.
 type child struct{ cmd *exec.Cmd }
 
-// startChild starts a server and waits for its line starting with prefix.
-func startChild(bin, prefix string, args ...string) (*child, string, error) {
+// startChild starts a server, with env ("NAME=value") added to this
+// process's environment, and waits for its line starting with prefix.
+func startChild(env []string, bin, prefix string, args ...string) (*child, string, error) {
 	cmd := exec.Command(bin, args...)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -264,20 +292,53 @@ func (c *child) cpu() time.Duration {
 	if c == nil {
 		return 0
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.cmd.Process.Pid))
+	st, err := readProcStat(c.cmd.Process.Pid)
 	if err != nil {
 		return 0
 	}
-	// Fields after the parenthesised command name; utime and stime are
-	// fields 14 and 15 of the whole line, in clock ticks (100 per second).
-	i := strings.LastIndexByte(string(b), ')')
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0
+	return st.cpu
+}
+
+// procStat is what /proc/<pid>/stat says about a process.
+type procStat struct {
+	comm string // command name (at most 15 bytes)
+	ppid int
+	// cpu is its user+system time; children is that of its children
+	// that ended and were waited for (cutime+cstime).
+	cpu, children time.Duration
+}
+
+// readProcStat reads /proc/<pid>/stat.
+func readProcStat(pid int) (procStat, error) {
+	var st procStat
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return st, err
 	}
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	s, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(u+s) * 10 * time.Millisecond
+	// "pid (comm) state ppid ...": the fields after the parenthesised
+	// command name start with field 3; utime, stime, cutime and cstime
+	// are fields 14 to 17 of the whole line, in clock ticks (100 per
+	// second).
+	i, j := strings.IndexByte(string(b), '('), strings.LastIndexByte(string(b), ')')
+	if i < 0 || j < i {
+		return st, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	st.comm = string(b[i+1 : j])
+	f := strings.Fields(string(b[j+1:]))
+	if len(f) < 15 {
+		return st, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	var n [5]int64
+	for k, idx := range []int{1, 11, 12, 13, 14} {
+		if n[k], err = strconv.ParseInt(f[idx], 10, 64); err != nil {
+			return st, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+		}
+	}
+	const tick = 10 * time.Millisecond
+	st.ppid = int(n[0])
+	st.cpu = time.Duration(n[1]+n[2]) * tick
+	st.children = time.Duration(n[3]+n[4]) * tick
+	return st, nil
 }
 
 // startBare starts this binary as a bare coder/websocket echo server.
@@ -286,7 +347,7 @@ func startBare() (*child, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	return startChild(self, "bare address: ", "bare-server")
+	return startChild(nil, self, "bare address: ", "bare-server")
 }
 
 // raiseFileLimit lifts RLIMIT_NOFILE to its hard limit (children inherit it).

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wisp-chat/wisp/server/internal/pgtest"
 )
 
 func TestPercentile(t *testing.T) {
@@ -96,6 +99,80 @@ func TestBenchRelayProxy(t *testing.T) {
 	}
 	if r := res["route_reuse"]; r != 1-1.0/16 {
 		t.Errorf("route_reuse = %v", r)
+	}
+}
+
+// TestBenchRelayCluster runs relay -cluster on a small load: bbolt with
+// one relay process, PostgreSQL (a throwaway server) with one and with
+// two processes, then the echo baseline; every run delivers every
+// message. It skips, loudly, without PostgreSQL.
+func TestBenchRelayCluster(t *testing.T) {
+	bench := benchBinary(t)
+	for _, bad := range [][]string{
+		{"relay", "-cluster", "-conns", "3"},
+		{"relay", "-spawn", "-store", "postgres://wisp@127.0.0.1/x"},
+		{"relay", "-cluster", "-store", "postgres://wisp@db.example:5432/x"},
+		{"relay", "-cluster", "-addr", "wisp://AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA@127.0.0.1:1"},
+	} {
+		if out, err := exec.Command(bench, bad...).CombinedOutput(); err == nil {
+			t.Errorf("%v accepted: %s", bad, out)
+		}
+	}
+	cmd := exec.Command(bench, "relay", "-spawn", "-cluster", "-conns", "4", "-queues", "8", "-msgs", "3", "-size", "100")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil && strings.Contains(stderr.String(), pgtest.ErrUnavailable.Error()) {
+		fmt.Fprintf(os.Stderr, "\n*** %s SKIPPED: %v ***\n\n", t.Name(), pgtest.ErrUnavailable)
+		t.Skipf("SKIPPED, no PostgreSQL: %v", pgtest.ErrUnavailable)
+	}
+	if err != nil {
+		t.Fatalf("relay -cluster: %v\n%s\n%s", err, out, stderr.Bytes())
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	var res struct {
+		MsgsPerS         float64 `json:"msgs_per_s"`
+		BaselineMsgsPerS float64 `json:"baseline_msgs_per_s"`
+		Postgres         string  `json:"postgres"`
+		Runs             []struct {
+			Name      string   `json:"name"`
+			Store     string   `json:"store"`
+			Processes int      `json:"processes"`
+			MsgsPerS  float64  `json:"msgs_per_s"`
+			P50ms     float64  `json:"p50_ms"`
+			P99ms     float64  `json:"p99_ms"`
+			RelayCPUs float64  `json:"relay_cpu_s"`
+			DBCPUs    *float64 `json:"db_cpu_s"`
+			RSSBytes  int64    `json:"rss_bytes"`
+			Ratio     float64  `json:"ratio"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
+		t.Fatalf("last line is not JSON: %q: %v", lines[len(lines)-1], err)
+	}
+	if len(lines) < 7 {
+		t.Fatalf("no table before the JSON: %q", out)
+	}
+	if len(res.Runs) != 3 {
+		t.Fatalf("%d runs, want 3: %s", len(res.Runs), lines[len(lines)-1])
+	}
+	want := []struct {
+		name, store string
+		procs       int
+	}{{"bbolt-1", "bbolt", 1}, {"postgres-1", "postgres", 1}, {"postgres-2", "postgres", 2}}
+	for i, r := range res.Runs {
+		if r.Name != want[i].name || r.Store != want[i].store || r.Processes != want[i].procs {
+			t.Errorf("run %d is %s/%s/%d, want %v", i, r.Name, r.Store, r.Processes, want[i])
+		}
+		if r.MsgsPerS <= 0 || r.P50ms <= 0 || r.P99ms < r.P50ms || r.RSSBytes <= 0 || r.Ratio <= 0 || r.RelayCPUs < 0 {
+			t.Errorf("run %s: %+v", r.Name, r)
+		}
+		if (r.DBCPUs != nil) != (r.Store == "postgres") || r.DBCPUs != nil && *r.DBCPUs < 0 {
+			t.Errorf("run %s: db_cpu_s %v", r.Name, r.DBCPUs)
+		}
+	}
+	if res.MsgsPerS != res.Runs[0].MsgsPerS || res.BaselineMsgsPerS <= 0 || res.Postgres != "pgtest" {
+		t.Errorf("top level: msgs_per_s %v (bbolt run %v), baseline %v, postgres %q", res.MsgsPerS, res.Runs[0].MsgsPerS, res.BaselineMsgsPerS, res.Postgres)
 	}
 }
 

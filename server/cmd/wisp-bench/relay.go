@@ -47,6 +47,11 @@ type relayResult struct {
 	ProxyRSSBytes     int64    `json:"proxy_rss_bytes,omitempty"`
 	ProxyCPUs         float64  `json:"proxy_cpu_s,omitempty"`
 	LimitRetries      int64    `json:"limit_retries,omitempty"` // PFWDs the proxy refused with LIMIT and sent again
+	// -cluster only: the runs in order (the fields above are then the
+	// first one's, bbolt with one process, and its ratio to the echo
+	// baseline) and where the PostgreSQL server came from.
+	Runs     []storeRun `json:"runs,omitempty"`
+	Postgres string     `json:"postgres,omitempty"` // "pgtest" (throwaway, fsync on) or "store" (the -store server)
 }
 
 func percentile(l []time.Duration, p float64) float64 {
@@ -67,12 +72,26 @@ func runRelay(args []string) error {
 	size := fs.Int("size", wire.MaxBodySize, "message body size (16-16000; 16000 fills a 16 KiB block)")
 	lockstep := fs.Bool("lockstep", false, "each queue's sender waits until its message is delivered and acknowledged before sending the next (one message in flight per queue end to end: latency without queueing behind earlier messages)")
 	viaProxy := fs.Bool("proxy", false, "private routing: spawn a second relay (-proxy-private) as the senders' proxy; senders connect to it, create one queue there and SKEY/SEND through it (ProxySecure/ProxySend)")
+	cluster := fs.Bool("cluster", false, "compare stores in one run: bbolt with one relay process, PostgreSQL with one process, PostgreSQL with two processes on one database (connection i on process i%2, so every queue's sender and recipient are on different processes), then the echo baseline; implies -spawn")
+	storeURL := fs.String("store", "", "with -cluster: a loopback PostgreSQL server (postgres://user@127.0.0.1:5432/db) to use instead of a throwaway one; each PostgreSQL run gets a new database created there (CREATEDB privilege needed) and dropped at the end, and the database of the URL itself is never written to")
 	_ = fs.Parse(args)
 	if *conns < 1 || *queues < 1 || *msgs < 1 || *size < 16 || *size > wire.MaxBodySize {
 		return errors.New("need -conns, -queues, -msgs ≥ 1 and 16 ≤ -size ≤ 16000")
 	}
+	if *storeURL != "" && !*cluster {
+		return errors.New("-store goes with -cluster")
+	}
 	if _, err := raiseFileLimit(); err != nil {
 		return err
+	}
+	if *cluster {
+		if t.addr != "" || *viaProxy {
+			return errors.New("-cluster spawns its relays: it does not go with -addr or -proxy")
+		}
+		if *conns < 2 || *conns%2 != 0 {
+			return errors.New("-cluster needs an even -conns (connection i goes to process i%2; queue i's recipient is connection i%conns and its sender the next one, on the other process)")
+		}
+		return runCluster(clusterConfig{relayBin: t.bin, storeURL: *storeURL, conns: *conns, queues: *queues, msgs: *msgs, size: *size, lockstep: *lockstep})
 	}
 	var destMetrics string
 	if *viaProxy && t.spawn {
@@ -102,7 +121,7 @@ func runRelay(args []string) error {
 	if px != nil {
 		proxyAddr = &px.addr
 	}
-	d, err := driveRelay(addr, proxyAddr, *conns, *queues, *msgs, *size, *lockstep)
+	d, err := driveRelay([]wire.Address{addr}, proxyAddr, *conns, *queues, *msgs, *size, *lockstep)
 	if err != nil {
 		return err
 	}
@@ -188,7 +207,7 @@ func startProxy(given string) (*proxyRelay, error) {
 		return nil, err
 	}
 	metrics := fmt.Sprintf("127.0.0.1:%d", port)
-	c, line, cleanup, err := spawnRelayProcess(bin, "-proxy-private", "-metrics", metrics)
+	c, line, cleanup, err := spawnRelayProcess(bin, nil, "-proxy-private", "-metrics", metrics)
 	if err != nil {
 		return nil, err
 	}
@@ -263,17 +282,24 @@ type driveResult struct {
 }
 
 // driveRelay runs the end-to-end load and returns SEND→MSG latencies.
-// With proxy, the senders are nconns more connections to the proxy
+// Connection i dials addrs[i%len(addrs)]: several addresses are
+// processes of one relay (-cluster). Queue i is created and received on
+// connection i%nconns and sent to by connection (i+1)%nconns. With proxy
+// (one address only), the senders are nconns more connections to the proxy
 // relay, each holding one queue there, that secure and send through it
 // (SPEC §12); the recipients stay on addr either way. With lockstep, a
 // queue's next SEND waits for the previous message's MSG and ACK.
-func driveRelay(addr wire.Address, proxy *wire.Address, nconns, nqueues, msgs, size int, lockstep bool) (driveResult, error) {
+func driveRelay(addrs []wire.Address, proxy *wire.Address, nconns, nqueues, msgs, size int, lockstep bool) (driveResult, error) {
 	var res driveResult
+	if len(addrs) == 0 || proxy != nil && len(addrs) != 1 {
+		return res, errors.New("driveRelay: one address with a proxy, at least one without")
+	}
+	addr := addrs[0] // the destination of forwarded commands (proxy)
 	ctx, cancel := timeout(10 * time.Minute)
 	defer cancel()
 	cs := make([]*client.Client, nconns)
 	for i := range cs {
-		c, err := client.Dial(ctx, addr, client.Options{EventBuffer: 4096})
+		c, err := client.Dial(ctx, addrs[i%len(addrs)], client.Options{EventBuffer: 4096})
 		if err != nil {
 			return res, err
 		}
