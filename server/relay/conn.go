@@ -52,7 +52,13 @@ type conn struct {
 	once    sync.Once
 
 	slots chan struct{}
-	wg    sync.WaitGroup
+	// paused is set while the read loop waits for a command slot or
+	// output room instead of reading, and pauses counts those waits: a
+	// pong cannot be read then, so a ping that times out meanwhile says
+	// nothing about the peer (sendPing).
+	paused atomic.Bool
+	pauses atomic.Uint64
+	wg     sync.WaitGroup
 	// drainMu orders starting a command (wg.Go) before a shutdown's
 	// wg.Wait: once draining is set, no command starts.
 	drainMu  sync.Mutex
@@ -172,7 +178,7 @@ func (c *conn) serve(ctx context.Context) {
 	defer c.ping.Stop()
 	for {
 		// Backpressure: no more input while the output is full.
-		if !c.waitRoom(0) {
+		if !c.waitRoomReading(0) {
 			return
 		}
 		b, ok := c.read(ctx)
@@ -197,6 +203,14 @@ func (c *conn) serve(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// pause runs wait, a wait of the read loop, marked as a pause.
+func (c *conn) pause(wait func() bool) bool {
+	c.paused.Store(true)
+	c.pauses.Add(1)
+	defer c.paused.Store(false)
+	return wait()
 }
 
 // maxConcurrentCommands bounds the commands of one connection in progress.
@@ -230,16 +244,28 @@ func (c *conn) dispatch(raw []byte) bool {
 	if cmd.t.Command.Kind == wire.CmdGET {
 		// A GET may answer with a whole MSG: it starts only when the
 		// output has room for it.
-		if !c.waitRoom(msgCost) {
+		if !c.waitRoomReading(msgCost) {
 			return false
 		}
 		cmd.reserved = msgCost
 	}
 	select {
 	case c.slots <- struct{}{}:
-	case <-c.closing:
-		c.unreserve(cmd.reserved)
-		return false
+	default:
+		// Every slot waits (on the store, most likely): the read loop
+		// waits with them.
+		ok := c.pause(func() bool {
+			select {
+			case c.slots <- struct{}{}:
+				return true
+			case <-c.closing:
+				return false
+			}
+		})
+		if !ok {
+			c.unreserve(cmd.reserved)
+			return false
+		}
 	}
 	c.drainMu.Lock()
 	defer c.drainMu.Unlock()
@@ -358,11 +384,19 @@ func (c *conn) sendPing() {
 		return
 	default:
 	}
-	pctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.Limits.PingTimeout)
-	defer cancel()
-	if err := c.ws.Ping(pctx); err != nil {
-		c.abort("ping timeout")
-		return
+	// A pong is read only by the read loop: while it waits for the
+	// store or for output room, a ping cannot be answered, and the peer
+	// is not the one to blame. A peer that stops reading is dropped by
+	// the write timeout instead.
+	before := c.pauses.Load()
+	if !c.paused.Load() {
+		pctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.Limits.PingTimeout)
+		err := c.ws.Ping(pctx)
+		cancel()
+		if err != nil && !c.paused.Load() && c.pauses.Load() == before {
+			c.abort("ping timeout")
+			return
+		}
 	}
 	c.mu.Lock()
 	c.ping.Reset(c.s.cfg.Limits.PingInterval)

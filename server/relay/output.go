@@ -30,24 +30,41 @@ const msgCost = wire.BlockPayloadSize
 // false when the connection closes first.
 func (c *conn) waitRoom(cost int) bool {
 	for {
-		c.outMu.Lock()
-		fits := c.outBytes+cost <= c.s.cfg.Limits.MaxPendingBytes
-		if cost == 0 {
-			fits = c.outBytes < c.s.cfg.Limits.MaxPendingBytes
-		}
-		if fits {
-			c.outBytes += cost
-			c.outMu.Unlock()
+		ok, room := c.tryRoom(cost)
+		if ok {
 			return true
 		}
-		room := c.room
-		c.outMu.Unlock()
 		select {
 		case <-room:
 		case <-c.closing:
 			return false
 		}
 	}
+}
+
+// tryRoom reserves cost bytes of output if they fit now; otherwise it
+// returns the channel closed when bytes are written.
+func (c *conn) tryRoom(cost int) (bool, <-chan struct{}) {
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	fits := c.outBytes+cost <= c.s.cfg.Limits.MaxPendingBytes
+	if cost == 0 {
+		fits = c.outBytes < c.s.cfg.Limits.MaxPendingBytes
+	}
+	if fits {
+		c.outBytes += cost
+		return true, nil
+	}
+	return false, c.room
+}
+
+// waitRoomReading is waitRoom for the read loop: a wait that blocks is
+// a pause (conn.pause).
+func (c *conn) waitRoomReading(cost int) bool {
+	if ok, _ := c.tryRoom(cost); ok {
+		return true
+	}
+	return c.pause(func() bool { return c.waitRoom(cost) })
 }
 
 // unreserve returns room reserved and not used. Deferred pushes that
