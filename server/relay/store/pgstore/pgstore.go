@@ -91,6 +91,53 @@ CREATE TABLE IF NOT EXISTS wisp_usage (
 	messages bigint NOT NULL
 );
 INSERT INTO wisp_usage SELECT g, 0, 0, 0 FROM generate_series(0, 15) g ON CONFLICT DO NOTHING;
+CREATE OR REPLACE FUNCTION wisp_put(p_key bytea, p_id bytea, p_ts bigint, p_body bytea, p_quota integer,
+		p_max bigint, p_cost bigint, p_shard integer, p_channel text, p_payload text) RETURNS integer AS $$
+	DECLARE
+		q record;
+		is_full boolean;
+		size bigint;
+		used bigint;
+	BEGIN
+		SELECT suspended, marker, count, next_seq INTO q FROM wisp_queues WHERE key = p_key FOR UPDATE;
+		IF NOT FOUND THEN RETURN 1; END IF;
+		IF q.suspended THEN RETURN 2; END IF;
+		IF q.marker THEN RETURN 3; END IF;
+		is_full := q.count >= p_quota;
+		IF is_full THEN p_body := ''::bytea; END IF;
+		size := p_cost + octet_length(p_body);
+		IF p_max > 0 THEN
+			SELECT coalesce(sum(bytes), 0) INTO used FROM wisp_usage;
+			IF used + size > p_max THEN RETURN 4; END IF;
+		END IF;
+		INSERT INTO wisp_messages (queue, seq, id, ts, quota, body) VALUES (p_key, q.next_seq, p_id, p_ts, is_full, p_body);
+		UPDATE wisp_queues SET next_seq = next_seq + 1, count = count + CASE WHEN is_full THEN 0 ELSE 1 END, marker = is_full
+			WHERE key = p_key;
+		UPDATE wisp_usage SET bytes = bytes + size, messages = messages + 1 WHERE shard = p_shard;
+		PERFORM pg_notify(p_channel, p_payload);
+		IF is_full THEN RETURN 3; END IF;
+		RETURN 0;
+	END
+$$ LANGUAGE plpgsql;
+CREATE OR REPLACE FUNCTION wisp_ack(p_key bytea, p_id bytea, p_cost bigint, p_shard integer, p_channel text, p_payload text,
+		OUT res integer, OUT next_id bytea, OUT next_ts bigint, OUT next_quota boolean, OUT next_body bytea) AS $$
+	DECLARE
+		h record;
+	BEGIN
+		PERFORM 1 FROM wisp_queues WHERE key = p_key FOR UPDATE;
+		IF NOT FOUND THEN res := 1; RETURN; END IF;
+		SELECT seq, id, quota, octet_length(body) AS len INTO h FROM wisp_messages WHERE queue = p_key ORDER BY seq LIMIT 1;
+		IF NOT FOUND OR h.id <> p_id THEN res := 5; RETURN; END IF;
+		DELETE FROM wisp_messages WHERE queue = p_key AND seq = h.seq;
+		UPDATE wisp_queues SET count = greatest(count - CASE WHEN h.quota THEN 0 ELSE 1 END, 0), marker = marker AND NOT h.quota
+			WHERE key = p_key;
+		UPDATE wisp_usage SET bytes = bytes - (p_cost + h.len), messages = messages - 1 WHERE shard = p_shard;
+		PERFORM pg_notify(p_channel, p_payload);
+		res := 0;
+		SELECT id, ts, quota, body INTO next_id, next_ts, next_quota, next_body
+			FROM wisp_messages WHERE queue = p_key ORDER BY seq LIMIT 1;
+	END
+$$ LANGUAGE plpgsql;
 CREATE TABLE IF NOT EXISTS wisp_identity (
 	one  boolean PRIMARY KEY CHECK (one),
 	seed bytea NOT NULL CHECK (octet_length(seed) = 32)
@@ -339,7 +386,10 @@ func scanQueue(row pgx.Row) (store.QueueKey, store.Queue, error) {
 	return store.QueueKey(k), q, nil
 }
 
-// read runs a read-only query function with an operation context.
+// read runs fn with an operation context, once more on a fresh
+// connection when the first one was lost: fn must be safe to repeat (a
+// read, or a write whose repetition changes nothing that matters: the
+// identity's insert-if-missing, a subscription epoch).
 func (s *Store) read(what string, fn func(ctx context.Context) error) error {
 	ctx, cancel, err := s.op()
 	if err != nil {
@@ -349,6 +399,27 @@ func (s *Store) read(what string, fn func(ctx context.Context) error) error {
 	err = fn(ctx)
 	if err != nil && lost(err) && !s.closed.Load() {
 		// A read is safe to repeat: once, on a fresh connection.
+		_ = s.fail(what, err)
+		err = fn(ctx)
+	}
+	if err != nil && !isLogical(err) {
+		return s.fail(what, err)
+	}
+	return err
+}
+
+// write runs one statement that changes data, with an operation
+// context. It is repeated (once, on a fresh connection) only when the
+// first try failed before anything reached the server: a write whose
+// outcome is unknown is never done twice.
+func (s *Store) write(what string, fn func(ctx context.Context) error) error {
+	ctx, cancel, err := s.op()
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	err = fn(ctx)
+	if err != nil && lost(err) && pgconn.SafeToRetry(err) && !s.closed.Load() {
 		_ = s.fail(what, err)
 		err = fn(ctx)
 	}
@@ -442,57 +513,38 @@ func (s *Store) Put(k store.QueueKey, m store.Message, quota uint32) error {
 	return s.PutQueued(k, m, quota, nil)
 }
 
+// Results of wisp_put and wisp_ack.
+var results = []error{nil, store.ErrNotFound, store.ErrSuspended, store.ErrQuota, store.ErrFull, store.ErrNoMsg}
+
+func result(code int32) error {
+	if code < 0 || int(code) >= len(results) {
+		return fmt.Errorf("pgstore: unknown result %d", code)
+	}
+	return results[code]
+}
+
 // PutQueued is Put that calls queued (when not nil) once the message
-// has its place in the queue's order: it holds the queue's row lock
-// then, so a Put to the same queue that starts later stores after it.
+// has its place in the queue's order. One statement (the function
+// wisp_put) checks, stores and notifies in one round trip and commits,
+// so queued is called when Put is done.
 func (s *Store) PutQueued(k store.QueueKey, m store.Message, quota uint32, queued func()) error {
-	return s.tx("put", func(ctx context.Context, tx pgx.Tx) error {
-		var suspended, marker bool
-		var count int32
-		var seq int64
-		err := tx.QueryRow(ctx, "SELECT suspended, marker, count, next_seq FROM wisp_queues WHERE key = $1 FOR UPDATE", k[:]).Scan(&suspended, &marker, &count, &seq)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			return store.ErrNotFound
-		case err != nil:
-			return err
-		case suspended:
-			return store.ErrSuspended
-		case marker:
-			return store.ErrQuota
-		}
-		full := uint32(count) >= quota
-		if full {
-			m = store.Message{ID: m.ID, Time: m.Time, Quota: true}
-		}
-		size := store.MsgCost + int64(len(m.Body))
-		if err := s.reserve(ctx, tx, size); err != nil {
-			return err
-		}
-		if queued != nil {
-			queued()
-		}
-		body := m.Body
-		if body == nil {
-			body = []byte{}
-		}
-		inc := int32(1)
-		if full {
-			inc = 0
-		}
-		var b pgx.Batch
-		b.Queue("INSERT INTO wisp_messages (queue, seq, id, ts, quota, body) VALUES ($1, $2, $3, $4, $5, $6)", k[:], seq, m.ID[:], m.Time.Unix(), m.Quota, body)
-		b.Queue("UPDATE wisp_queues SET next_seq = next_seq + 1, count = count + $2, marker = $3 WHERE key = $1", k[:], inc, full)
-		usage(&b, size, 0, 1)
-		s.notify(&b, 'S', k, "")
-		if err := sendBatch(ctx, tx, &b); err != nil {
-			return err
-		}
-		if full {
-			return keep{store.ErrQuota}
-		}
-		return nil
+	body := m.Body
+	if body == nil {
+		body = []byte{}
+	}
+	var code int32
+	err := s.write("put", func(ctx context.Context) error {
+		return s.pool.QueryRow(ctx, "SELECT wisp_put($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+			k[:], m.ID[:], m.Time.Unix(), body, int32(min(quota, 1<<31-1)), s.opts.MaxBytes, int64(store.MsgCost), shard(),
+			Channel, s.origin+"S"+hex.EncodeToString(k[:])).Scan(&code)
 	})
+	if err != nil {
+		return err
+	}
+	if queued != nil {
+		queued()
+	}
+	return result(code)
 }
 
 func scanMsg(row pgx.Row) (store.Message, bool, error) {
@@ -527,46 +579,33 @@ func (s *Store) Peek(k store.QueueKey) (store.Message, bool, error) {
 	return m, ok, err
 }
 
-// Ack deletes the oldest message if its ID is id, and returns the next one.
+// Ack deletes the oldest message if its ID is id, and returns the next
+// one: one statement (the function wisp_ack), one round trip.
 func (s *Store) Ack(k store.QueueKey, id wire.MsgID) (store.Message, bool, error) {
-	var next store.Message
-	var ok bool
-	err := s.tx("ack", func(ctx context.Context, tx pgx.Tx) error {
-		var one int
-		err := tx.QueryRow(ctx, "SELECT 1 FROM wisp_queues WHERE key = $1 FOR UPDATE", k[:]).Scan(&one)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return store.ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		var seq int64
-		var head []byte
-		var quota bool
-		var size int64
-		err = tx.QueryRow(ctx, "SELECT seq, id, quota, octet_length(body) FROM wisp_messages WHERE queue = $1 ORDER BY seq LIMIT 1", k[:]).Scan(&seq, &head, &quota, &size)
-		if errors.Is(err, pgx.ErrNoRows) || (err == nil && string(head) != string(id[:])) {
-			return store.ErrNoMsg
-		}
-		if err != nil {
-			return err
-		}
-		dec := int32(1)
-		if quota {
-			dec = 0
-		}
-		var b pgx.Batch
-		b.Queue("DELETE FROM wisp_messages WHERE queue = $1 AND seq = $2", k[:], seq)
-		b.Queue("UPDATE wisp_queues SET count = greatest(count - $2, 0), marker = marker AND NOT $3 WHERE key = $1", k[:], dec, quota)
-		usage(&b, -(store.MsgCost + size), 0, -1)
-		s.notify(&b, 'A', k, hex.EncodeToString(id[:]))
-		b.Queue(headQuery, k[:]).QueryRow(func(row pgx.Row) (err error) {
-			next, ok, err = scanMsg(row)
-			return err
-		})
-		return sendBatch(ctx, tx, &b)
+	var code int32
+	var nid, body []byte
+	var ts *int64
+	var quota *bool
+	err := s.write("ack", func(ctx context.Context) error {
+		return s.pool.QueryRow(ctx, "SELECT * FROM wisp_ack($1, $2, $3, $4, $5, $6)",
+			k[:], id[:], int64(store.MsgCost), shard(), Channel, s.origin+"A"+hex.EncodeToString(k[:])+hex.EncodeToString(id[:])).
+			Scan(&code, &nid, &ts, &quota, &body)
 	})
-	return next, ok, err
+	if err != nil {
+		return store.Message{}, false, err
+	}
+	if err := result(code); err != nil {
+		return store.Message{}, false, err
+	}
+	if nid == nil {
+		return store.Message{}, false, nil
+	}
+	if len(nid) != wire.IDSize || ts == nil || quota == nil {
+		return store.Message{}, false, ErrCorrupt
+	}
+	m := store.Message{Time: time.Unix(*ts, 0), Quota: *quota, Body: body}
+	copy(m.ID[:], nid)
+	return m, true, nil
 }
 
 // Expire deletes up to limit messages stored before cutoff, oldest
