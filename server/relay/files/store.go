@@ -304,9 +304,13 @@ func (s *Store) lockChunk(k SenderKey) (c Chunk, unlock func(), err error) {
 	return c, mu.Unlock, nil
 }
 
-func (s *Store) path(c *Chunk) string {
-	h := hex.EncodeToString(c.File[:])
-	return filepath.Join(s.dir, "chunks", h[:2], h)
+func (s *Store) path(c *Chunk) string { return ChunkPath(s.dir, &c.File) }
+
+// ChunkPath is where the chunk folder dir keeps the bytes of the chunk
+// whose file name is name: chunks/<first 2 hex digits>/<32 hex digits>.
+func ChunkPath(dir string, name *[16]byte) string {
+	h := hex.EncodeToString(name[:])
+	return filepath.Join(dir, "chunks", h[:2], h)
 }
 
 func counter(tx *bolt.Tx, key []byte) int64 {
@@ -469,12 +473,20 @@ func (s *Store) Put(k SenderKey, data []byte) error {
 	return err
 }
 
-func (s *Store) writeFile(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+func (s *Store) writeFile(path string, data []byte) error {
+	return WriteChunkFile(s.dir, path, data)
+}
+
+// WriteChunkFile writes a chunk's bytes to path, inside the chunk folder
+// dir: to a temporary file in dir/tmp first, synced, then renamed, and
+// the directory synced, so that path never holds a torn chunk. Both
+// backends store chunk bytes this way.
+func WriteChunkFile(dir, path string, data []byte) (err error) {
+	parent := filepath.Dir(path)
+	if err := os.MkdirAll(parent, 0o700); err != nil {
 		return fmt.Errorf("files: %w", err)
 	}
-	f, err := os.CreateTemp(filepath.Join(s.dir, "tmp"), "up-")
+	f, err := os.CreateTemp(filepath.Join(dir, "tmp"), "up-")
 	if err != nil {
 		return fmt.Errorf("files: %w", err)
 	}
@@ -494,7 +506,7 @@ func (s *Store) writeFile(path string, data []byte) (err error) {
 		err = os.Rename(f.Name(), path)
 	}
 	if err == nil {
-		err = syncDir(dir)
+		err = SyncDir(parent)
 	}
 	if err != nil {
 		return fmt.Errorf("files: writing chunk: %w", err)
@@ -502,7 +514,9 @@ func (s *Store) writeFile(path string, data []byte) (err error) {
 	return nil
 }
 
-func syncDir(dir string) error {
+// SyncDir fsyncs a directory, so that a rename or removal in it is
+// durable.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

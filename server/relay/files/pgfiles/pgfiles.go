@@ -249,7 +249,7 @@ func makeDirs(dir string) error {
 		}
 	}
 	for _, d := range []string{chunks, dir} {
-		if err := syncDir(d); err != nil {
+		if err := files.SyncDir(d); err != nil {
 			return err
 		}
 	}
@@ -559,7 +559,7 @@ func (s *Store) Put(k files.SenderKey, data []byte) error {
 	var name [16]byte
 	_, _ = rand.Read(name[:])
 	path := s.path(&name)
-	if err := s.writeFile(path, data); err != nil {
+	if err := files.WriteChunkFile(s.dir, path, data); err != nil {
 		return err
 	}
 	claimed := false
@@ -605,52 +605,7 @@ func sameBytes(c *files.Chunk, d *[32]byte) error {
 	return files.ErrUploaded
 }
 
-func (s *Store) path(name *[16]byte) string {
-	h := hex.EncodeToString(name[:])
-	return filepath.Join(s.dir, "chunks", h[:2], h)
-}
-
-func (s *Store) writeFile(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("pgfiles: %w", err)
-	}
-	f, err := os.CreateTemp(filepath.Join(s.dir, "tmp"), "up-")
-	if err != nil {
-		return fmt.Errorf("pgfiles: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(f.Name())
-		}
-	}()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err == nil {
-		err = syncDir(dir)
-	}
-	if err != nil {
-		return fmt.Errorf("pgfiles: writing chunk: %w", err)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+func (s *Store) path(name *[16]byte) string { return files.ChunkPath(s.dir, name) }
 
 // Read returns the stored bytes of an uploaded chunk after checking them
 // against the digest taken at upload: a file changed on disk is
