@@ -141,12 +141,15 @@ func (l *connLog) all() []string {
 }
 
 // dialFrom is a client.Options.Dial whose connections come from ip.
-func dialFrom(ip string) func(context.Context, string) (*websocket.Conn, error) {
+func dialFrom(ip string) func(context.Context, string) (client.WebSocket, error) {
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
 	hc := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
-	return func(ctx context.Context, url string) (*websocket.Conn, error) {
+	return func(ctx context.Context, url string) (client.WebSocket, error) {
 		ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: hc, CompressionMode: websocket.CompressionDisabled})
-		return ws, err
+		if err != nil {
+			return nil, err
+		}
+		return client.FromWebSocket(ws), nil
 	}
 }
 

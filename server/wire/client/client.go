@@ -51,7 +51,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/wisp-chat/wisp/server/wire"
 )
 
@@ -74,10 +73,11 @@ type Options struct {
 	// SHA256, if set, hashes what file uploads sign (wire.Session.SHA256):
 	// the browser core passes WebCrypto's. Nil: crypto/sha256.
 	SHA256 func(parts ...[]byte) ([32]byte, error)
-	// Dial, if set, opens the WebSocket instead of websocket.Dial(ctx,
-	// url, nil): a relay acting as a proxy binds and screens its
-	// outgoing connections with it.
-	Dial func(ctx context.Context, url string) (*websocket.Conn, error)
+	// Dial, if set, opens the WebSocket instead of the default (coder/
+	// websocket natively, the browser's WebSocket under GOOS=js): a relay
+	// acting as a proxy binds and screens its outgoing connections with
+	// it (FromWebSocket wraps what it opens).
+	Dial func(ctx context.Context, url string) (WebSocket, error)
 }
 
 func (o *Options) defaults() {
@@ -470,7 +470,7 @@ func (c *Client) Ping(ctx context.Context) error {
 
 // conn is one connected, handshaken WebSocket.
 type conn struct {
-	ws   *websocket.Conn
+	ws   WebSocket
 	sess *wire.Session
 
 	mu      sync.Mutex
@@ -493,37 +493,35 @@ func (c *Client) connect(ctx context.Context) (*conn, error) {
 
 // dialSession dials a relay endpoint and runs the handshake within
 // timeout; readLimit is the largest message the endpoint sends.
-func dialSession(ctx context.Context, opts *Options, url string, kh wire.KeyHash, readLimit int64) (*websocket.Conn, *wire.Session, error) {
+func dialSession(ctx context.Context, opts *Options, url string, kh wire.KeyHash, readLimit int64) (WebSocket, *wire.Session, error) {
 	ctx, cancel := context.WithTimeout(ctx, opts.DialTimeout)
 	defer cancel()
-	var ws *websocket.Conn
-	var err error
+	dial := dialWebSocket
 	if opts.Dial != nil {
-		ws, err = opts.Dial(ctx, url)
-	} else {
-		ws, _, err = websocket.Dial(ctx, url, nil)
+		dial = opts.Dial
 	}
+	ws, err := dial(ctx, url)
 	if err != nil {
 		return nil, nil, fmt.Errorf("client: dial: %w", err)
 	}
 	ws.SetReadLimit(readLimit)
 	sess, err := handshake(ctx, ws, kh)
 	if err != nil {
-		_ = ws.Close(websocket.StatusPolicyViolation, "handshake failed")
+		_ = ws.Close(closePolicy, "handshake failed")
 		return nil, nil, err
 	}
 	return ws, sess, nil
 }
 
-func handshake(ctx context.Context, ws *websocket.Conn, kh wire.KeyHash) (*wire.Session, error) {
+func handshake(ctx context.Context, ws WebSocket, kh wire.KeyHash) (*wire.Session, error) {
 	hs, hello, err := wire.NewClientHandshake(kh)
 	if err != nil {
 		return nil, err
 	}
-	if err := ws.Write(ctx, websocket.MessageBinary, hello); err != nil {
+	if err := ws.Write(ctx, hello); err != nil {
 		return nil, fmt.Errorf("client: handshake: %w", err)
 	}
-	_, b, err := ws.Read(ctx)
+	_, b, err := wire.ReadBlock(ctx, ws)
 	if err != nil {
 		return nil, fmt.Errorf("client: handshake: %w", err)
 	}
@@ -531,7 +529,7 @@ func handshake(ctx context.Context, ws *websocket.Conn, kh wire.KeyHash) (*wire.
 	if err != nil {
 		return nil, err
 	}
-	if err := ws.Write(ctx, websocket.MessageBinary, confirm); err != nil {
+	if err := ws.Write(ctx, confirm); err != nil {
 		return nil, fmt.Errorf("client: handshake: %w", err)
 	}
 	return sess, nil
@@ -594,7 +592,7 @@ func (cn *conn) serve(c *Client) error {
 			return err
 		case <-c.ctx.Done():
 			cn.fail(ErrClosed)
-			_ = cn.ws.Close(websocket.StatusNormalClosure, "")
+			_ = cn.ws.Close(closeNormal, "")
 			return ErrClosed
 		}
 	}
@@ -640,7 +638,7 @@ func (cn *conn) writeLoop(ctx context.Context) error {
 			return err
 		}
 		for _, block := range blocks {
-			if err := cn.ws.Write(ctx, websocket.MessageBinary, block); err != nil {
+			if err := cn.ws.Write(ctx, block); err != nil {
 				return fmt.Errorf("client: write: %w", err)
 			}
 		}
@@ -649,12 +647,12 @@ func (cn *conn) writeLoop(ctx context.Context) error {
 
 func (cn *conn) readLoop(ctx context.Context, c *Client) error {
 	for {
-		typ, b, err := wire.ReadBlock(ctx, cn.ws)
+		_, b, err := wire.ReadBlock(ctx, cn.ws)
+		if errors.Is(err, errText) {
+			return fmt.Errorf("%w: text frame", wire.ErrBlock)
+		}
 		if err != nil {
 			return fmt.Errorf("client: read: %w", err)
-		}
-		if typ != websocket.MessageBinary {
-			return fmt.Errorf("%w: text frame", wire.ErrBlock)
 		}
 		payload, err := cn.sess.Open(b)
 		if err != nil {

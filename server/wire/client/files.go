@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/wisp-chat/wisp/server/wire"
 )
 
@@ -367,7 +366,7 @@ type fileResult struct {
 
 // fileConn is one handshaken file session.
 type fileConn struct {
-	ws   *websocket.Conn
+	ws   WebSocket
 	sess *wire.Session
 
 	writeMu sync.Mutex // the send chain and the socket
@@ -403,7 +402,7 @@ func (cn *fileConn) send(class wire.ChunkClass, t *wire.FileTransmission, key ed
 	}
 	// The write uses no caller context: abandoning a write half-way
 	// would break the connection for every other command.
-	if err := cn.ws.Write(context.Background(), websocket.MessageBinary, frame); err != nil {
+	if err := cn.ws.Write(context.Background(), frame); err != nil {
 		cn.fail(fmt.Errorf("client: write: %w", err))
 	}
 	return id, resp, nil
@@ -445,8 +444,8 @@ func (cn *fileConn) serve(ctx context.Context, opts *Options) {
 		cn.fail(ErrClosed)
 	})
 	for {
-		typ, b, err := wire.ReadFrame(ctx, cn.ws)
-		if err == nil && typ != websocket.MessageBinary {
+		_, b, err := wire.ReadFrame(ctx, cn.ws)
+		if errors.Is(err, errText) {
 			err = fmt.Errorf("%w: text message", wire.ErrBlock)
 		}
 		var raw []byte

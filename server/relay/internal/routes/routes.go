@@ -32,6 +32,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/wisp-chat/wisp/server/wire"
+	"github.com/wisp-chat/wisp/server/wire/client"
 )
 
 // ErrClosed is Open after Close.
@@ -421,7 +422,7 @@ func IsPublic(ip netip.Addr) bool {
 }
 
 // Dial returns the WebSocket dial function for client.Options.Dial.
-func (d Dialer) Dial() func(ctx context.Context, url string) (*websocket.Conn, error) {
+func (d Dialer) Dial() func(ctx context.Context, url string) (client.WebSocket, error) {
 	nd := &net.Dialer{Timeout: 15 * time.Second, Control: func(_, address string, _ syscall.RawConn) error {
 		ap, err := netip.ParseAddrPort(address)
 		if err != nil {
@@ -436,9 +437,12 @@ func (d Dialer) Dial() func(ctx context.Context, url string) (*websocket.Conn, e
 		nd.LocalAddr = &net.TCPAddr{IP: d.Bind.AsSlice()}
 	}
 	hc := &http.Client{Transport: &http.Transport{DialContext: nd.DialContext, TLSHandshakeTimeout: 15 * time.Second}}
-	return func(ctx context.Context, url string) (*websocket.Conn, error) {
+	return func(ctx context.Context, url string) (client.WebSocket, error) {
 		ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: hc, CompressionMode: websocket.CompressionDisabled})
-		return ws, err
+		if err != nil {
+			return nil, err
+		}
+		return client.FromWebSocket(ws), nil
 	}
 }
 
