@@ -6,6 +6,7 @@
 //	wisp-bench idle  (-addr wisp://... | -spawn) -conns 10000
 //	wisp-bench files (-addr wisp://... | -spawn) -size 104857600 -chunk 1048576 -inflight 4
 //	wisp-bench flood (-addr wisp://... | -spawn) -attackers 3 -queues 16 -gets 9000 -duration 15s
+//	wisp-bench drain (-addr wisp://... | -spawn) -conns 100 -queues 100000 -msgs 1 -size 1000
 //
 // relay: creates -queues queues over -conns connections (each connection
 // receives on its share of the queues and sends to another connection's
@@ -78,6 +79,26 @@
 // failed or its TCP connection left ESTABLISHED; -1: not within
 // -duration).
 //
+// drain: a pass/fail check of a relay whose clients come back to many
+// stored messages at once. Setup: creates -queues queues, queue i by
+// recipient connection i%conns, each secured by a sender key on one of
+// -senders sender connections, and sends -msgs messages of -size bytes to
+// each (-workers queues at a time), each body unique (queue and message
+// index first); a body is acknowledged when its SEND returned nil. The
+// setup connections are then closed, so nothing is subscribed, and -conns
+// new recipient connections each subscribe all their queues in one
+// Subscribe call (as a reconnecting client does), receive the MSGs and
+// ACK each. It reports the setup time, the SUB phase (every Subscribe
+// returned), the drain time until every acknowledged body was received
+// (and until every one was ACKed with OK), msgs/s, messages received,
+// distinct bodies, duplicates (a body received again; "redelivered" are
+// those with a message ID already received on the queue), disconnections
+// of the recipient clients, SUB errors, and the relay's RSS and CPU over
+// the drain. After -timeout it reports what is missing. The line before
+// the JSON starts "drain PASS" or "drain FAIL: why"; it fails, and exits
+// 1, when an acknowledged body was not delivered, on any disconnection
+// or duplicate, on SEND or SUB errors, or on the timeout.
+//
 // -spawn starts wisp-relay (found next to this binary, on PATH, or given
 // by -relay-bin) with a temporary data directory. RSS is read from
 // /proc/<pid>/status, so it is only known for spawned processes (Linux).
@@ -117,6 +138,8 @@ func main() {
 		err = runFiles(os.Args[2:])
 	case "flood":
 		err = runFlood(os.Args[2:])
+	case "drain":
+		err = runDrain(os.Args[2:])
 	case "bare-server":
 		err = runBareServer()
 	case "bare-files-server":
@@ -131,7 +154,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: wisp-bench relay|idle|files|flood [flags]   (wisp-bench relay -h for flags)")
+	fmt.Fprintln(os.Stderr, "usage: wisp-bench relay|idle|files|flood|drain [flags]   (wisp-bench relay -h for flags)")
 	os.Exit(2)
 }
 

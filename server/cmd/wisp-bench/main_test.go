@@ -216,3 +216,35 @@ func benchBinary(t *testing.T) string {
 	}
 	return filepath.Join(binDir.dir, "wisp-bench")
 }
+
+// TestBenchDrain runs drain on a tiny load end to end: every stored
+// message is delivered once on fresh connections, and it passes.
+func TestBenchDrain(t *testing.T) {
+	bench := benchBinary(t)
+	cmd := exec.Command(bench, "drain", "-spawn", "-conns", "4", "-senders", "2", "-queues", "200", "-msgs", "2", "-size", "100", "-timeout", "60s")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("drain: %v\n%s\n%s", err, out, stderr.Bytes())
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) < 2 || !strings.HasPrefix(lines[len(lines)-2], "drain PASS: 400 messages on 200 queues over 4 connections") {
+		t.Fatalf("no PASS summary before the JSON: %s", out)
+	}
+	var res map[string]any
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
+		t.Fatalf("last line is not JSON: %q", lines[len(lines)-1])
+	}
+	for k, want := range map[string]any{"pass": true, "acknowledged": 400.0, "received": 400.0, "distinct": 400.0,
+		"duplicates": 0.0, "redelivered": 0.0, "missing": 0.0, "disconnects": 0.0, "sub_errors": 0.0, "send_errors": 0.0} {
+		if res[k] != want {
+			t.Errorf("%s = %v, want %v", k, res[k], want)
+		}
+	}
+	for _, k := range []string{"setup_s", "sub_s", "drain_s", "acked_s", "msgs_per_s", "rss_bytes"} {
+		if v, _ := res[k].(float64); v <= 0 {
+			t.Errorf("%s = %v", k, res[k])
+		}
+	}
+}
