@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"net/netip"
 	"time"
 
 	"github.com/wisp-chat/wisp/server/relay/internal/routes"
@@ -22,45 +21,9 @@ import (
 // sees which destination its client writes to, and when, but never a
 // queue ID, a command or its contents.
 
-// ProxyConfig configures the relay's proxy role.
-type ProxyConfig struct {
-	// Off refuses PRXY and PFWD (ERR PROHIBITED).
-	Off bool
-	// AllowPrivate lets the proxy connect to destinations on loopback,
-	// private and link-local addresses: for tests and a relay whose
-	// destinations are on its own network. Off, a destination whose
-	// address is not public is ERR PROXY (no request to the relay's own
-	// network on a client's behalf).
-	AllowPrivate bool
-	// Bind, if valid, is the local address of the proxy's outgoing
-	// connections.
-	Bind netip.Addr
-	// MaxRoutes bounds the destinations with an open session (ERR LIMIT
-	// past it) [1,000].
-	MaxRoutes int
-	// IdleRoute closes a destination's session unused this long [10m].
-	IdleRoute time.Duration
-	// PrxyPerMinute and PfwdPerMinute are each session's budgets (token
-	// buckets of that size, refilled at that rate) [60, 3,000].
-	PrxyPerMinute, PfwdPerMinute int
-	// Client tunes the sessions to destinations (tests shorten timeouts).
-	Client client.Options
-}
-
-func (p *ProxyConfig) defaults() {
-	if p.MaxRoutes <= 0 {
-		p.MaxRoutes = 1000
-	}
-	if p.IdleRoute <= 0 {
-		p.IdleRoute = 10 * time.Minute
-	}
-	if p.PrxyPerMinute <= 0 {
-		p.PrxyPerMinute = 60
-	}
-	if p.PfwdPerMinute <= 0 {
-		p.PfwdPerMinute = 3000
-	}
-}
+// ProxyConfig configures the relay's proxy role (routes.ProxyConfig);
+// the file endpoint takes the same (files.ProxyConfig).
+type ProxyConfig = routes.ProxyConfig
 
 // forwardTimeout bounds one forwarded command, the route's opening
 // included.
@@ -73,7 +36,7 @@ type proxy struct {
 }
 
 func newProxy(s *Server, cfg ProxyConfig) *proxy {
-	cfg.defaults()
+	cfg.Defaults()
 	opts := cfg.Client
 	opts.Dial = routes.Dialer{AllowPrivate: cfg.AllowPrivate, Bind: cfg.Bind}.Dial()
 	open := func(ctx context.Context, dest wire.Address, dead func()) (routes.Session, routes.Key, *[32]byte, error) {

@@ -132,18 +132,7 @@ func New(cfg Config) (*Server, error) {
 	s.identityPub = cfg.Identity.Public().(ed25519.PublicKey)
 	s.keyHash = wire.HashIdentity(s.identityPub)
 	s.proxy = newProxy(s, cfg.Proxy)
-	s.wg.Go(func() {
-		t := time.NewTicker(time.Minute)
-		defer t.Stop()
-		for {
-			select {
-			case now := <-t.C:
-				s.proxy.routes.Sweep(now)
-			case <-s.ctx.Done():
-				return
-			}
-		}
-	})
+	s.wg.Go(func() { s.proxy.routes.SweepEvery(s.ctx, time.Minute) })
 	if sh, ok := cfg.Store.(store.Shared); ok {
 		s.shared = sh
 		s.wg.Go(func() { _ = sh.Events(s.ctx, s.onEvent) })

@@ -624,7 +624,7 @@ func newFilesServer(cfg config, id ed25519.PrivateKey, st files.Backend, queueKe
 		return nil, err
 	}
 	return files.New(files.Config{Identity: id, Store: st, Password: []byte(cfg.password), Limits: limits, Logger: log,
-		QueueKey: queueKey, Proxy: files.ProxyConfig{Off: p.Off, AllowPrivate: p.AllowPrivate, Bind: p.Bind}})
+		QueueKey: queueKey, Proxy: p})
 }
 
 // proxyConfig is the private-routing configuration from the flags.

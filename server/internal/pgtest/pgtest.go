@@ -245,13 +245,22 @@ func (s *Server) Restart() error {
 
 // Kill stops postgres at once (SIGQUIT: immediate shutdown, no
 // checkpoint), as an outage; Restart brings it back.
-func (s *Server) Kill() {
+func (s *Server) Kill() { s.signal(syscall.SIGQUIT) }
+
+// Stop stops postgres (SIGINT: fast shutdown) and removes its directory.
+func (s *Server) Stop() {
+	s.signal(syscall.SIGINT)
+	_ = os.RemoveAll(s.dir)
+}
+
+// signal stops the running postgres with sig, or SIGKILL after 30 s.
+func (s *Server) signal(sig syscall.Signal) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cmd == nil {
 		return
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGQUIT)
+	_ = s.cmd.Process.Signal(sig)
 	select {
 	case <-s.exit:
 	case <-time.After(30 * time.Second):
@@ -259,23 +268,6 @@ func (s *Server) Kill() {
 		<-s.exit
 	}
 	s.cmd = nil
-}
-
-// Stop stops postgres and removes its directory.
-func (s *Server) Stop() {
-	s.mu.Lock()
-	if s.cmd != nil {
-		_ = s.cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case <-s.exit:
-		case <-time.After(30 * time.Second):
-			_ = s.cmd.Process.Kill()
-			<-s.exit
-		}
-		s.cmd = nil
-	}
-	s.mu.Unlock()
-	_ = os.RemoveAll(s.dir)
 }
 
 func (s *Server) dsn(db string) string {

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
-	"net/netip"
 	"time"
 
 	"github.com/wisp-chat/wisp/server/relay/internal/routes"
@@ -22,17 +21,9 @@ import (
 // direct ones. The proxy learns which relay its client downloads from,
 // when, and the chunk class; never the chunk IDs or the bytes.
 
-// ProxyConfig configures the file endpoint's proxy role; the fields mean
-// what they mean in relay.ProxyConfig.
-type ProxyConfig struct {
-	Off                          bool
-	AllowPrivate                 bool
-	Bind                         netip.Addr
-	MaxRoutes                    int
-	IdleRoute                    time.Duration
-	PrxyPerMinute, PfwdPerMinute int
-	Client                       client.Options
-}
+// ProxyConfig configures the file endpoint's proxy role; it is the
+// queue endpoint's type (relay.ProxyConfig).
+type ProxyConfig = routes.ProxyConfig
 
 // forwardTimeout bounds one forwarded command (a 4 MiB chunk on a slow
 // link included), the route's opening included.
@@ -40,18 +31,7 @@ const forwardTimeout = 2 * time.Minute
 
 func newRoutes(s *Server) *routes.Table {
 	p := &s.cfg.Proxy
-	if p.MaxRoutes <= 0 {
-		p.MaxRoutes = 1000
-	}
-	if p.IdleRoute <= 0 {
-		p.IdleRoute = 10 * time.Minute
-	}
-	if p.PrxyPerMinute <= 0 {
-		p.PrxyPerMinute = 60
-	}
-	if p.PfwdPerMinute <= 0 {
-		p.PfwdPerMinute = 3000
-	}
+	p.Defaults()
 	opts := p.Client
 	opts.Dial = routes.Dialer{AllowPrivate: p.AllowPrivate, Bind: p.Bind}.Dial()
 	open := func(ctx context.Context, dest wire.Address, _ func()) (routes.Session, routes.Key, *[32]byte, error) {

@@ -217,18 +217,7 @@ func New(cfg Config) (*Server, error) {
 	s.wg.Go(func() {
 		retention.Loop(s.ctx, s.cfg.Limits.SweepInterval, s.log, "chunk retention sweep", s.Sweep)
 	})
-	s.wg.Go(func() {
-		t := time.NewTicker(time.Minute)
-		defer t.Stop()
-		for {
-			select {
-			case now := <-t.C:
-				s.routes.Sweep(now)
-			case <-s.ctx.Done():
-				return
-			}
-		}
-	})
+	s.wg.Go(func() { s.routes.SweepEvery(s.ctx, time.Minute) })
 	return s, nil
 }
 

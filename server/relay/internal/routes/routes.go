@@ -306,6 +306,20 @@ func (t *Table) Forward(ctx context.Context, r *Route, class wire.ChunkClass, ep
 	return out, nil
 }
 
+// SweepEvery runs Sweep every d until ctx ends.
+func (t *Table) SweepEvery(ctx context.Context, d time.Duration) {
+	tick := time.NewTicker(d)
+	defer tick.Stop()
+	for {
+		select {
+		case now := <-tick.C:
+			t.Sweep(now)
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
 // Sweep closes routes unused for Config.Idle.
 func (t *Table) Sweep(now time.Time) {
 	t.mu.Lock()

@@ -245,9 +245,8 @@ func lost(err error) bool {
 }
 
 // tx runs fn in a transaction, mapping errors: the store's sentinel
-// errors come back as they are (the transaction rolled back, or
-// committed when fn wrapped the sentinel in keep), the database's
-// wrapped.
+// errors come back as they are (the transaction rolled back), the
+// database's wrapped.
 func (s *Store) tx(what string, fn func(ctx context.Context, tx pgx.Tx) error) error {
 	ctx, cancel, err := s.op()
 	if err != nil {
@@ -258,26 +257,13 @@ func (s *Store) tx(what string, fn func(ctx context.Context, tx pgx.Tx) error) e
 	// connection the pool still held from before an outage: nothing was
 	// done, so nothing is done twice.
 	for try := 0; ; try++ {
-		var logical error
 		began := false
 		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 			began = true
-			err := fn(ctx, tx)
-			var kept keep
-			switch {
-			case errors.As(err, &kept):
-				logical = kept.err
-				return nil
-			case isLogical(err):
-				logical = err
-			}
-			return err
+			return fn(ctx, tx)
 		})
-		if logical != nil && (err == nil || err == logical) {
-			return logical
-		}
-		if err == nil {
-			return nil
+		if err == nil || isLogical(err) {
+			return err
 		}
 		err = s.fail(what, err)
 		if began || try > 0 || !lost(err) || s.closed.Load() {
@@ -285,13 +271,6 @@ func (s *Store) tx(what string, fn func(ctx context.Context, tx pgx.Tx) error) e
 		}
 	}
 }
-
-// keep is a sentinel result that still commits what the transaction did
-// (the quota marker is stored, then ErrQuota is returned).
-type keep struct{ err error }
-
-func (k keep) Error() string { return k.err.Error() }
-func (k keep) Unwrap() error { return k.err }
 
 func isLogical(err error) bool {
 	for _, e := range []error{store.ErrNotFound, store.ErrExists, store.ErrSuspended, store.ErrSecured, store.ErrQuota, store.ErrNoMsg, store.ErrFull} {

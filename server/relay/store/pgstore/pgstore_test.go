@@ -30,6 +30,17 @@ func open(t *testing.T, dsn string, opts store.Options) (*Store, error) {
 	return Open(ctx, dsn, opts)
 }
 
+// mustOpen opens a store on dsn, closed when t ends.
+func mustOpen(t *testing.T, dsn string) *Store {
+	t.Helper()
+	s, err := open(t, dsn, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
 // TestConformance runs the suite the bbolt store passes (package
 // storetest) against PostgreSQL.
 func TestConformance(t *testing.T) {
@@ -107,16 +118,8 @@ func (ev *events) wait(t *testing.T, want ...store.Event) {
 // see each other's changes, in commit order, and never their own.
 func TestEventsBetweenStores(t *testing.T) {
 	dsn := pg.Database(t)
-	a, err := open(t, dsn, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := open(t, dsn, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a := mustOpen(t, dsn)
+	b := mustOpen(t, dsn)
 	ea, eb := listen(t, a), listen(t, b)
 	resync := store.Event{Kind: store.EventResync}
 	ea.wait(t, resync)
@@ -169,11 +172,7 @@ func TestEventsBetweenStores(t *testing.T) {
 // once it listens again.
 func TestOutage(t *testing.T) {
 	dsn := pg.Database(t)
-	s, err := open(t, dsn, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := mustOpen(t, dsn)
 	ev := listen(t, s)
 	resync := store.Event{Kind: store.EventResync}
 	ev.wait(t, resync)
@@ -212,11 +211,7 @@ func TestOutage(t *testing.T) {
 // ErrCorrupt, not a panic or a short key.
 func TestCorruptRows(t *testing.T) {
 	dsn := pg.Database(t)
-	s, err := open(t, dsn, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := mustOpen(t, dsn)
 	k := newQueue(t, s)
 	if err := s.Put(k, store.Message{Time: time.Now(), Body: []byte("x")}, 10); err != nil {
 		t.Fatal(err)
@@ -248,16 +243,8 @@ func TestCorruptRows(t *testing.T) {
 // TestIdentity: the first caller's key is every caller's key.
 func TestIdentity(t *testing.T) {
 	dsn := pg.Database(t)
-	a, err := open(t, dsn, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := open(t, dsn, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a := mustOpen(t, dsn)
+	b := mustOpen(t, dsn)
 	gen := func() (ed25519.PrivateKey, error) { _, k, err := ed25519.GenerateKey(rand.Reader); return k, err }
 	ka, err := a.Identity(gen)
 	if err != nil {
