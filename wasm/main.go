@@ -24,7 +24,13 @@ func main() {
 	router := rpc.NewRouter()
 	var b *bridge.Bridge
 	svc := api.New(
-		func(ctx context.Context) (hackpadfs.FS, error) { return store.OpenIndexedDB(ctx, "wisp") },
+		func(ctx context.Context) (hackpadfs.FS, error) {
+			fsys, err := store.OpenIndexedDB(ctx, "wisp")
+			if err != nil {
+				return nil, err // not a nil *IndexedDB in a non-nil interface
+			}
+			return fsys, nil
+		},
 		func(name string, data any) { _ = b.Emit(name, data) },
 		client.Options{SHA256: webcrypto.SHA256}, // file uploads sign a digest of 4 MiB
 

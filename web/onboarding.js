@@ -138,6 +138,9 @@ function profileLabel(p, i) {
 
 export function showUnlock() {
   const profiles = state.profiles;
+  // Nothing to unlock (the list came back empty): the router decides
+  // between onboarding and "your data is gone".
+  if (profiles.length === 0) return nav.route();
   let selected = profiles[0];
   const pass = h("input", { id: "passphrase", type: "password", autocomplete: "current-password" });
   const passField = field("Passphrase", pass);

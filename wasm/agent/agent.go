@@ -480,10 +480,23 @@ func (a *Agent) Join(ctx context.Context, inv Invitation, relay wire.Address, in
 // Send returns, the message is stored and will be sent, in order, also
 // after a restart; Events.Sent follows when the relay accepted it.
 func (a *Agent) Send(ctx context.Context, id ConnID, body []byte) (uint64, error) {
-	return a.send(id, KindChat, body)
+	return a.send(id, KindChat, body, nil)
 }
 
-func (a *Agent) send(id ConnID, kind Kind, body []byte) (uint64, error) {
+// SendWith is Send for a caller that keeps records about each message in
+// the same store: they are written in the same batch as the outbox entry
+// and the connection record (on IndexedDB, one transaction). commit is
+// called under the connection's lock, before anything is written, with the
+// message's ID and a batch holding the outbox entry and the connection
+// record; it adds its records after them and applies the batch
+// (store.Store.Apply) before it returns, holding whatever lock guards its
+// own records. An error from it fails the send. commit must not call the
+// Agent.
+func (a *Agent) SendWith(ctx context.Context, id ConnID, body []byte, commit func(id uint64, b *store.Batch) error) (uint64, error) {
+	return a.send(id, KindChat, body, commit)
+}
+
+func (a *Agent) send(id ConnID, kind Kind, body []byte, commit func(uint64, *store.Batch) error) (uint64, error) {
 	if len(body) > MaxBody {
 		return 0, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLong, len(body), MaxBody)
 	}
@@ -505,12 +518,21 @@ func (a *Agent) send(id ConnID, kind Kind, body []byte) (uint64, error) {
 		return 0, err
 	}
 	// Outbox first, then the connection record: see SPEC.md, "Crash safety".
-	if err := a.putOutbox(id, e); err != nil {
+	var b store.Batch
+	if err := addOutbox(&b, id, e); err != nil {
 		return 0, err
 	}
-	if err := a.saveConn(c); err != nil {
-		// Undo, so that a failed Send is not sent. If this fails too (the
-		// process is dying), Start re-seals the entry: see SPEC.md.
+	if err := addConn(&b, c); err != nil {
+		return 0, err
+	}
+	if commit == nil {
+		commit = func(_ uint64, b *store.Batch) error { return a.store.Apply(b) }
+	}
+	if err := commit(e.ID, &b); err != nil {
+		// Undo, so that a failed Send is not sent (on a file system where
+		// the batch is not one transaction, its first writes may be there).
+		// If this fails too (the process is dying), Start re-seals the
+		// entry: see SPEC.md.
 		_ = a.store.Delete(outboxKey(id, e.ID))
 		return 0, err
 	}

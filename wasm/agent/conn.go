@@ -148,12 +148,22 @@ func (a *Agent) loadConn(id ConnID) (*connRecord, error) {
 }
 
 func (a *Agent) saveConn(c *connRecord) error {
+	var b store.Batch
+	if err := addConn(&b, c); err != nil {
+		return err
+	}
+	return a.store.Apply(&b)
+}
+
+// addConn adds the write of a connection record to b.
+func addConn(b *store.Batch, c *connRecord) error {
 	c.V = connRecordVersion
-	b, err := json.Marshal(c)
+	rec, err := json.Marshal(c)
 	if err != nil {
 		return err
 	}
-	return a.store.Put(connKey(c.ID), b)
+	b.Put(connKey(c.ID), rec)
+	return nil
 }
 
 // outboxEntry is a message waiting for the relay's OK. The plaintext body
@@ -183,11 +193,21 @@ type outboxEntry struct {
 }
 
 func (a *Agent) putOutbox(id ConnID, e *outboxEntry) error {
-	b, err := json.Marshal(e)
+	var b store.Batch
+	if err := addOutbox(&b, id, e); err != nil {
+		return err
+	}
+	return a.store.Apply(&b)
+}
+
+// addOutbox adds the write of an outbox entry to b.
+func addOutbox(b *store.Batch, id ConnID, e *outboxEntry) error {
+	rec, err := json.Marshal(e)
 	if err != nil {
 		return err
 	}
-	return a.store.Put(outboxKey(id, e.ID), b)
+	b.Put(outboxKey(id, e.ID), rec)
+	return nil
 }
 
 func (a *Agent) loadOutbox(id ConnID) ([]*outboxEntry, error) {

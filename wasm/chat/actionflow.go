@@ -382,7 +382,8 @@ func (p *Profile) receiveReply(id string, m agent.Received, a *action) error {
 	if err != nil {
 		return err
 	}
-	seq, stored, err := p.incomingSeq(c, m.ID)
+	var b store.Batch
+	seq, stored, err := p.incomingSeq(&b, c, m.ID)
 	if err != nil || stored {
 		return err
 	}
@@ -390,12 +391,7 @@ func (p *Profile) receiveReply(id string, m agent.Received, a *action) error {
 	rec.Message = Message{Contact: id, Seq: seq, Incoming: true, Text: a.Text, Time: m.Sent.UTC(), ReceivedAt: time.Now().UTC(),
 		Missing: m.Integrity.Missing, BadHash: m.Integrity.BadHash, AgentID: m.ID}
 	rec.AgentID = m.ID
-	if err := putJSON(p.st, msgKey(id, seq), rec); err != nil {
-		return err
-	}
-	c.LastText, c.LastTime = a.Text, rec.Time
-	c.Unread++
-	if err := p.saveContact(c); err != nil {
+	if err := p.storeIncoming(&b, c, seq, rec, a.Text, rec.Time); err != nil {
 		return err
 	}
 	v := p.view(id, rec)

@@ -132,7 +132,8 @@ func (e *profileEvents) Received(conn agent.ConnID, m agent.Received) error {
 	}
 	// Index first, then the message, so a crash between them is repaired
 	// by the redelivery and never shows the message twice.
-	seq, stored, err := p.incomingSeq(c, m.ID)
+	var b store.Batch
+	seq, stored, err := p.incomingSeq(&b, c, m.ID)
 	if err != nil || stored {
 		return err
 	}
@@ -143,12 +144,7 @@ func (e *profileEvents) Received(conn agent.ConnID, m agent.Received) error {
 		msg.File = &FileMeta{Name: file.Name, Type: file.Type, Size: file.Size, Thumbnail: file.Thumb, Caption: file.Caption, State: FileAvailable}
 		rec.Message, rec.FileDesc = msg, file.Desc
 	}
-	if err := putJSON(p.st, msgKey(id, seq), rec); err != nil {
-		return err
-	}
-	c.LastText, c.LastTime = text, msg.Time
-	c.Unread++
-	if err := p.saveContact(c); err != nil {
+	if err := p.storeIncoming(&b, c, seq, rec, text, msg.Time); err != nil {
 		return err
 	}
 	p.listen(Event{Kind: "message", Message: &msg, Contact: c})
@@ -156,11 +152,12 @@ func (e *profileEvents) Received(conn agent.ConnID, m agent.Received) error {
 }
 
 // incomingSeq gives the position of the incoming message with agent ID
-// agentID, index first: a new one takes c's next position and its i/
-// index is written before the message is, so a crash between them is
+// agentID. A new one takes c's next position: the contact (with NextSeq
+// advanced) and the i/ index go into b, before the message the caller adds,
+// so that where the batch is not one transaction a crash between them is
 // repaired by the redelivery and never shows the message twice. stored
 // reports a message that is already there (a redelivery); p.mu held.
-func (p *Profile) incomingSeq(c *Contact, agentID uint64) (seq uint64, stored bool, err error) {
+func (p *Profile) incomingSeq(b *store.Batch, c *Contact, agentID uint64) (seq uint64, stored bool, err error) {
 	err = getJSON(p.st, idxKey(c.ID, "i", agentID), &seq)
 	switch {
 	case err == nil:
@@ -169,13 +166,28 @@ func (p *Profile) incomingSeq(c *Contact, agentID uint64) (seq uint64, stored bo
 	case errors.Is(err, store.ErrNotFound):
 		seq = c.NextSeq
 		c.NextSeq++
-		if err := p.saveContact(c); err != nil {
+		if err := addJSON(b, contactKey(c.ID), c); err != nil {
 			return 0, false, err
 		}
-		return seq, false, putJSON(p.st, idxKey(c.ID, "i", agentID), seq)
+		return seq, false, addJSON(b, idxKey(c.ID, "i", agentID), seq)
 	default:
 		return 0, false, err
 	}
+}
+
+// storeIncoming writes, as one batch, what incomingSeq put in b, the
+// message record rec and the contact with its last message and one more
+// unread; p.mu held.
+func (p *Profile) storeIncoming(b *store.Batch, c *Contact, seq uint64, rec any, text string, t time.Time) error {
+	if err := addJSON(b, msgKey(c.ID, seq), rec); err != nil {
+		return err
+	}
+	c.LastText, c.LastTime = text, t
+	c.Unread++
+	if err := addJSON(b, contactKey(c.ID), c); err != nil {
+		return err
+	}
+	return p.st.Apply(b)
 }
 
 // setStatus moves an outgoing message's status forward; p.mu must be held.

@@ -134,16 +134,16 @@ func validProfileID(id string) bool {
 
 // Profiles lists the profiles, oldest first.
 func (m *Manager) Profiles() ([]ProfileSummary, error) {
-	entries, err := hackpadfs.ReadDir(m.fs, metaDir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	// store.FileNames, not hackpadfs.ReadDir: a key record being rewritten
+	// (writeMeta's rename) must not make the listing fail or come back
+	// empty.
+	names, err := store.FileNames(m.fs, metaDir)
 	if err != nil {
 		return nil, fmt.Errorf("chat: listing profiles: %w", err)
 	}
 	var out []ProfileSummary
-	for _, e := range entries {
-		id := strings.TrimSuffix(e.Name(), ".json")
+	for _, name := range names {
+		id := strings.TrimSuffix(name, ".json")
 		if !validProfileID(id) {
 			continue
 		}
@@ -430,6 +430,16 @@ func putJSON(st *store.Store, k store.Key, v any) error {
 		return err
 	}
 	return st.Put(k, b)
+}
+
+// addJSON adds the write of v, as JSON, under k to b.
+func addJSON(b *store.Batch, k store.Key, v any) error {
+	rec, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b.Put(k, rec)
+	return nil
 }
 
 func getJSON(st *store.Store, k store.Key, v any) error {

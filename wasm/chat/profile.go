@@ -554,29 +554,54 @@ func (p *Profile) SendText(ctx context.Context, id, text string) (Message, error
 	if err := p.refuseLeft(id); err != nil {
 		return Message{}, err
 	}
-	agentID, err := p.ag.Send(ctx, agent.ConnID(id), encodeText(text))
+	// The message's records go into the agent's transaction (outbox entry,
+	// connection record, then these): one IndexedDB write transaction.
+	var msg Message
+	_, err := p.ag.SendWith(ctx, agent.ConnID(id), encodeText(text), func(agentID uint64, b *store.Batch) error {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		m, c, err := p.outgoingRecords(b, id, agentID, Message{Text: text}, time.Now().UTC())
+		if err != nil {
+			return err
+		}
+		if err := p.st.Apply(b); err != nil {
+			return err
+		}
+		msg = m
+		p.listen(Event{Kind: "message", Message: &msg, Contact: c})
+		return nil
+	})
 	if errors.Is(err, agent.ErrNoConnection) {
 		return Message{}, fmt.Errorf("%w: %s", ErrNoContact, id)
 	}
 	if err != nil {
 		return Message{}, err
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.storeOutgoing(id, agentID, text, time.Now().UTC())
-}
-
-// storeOutgoing writes an outgoing text message record; p.mu must be held.
-func (p *Profile) storeOutgoing(id string, agentID uint64, text string, t time.Time) (Message, error) {
-	return p.storeOutgoingMessage(id, agentID, Message{Text: text}, t)
+	return msg, nil
 }
 
 // storeOutgoingMessage writes an outgoing message record (text or file,
 // from msg); p.mu must be held.
 func (p *Profile) storeOutgoingMessage(id string, agentID uint64, msg Message, t time.Time) (Message, error) {
-	c, err := p.contact(id)
+	var b store.Batch
+	msg, c, err := p.outgoingRecords(&b, id, agentID, msg, t)
 	if err != nil {
 		return Message{}, err
+	}
+	if err := p.st.Apply(&b); err != nil {
+		return Message{}, err
+	}
+	p.listen(Event{Kind: "message", Message: &msg, Contact: c})
+	return msg, nil
+}
+
+// outgoingRecords adds to b the records of an outgoing message: the
+// contact (its next position, last message), the o/ index from the
+// agent's ID to the position, and the message; p.mu must be held.
+func (p *Profile) outgoingRecords(b *store.Batch, id string, agentID uint64, msg Message, t time.Time) (Message, *Contact, error) {
+	c, err := p.contact(id)
+	if err != nil {
+		return Message{}, nil, err
 	}
 	text := msg.Text
 	msg.Contact, msg.Seq, msg.Time, msg.Status, msg.AgentID = id, c.NextSeq, t, StatusPending, agentID
@@ -587,17 +612,16 @@ func (p *Profile) storeOutgoingMessage(id string, agentID uint64, msg Message, t
 	stampStatus(&msg, msg.Status, t)
 	c.NextSeq++
 	c.LastText, c.LastTime = text, t
-	if err := p.saveContact(c); err != nil {
-		return Message{}, err
+	if err := addJSON(b, contactKey(id), c); err != nil {
+		return Message{}, nil, err
 	}
-	if err := putJSON(p.st, idxKey(id, "o", agentID), msg.Seq); err != nil {
-		return Message{}, err
+	if err := addJSON(b, idxKey(id, "o", agentID), msg.Seq); err != nil {
+		return Message{}, nil, err
 	}
-	if err := p.putMessage(&msg); err != nil {
-		return Message{}, err
+	if err := p.addMessage(b, &msg); err != nil {
+		return Message{}, nil, err
 	}
-	p.listen(Event{Kind: "message", Message: &msg, Contact: c})
-	return msg, nil
+	return msg, c, nil
 }
 
 type messageRecord struct {
@@ -613,6 +637,16 @@ type messageRecord struct {
 }
 
 func (p *Profile) putMessage(m *Message) error {
+	var b store.Batch
+	if err := p.addMessage(&b, m); err != nil {
+		return err
+	}
+	return p.st.Apply(&b)
+}
+
+// addMessage adds the write of m's record to b, keeping what the record
+// holds beyond m (file description, group event, actions); p.mu held.
+func (p *Profile) addMessage(b *store.Batch, m *Message) error {
 	rec, err := p.getRecord(m.Contact, m.Seq)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
@@ -623,7 +657,7 @@ func (p *Profile) putMessage(m *Message) error {
 		nr.Act = rec.Act
 	}
 	nr.Quote, nr.Reactions = nil, nil // derived when read (view), never stored
-	return putJSON(p.st, msgKey(m.Contact, m.Seq), nr)
+	return addJSON(b, msgKey(m.Contact, m.Seq), nr)
 }
 
 // getRecord loads a message record; p.mu must be held.

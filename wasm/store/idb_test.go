@@ -38,8 +38,8 @@ func benchStore(b *testing.B) *Store {
 	return s
 }
 
-// BenchmarkPutIndexedDB measures one record write (temporary file, then
-// rename) on the browser's IndexedDB.
+// BenchmarkPutIndexedDB measures one record write (one readwrite
+// transaction) on the browser's IndexedDB.
 func BenchmarkPutIndexedDB(b *testing.B) {
 	s := benchStore(b)
 	rec := make([]byte, 300)
@@ -66,7 +66,7 @@ func BenchmarkGetIndexedDB(b *testing.B) {
 }
 
 // BenchmarkChunkIndexedDB compares Put and PutOnce of a 4 MiB record (a
-// file chunk) on the browser's IndexedDB.
+// file chunk) on the browser's IndexedDB (the same path there).
 func BenchmarkChunkIndexedDB(b *testing.B) {
 	for _, bc := range []struct {
 		name string
@@ -83,4 +83,34 @@ func BenchmarkChunkIndexedDB(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkBatchIndexedDB writes the five records of a sent text message
+// (outbox entry, connection, contact, index, message) as five Puts and as
+// one Batch.
+func BenchmarkBatchIndexedDB(b *testing.B) {
+	rec := make([]byte, 300)
+	keys := []Key{"conn/a/out/1", "conn/a/state", "c/a/contact", "c/a/o/1", "c/a/m/1"}
+	b.Run("Puts", func(b *testing.B) {
+		s := benchStore(b)
+		for b.Loop() {
+			for _, k := range keys {
+				if err := s.Put(k, rec); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+	b.Run("Batch", func(b *testing.B) {
+		s := benchStore(b)
+		for b.Loop() {
+			var batch Batch
+			for _, k := range keys {
+				batch.Put(k, rec)
+			}
+			if err := s.Apply(&batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

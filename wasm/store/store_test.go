@@ -154,6 +154,123 @@ func testStore(t *testing.T, newFS func(t *testing.T) hackpadfs.FS) {
 		}
 	})
 
+	t.Run("batch", func(t *testing.T) {
+		fsys := newFS(t)
+		s, err := Open(fsys, "p", newSealer(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Put("conn/a/old", []byte("old")); err != nil {
+			t.Fatal(err)
+		}
+		var b Batch
+		if err := s.Apply(&b); err != nil {
+			t.Errorf("empty batch: %v", err)
+		}
+		b.Put("conn/a/msg/1", []byte("one"))
+		b.Put("conn/a/state", []byte("state 1"))
+		b.Delete("conn/a/old")
+		b.Put("conn/a/state", []byte("state 2")) // the last write of a key wins
+		b.Delete("conn/a/never-written")
+		if b.Len() != 5 {
+			t.Errorf("Len = %d", b.Len())
+		}
+		if err := s.Apply(&b); err != nil {
+			t.Fatal(err)
+		}
+		for k, want := range map[Key]string{"conn/a/msg/1": "one", "conn/a/state": "state 2"} {
+			if got, err := s.Get(k); err != nil || string(got) != want {
+				t.Errorf("Get(%s) = %q, %v, want %q", k, got, err, want)
+			}
+		}
+		if _, err := s.Get("conn/a/old"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("deleted in the batch: %v", err)
+		}
+		// A bad write anywhere in a batch fails it before anything is written.
+		before := walkBytes(t, fsys)
+		for _, bad := range []struct {
+			b    func(*Batch)
+			want error
+		}{
+			{func(b *Batch) { b.Put("conn/a/msg/2", []byte("x")); b.Put("../x", []byte("x")) }, ErrBadKey},
+			{func(b *Batch) { b.Put("conn/a/msg/2", []byte("x")); b.Delete("a//b") }, ErrBadKey},
+			{func(b *Batch) { b.Delete("conn/a/msg/1"); b.Put("conn/a/big", make([]byte, MaxRecordSize+1)) }, ErrTooLarge},
+		} {
+			var b Batch
+			bad.b(&b)
+			if err := s.Apply(&b); !errors.Is(err, bad.want) {
+				t.Errorf("bad batch: %v, want %v", err, bad.want)
+			}
+		}
+		if after := walkBytes(t, fsys); len(after) != len(before) {
+			t.Errorf("a refused batch changed the FS: %d files before, %d after", len(before), len(after))
+		}
+		if got, err := s.Get("conn/a/msg/1"); err != nil || string(got) != "one" {
+			t.Errorf("a refused batch deleted a record: %q, %v", got, err)
+		}
+		if tx, ok := fsys.(interface{ WriteTransactions() int64 }); ok {
+			n := tx.WriteTransactions()
+			var b Batch
+			for i := range 20 {
+				b.Put(Key(fmt.Sprintf("conn/b/msg/%d", i)), []byte("x"))
+			}
+			if err := s.Apply(&b); err != nil {
+				t.Fatal(err)
+			}
+			if d := tx.WriteTransactions() - n; d != 1 {
+				t.Errorf("a batch of 20 took %d write transactions, want 1", d)
+			}
+		}
+	})
+
+	t.Run("listing while files are renamed", func(t *testing.T) {
+		// A listing must not fail, nor come back empty, while another
+		// writer replaces a file in the listed directory through a
+		// temporary file and a rename (the profile chooser lists key
+		// records while one is rewritten).
+		fsys := newFS(t)
+		if err := hackpadfs.MkdirAll(fsys, "meta", 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := hackpadfs.WriteFullFile(fsys, "meta/a.json", []byte("a"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		stop := make(chan struct{})
+		done := make(chan error, 1)
+		go func() {
+			for {
+				select {
+				case <-stop:
+					done <- nil
+					return
+				default:
+				}
+				if err := hackpadfs.WriteFullFile(fsys, "meta/a.json.tmp", []byte("a"), 0o600); err != nil {
+					done <- err
+					return
+				}
+				if err := hackpadfs.Rename(fsys, "meta/a.json.tmp", "meta/a.json"); err != nil {
+					done <- err
+					return
+				}
+			}
+		}()
+		for range 100 {
+			names, err := FileNames(fsys, "meta")
+			if err != nil || !slices.Contains(names, "a.json") {
+				t.Errorf("FileNames = %v, %v", names, err)
+				break
+			}
+		}
+		close(stop)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if names, err := FileNames(fsys, "missing"); names != nil || err != nil {
+			t.Errorf("a missing directory: %v, %v", names, err)
+		}
+	})
+
 	t.Run("bad input changes nothing", func(t *testing.T) {
 		fsys := newFS(t)
 		s, err := Open(fsys, "p", newSealer(t))
