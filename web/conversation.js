@@ -352,10 +352,34 @@ export function addMessage(m, fresh = false) {
   const list = $("#messages");
   if (!list) return; // the pane shows the contact's details or a group's members
   const bottom = atBottom(list);
-  renderMessages(m.contact);
+  if (!patchMessage(list, msgs, m, isNew)) renderMessages(m.contact);
   if (bottom || (isNew && !m.incoming)) list.scrollTop = list.scrollHeight;
   else if (isNew && fresh && m.incoming) showNewBelow();
   if (isNew && fresh && m.incoming && !m.notice) announce(m);
+}
+
+/** Puts one message's item in place without rebuilding the list, when
+ * nothing else on the list changes: a status or text update of a message
+ * shown, or a new newest message on the same day as the one before it.
+ * Returns false when the whole list must be rendered (renderMessages). */
+function patchMessage(list, msgs, m, isNew) {
+  if (m.hidden || (uploads.get(m.contact)?.size ?? 0) > 0) return false;
+  if (!isNew) {
+    const old = list.querySelector(`li[data-seq="${m.seq}"]`);
+    if (!old) return false;
+    const focused = old.contains(document.activeElement);
+    const item = messageItem(m);
+    old.replaceWith(item);
+    if (focused) item.focus({ preventScroll: true });
+    return true;
+  }
+  const visible = msgs.filter((x) => !x.hidden);
+  const prev = visible.at(-2);
+  if (visible.at(-1) !== m || !prev || list.lastElementChild?.dataset.seq !== String(prev.seq)) return false;
+  if (new Date(prev.time).toDateString() !== new Date(m.time).toDateString()) return false;
+  if (view.id === m.contact && view.unreadFrom > 0 && m.seq === view.unreadFrom) return false;
+  list.append(messageItem(m));
+  return true;
 }
 
 function announce(m) {

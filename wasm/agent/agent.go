@@ -34,6 +34,14 @@ type Received struct {
 	Body      []byte
 	Sent      time.Time // the relay's receive time
 	Integrity Integrity
+	// Commit, when set, lets Received write its records and the agent's
+	// connection record (the message counted as received) as one store
+	// batch: Received adds its records to a batch and passes it to Commit,
+	// which adds the connection record after them and applies it, as the
+	// last thing Received does, holding the lock that guards its records.
+	// A Received that does not call it stores its records itself, and the
+	// agent writes the connection record after it returns.
+	Commit func(b *store.Batch) error
 }
 
 // Events receives what happens on connections. Methods are called from the
@@ -1084,12 +1092,38 @@ func (a *Agent) receive(c *connRecord, h *connHandle, rcvID wire.QueueID, msg wi
 	// Before the kinds below: one of them (KindQueueNew) seals a message
 	// with this state.
 	c.Ratchet = rs
+	counted := false // c already counts the message (below the switch)
+	committed := false
 	switch hd.Kind {
 	case KindChat:
-		if err := a.ev.Received(c.ID, Received{ID: hd.ID, Body: body, Sent: msg.Time, Integrity: integ}); err != nil {
+		m := Received{ID: hd.ID, Body: body, Sent: msg.Time, Integrity: integ}
+		if !onNext {
+			// The connection record as it is once the message is in: the
+			// chat layer writes it with its records (Received.Commit). On
+			// a failure c is dropped; the message comes again.
+			c.Receipts = append(c.Receipts, hd.ID)
+			if hd.ID > c.RcvdID {
+				c.RcvdID, c.RcvdHash = hd.ID, messageHash(pt)
+			}
+			c.RotCount++
+			counted = true
+			m.Commit = func(b *store.Batch) error {
+				if err := addConn(b, c); err != nil {
+					return err
+				}
+				if err := a.store.Apply(b); err != nil {
+					return err
+				}
+				committed = true
+				return nil
+			}
+		}
+		if err := a.ev.Received(c.ID, m); err != nil {
 			return false, fmt.Errorf("storing a received message: %w", err)
 		}
-		c.Receipts = append(c.Receipts, hd.ID)
+		if !counted {
+			c.Receipts = append(c.Receipts, hd.ID)
+		}
 	case KindHello:
 		if c.State == StateJoining {
 			c.State = StateConnected
@@ -1121,10 +1155,12 @@ func (a *Agent) receive(c *connRecord, h *connHandle, rcvID wire.QueueID, msg wi
 	default:
 		a.ev.Problem(c.ID, fmt.Errorf("%w: unexpected %c", ErrMalformed, hd.Kind))
 	}
-	if hd.ID > c.RcvdID {
-		c.RcvdID, c.RcvdHash = hd.ID, messageHash(pt)
+	if !counted {
+		if hd.ID > c.RcvdID {
+			c.RcvdID, c.RcvdHash = hd.ID, messageHash(pt)
+		}
+		c.RotCount++
 	}
-	c.RotCount++
 	var retired *rcvQueue
 	if onNext {
 		// The first message on the new queue, in order: everything sent
@@ -1133,8 +1169,10 @@ func (a *Agent) receive(c *connRecord, h *connHandle, rcvID wire.QueueID, msg wi
 		retired = &old
 		a.completeRotation(c, h.forceNext)
 	}
-	if err := a.saveConn(c); err != nil {
-		return false, err
+	if !committed {
+		if err := a.saveConn(c); err != nil {
+			return false, err
+		}
 	}
 	if retired != nil {
 		a.rotationEvent(c.ID, c.Rcv.Relay, true, nil)
@@ -1260,8 +1298,12 @@ func (a *Agent) flushReceipts(id ConnID) {
 	e, err := a.seal(c, KindReceipt, encodeReceipt(ids), c.SentID+1, c.SentHash)
 	if err == nil {
 		c.Receipts = c.Receipts[len(ids):]
-		if err = a.putOutbox(id, e); err == nil {
-			err = a.saveConn(c)
+		// As in send: outbox entry, then connection record, one batch.
+		var b store.Batch
+		if err = addOutbox(&b, id, e); err == nil {
+			if err = addConn(&b, c); err == nil {
+				err = a.store.Apply(&b)
+			}
 		}
 	}
 	more := len(c.Receipts) > 0

@@ -391,7 +391,7 @@ func (p *Profile) receiveReply(id string, m agent.Received, a *action) error {
 	rec.Message = Message{Contact: id, Seq: seq, Incoming: true, Text: a.Text, Time: m.Sent.UTC(), ReceivedAt: time.Now().UTC(),
 		Missing: m.Integrity.Missing, BadHash: m.Integrity.BadHash, AgentID: m.ID}
 	rec.AgentID = m.ID
-	if err := p.storeIncoming(&b, c, seq, rec, a.Text, rec.Time); err != nil {
+	if err := p.storeIncoming(&b, m, c, seq, rec, a.Text, rec.Time); err != nil {
 		return err
 	}
 	v := p.view(id, rec)

@@ -144,7 +144,7 @@ func (e *profileEvents) Received(conn agent.ConnID, m agent.Received) error {
 		msg.File = &FileMeta{Name: file.Name, Type: file.Type, Size: file.Size, Thumbnail: file.Thumb, Caption: file.Caption, State: FileAvailable}
 		rec.Message, rec.FileDesc = msg, file.Desc
 	}
-	if err := p.storeIncoming(&b, c, seq, rec, text, msg.Time); err != nil {
+	if err := p.storeIncoming(&b, m, c, seq, rec, text, msg.Time); err != nil {
 		return err
 	}
 	p.listen(Event{Kind: "message", Message: &msg, Contact: c})
@@ -177,8 +177,9 @@ func (p *Profile) incomingSeq(b *store.Batch, c *Contact, agentID uint64) (seq u
 
 // storeIncoming writes, as one batch, what incomingSeq put in b, the
 // message record rec and the contact with its last message and one more
-// unread; p.mu held.
-func (p *Profile) storeIncoming(b *store.Batch, c *Contact, seq uint64, rec any, text string, t time.Time) error {
+// unread, and through m.Commit the agent's connection record after them
+// (one IndexedDB transaction for a received text); p.mu held.
+func (p *Profile) storeIncoming(b *store.Batch, m agent.Received, c *Contact, seq uint64, rec any, text string, t time.Time) error {
 	if err := addJSON(b, msgKey(c.ID, seq), rec); err != nil {
 		return err
 	}
@@ -186,6 +187,9 @@ func (p *Profile) storeIncoming(b *store.Batch, c *Contact, seq uint64, rec any,
 	c.Unread++
 	if err := addJSON(b, contactKey(c.ID), c); err != nil {
 		return err
+	}
+	if m.Commit != nil {
+		return m.Commit(b)
 	}
 	return p.st.Apply(b)
 }
