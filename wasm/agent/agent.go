@@ -65,6 +65,23 @@ type Events interface {
 	Problem(conn ConnID, err error)
 }
 
+// BatchEvents is implemented by Events whose records about sent and
+// delivered messages live in the agent's store. The agent then calls
+// SentWith instead of Sent and DeliveredWith instead of Delivered, with a
+// commit that adds the agent's own change after the caller's records and
+// applies the batch (one IndexedDB transaction): for a sent message the
+// removal of its outbox entry, for a receipt the connection record that
+// counts it as received. The method adds its records to a batch and calls
+// commit with it as the last thing it does, holding the lock that guards
+// its records. If it does not call commit, the agent writes its change
+// after it returns. An error from DeliveredWith leaves the receipt
+// unacknowledged (it is handled again); one from SentWith is reported as
+// a Problem.
+type BatchEvents interface {
+	SentWith(conn ConnID, id uint64, commit func(b *store.Batch) error) error
+	DeliveredWith(conn ConnID, ids []uint64, commit func(b *store.Batch) error) error
+}
+
 // Errors callers branch on.
 var (
 	ErrInvitationUsed = errors.New("this invitation was already used")
@@ -852,11 +869,22 @@ func (a *Agent) sendNext(id ConnID, h *connHandle) (bool, error) {
 			return true, nil
 		}
 	}
-	if err := a.store.Delete(keys[0]); err != nil {
-		return false, err
+	// A chat message's outbox entry goes with the chat layer's "sent"
+	// record, in one batch (BatchEvents), once the rest is done.
+	batchEv, batched := a.ev.(BatchEvents)
+	withSent := err == nil && e.Kind == KindChat && batched
+	if !withSent {
+		if err := a.store.Delete(keys[0]); err != nil {
+			return false, err
+		}
 	}
 	c, lerr := a.loadConn(id)
 	if lerr != nil {
+		if withSent {
+			if err := a.store.Delete(keys[0]); err != nil {
+				return false, err
+			}
+		}
 		return true, nil
 	}
 	if !c.Snd.Secured {
@@ -875,7 +903,27 @@ func (a *Agent) sendNext(id ConnID, h *connHandle) (bool, error) {
 	}
 	switch e.Kind {
 	case KindChat:
-		a.ev.Sent(id, e.ID)
+		if !withSent {
+			a.ev.Sent(id, e.ID)
+			break
+		}
+		committed := false
+		serr := batchEv.SentWith(id, e.ID, func(b *store.Batch) error {
+			b.Delete(keys[0])
+			if err := a.store.Apply(b); err != nil {
+				return err
+			}
+			committed = true
+			return nil
+		})
+		if !committed {
+			if err := a.store.Delete(keys[0]); err != nil {
+				return false, err
+			}
+		}
+		if serr != nil {
+			a.ev.Problem(id, fmt.Errorf("recording a sent message: %w", serr))
+		}
 	case KindHello:
 		if c.State == StateAccepting {
 			c.State = StateConnected
@@ -1092,37 +1140,41 @@ func (a *Agent) receive(c *connRecord, h *connHandle, rcvID wire.QueueID, msg wi
 	// Before the kinds below: one of them (KindQueueNew) seals a message
 	// with this state.
 	c.Ratchet = rs
-	counted := false // c already counts the message (below the switch)
-	committed := false
+	// For a chat message or a receipt (not on a new queue, whose first
+	// message completes a rotation below), c is brought to what it is once
+	// the message is in before the chat layer stores what it brings: the
+	// chat layer then writes c with its records, as one batch, the
+	// connection record last (commit). On a failure c is dropped and the
+	// message comes again.
+	counted, committed := false, false
+	count := func() {
+		if hd.ID > c.RcvdID {
+			c.RcvdID, c.RcvdHash = hd.ID, messageHash(pt)
+		}
+		c.RotCount++
+		counted = true
+	}
+	commit := func(b *store.Batch) error {
+		if err := addConn(b, c); err != nil {
+			return err
+		}
+		if err := a.store.Apply(b); err != nil {
+			return err
+		}
+		committed = true
+		return nil
+	}
+	batchEv, batched := a.ev.(BatchEvents)
 	switch hd.Kind {
 	case KindChat:
 		m := Received{ID: hd.ID, Body: body, Sent: msg.Time, Integrity: integ}
+		c.Receipts = append(c.Receipts, hd.ID)
 		if !onNext {
-			// The connection record as it is once the message is in: the
-			// chat layer writes it with its records (Received.Commit). On
-			// a failure c is dropped; the message comes again.
-			c.Receipts = append(c.Receipts, hd.ID)
-			if hd.ID > c.RcvdID {
-				c.RcvdID, c.RcvdHash = hd.ID, messageHash(pt)
-			}
-			c.RotCount++
-			counted = true
-			m.Commit = func(b *store.Batch) error {
-				if err := addConn(b, c); err != nil {
-					return err
-				}
-				if err := a.store.Apply(b); err != nil {
-					return err
-				}
-				committed = true
-				return nil
-			}
+			count()
+			m.Commit = commit
 		}
 		if err := a.ev.Received(c.ID, m); err != nil {
 			return false, fmt.Errorf("storing a received message: %w", err)
-		}
-		if !counted {
-			c.Receipts = append(c.Receipts, hd.ID)
 		}
 	case KindHello:
 		if c.State == StateJoining {
@@ -1132,9 +1184,15 @@ func (a *Agent) receive(c *connRecord, h *connHandle, rcvID wire.QueueID, msg wi
 		}
 	case KindReceipt:
 		ids, err := decodeReceipt(body)
-		if err != nil {
+		switch {
+		case err != nil:
 			a.ev.Problem(c.ID, err)
-		} else {
+		case batched && !onNext:
+			count()
+			if err := batchEv.DeliveredWith(c.ID, ids, commit); err != nil {
+				return false, fmt.Errorf("storing delivery receipts: %w", err)
+			}
+		default:
 			after = func() { a.ev.Delivered(c.ID, ids) }
 		}
 	case KindDeleted:

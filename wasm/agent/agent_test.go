@@ -94,6 +94,40 @@ func (r *recorder) Received(c ConnID, m Received) error {
 	return nil
 }
 
+// batchRecorder is a recorder that takes the agent's batches as the chat
+// layer does (BatchEvents): a record of its own written with the agent's
+// change, and the event recorded only once that batch is applied.
+type batchRecorder struct{ *recorder }
+
+func (r batchRecorder) SentWith(c ConnID, id uint64, commit func(*store.Batch) error) error {
+	var b store.Batch
+	b.Put(store.Key("sent").Join(fmt.Sprintf("%x", id)), []byte("sent"))
+	if err := commit(&b); err != nil {
+		return err
+	}
+	r.Sent(c, id)
+	return nil
+}
+
+func (r batchRecorder) DeliveredWith(c ConnID, ids []uint64, commit func(*store.Batch) error) error {
+	var b store.Batch
+	for _, id := range ids {
+		b.Put(store.Key("delivered").Join(fmt.Sprintf("%x", id)), []byte("delivered"))
+	}
+	if err := commit(&b); err != nil {
+		return err
+	}
+	r.Delivered(c, ids)
+	return nil
+}
+
+// useBatches restarts p with events that take the agent's batches.
+func (p *peer) useBatches() {
+	p.stop()
+	p.batches = true
+	p.start()
+}
+
 func setIn(m map[ConnID]map[uint64]bool, c ConnID, id uint64) {
 	if m[c] == nil {
 		m[c] = map[uint64]bool{}
@@ -257,6 +291,7 @@ type peer struct {
 	fs       hackpadfs.FS
 	sealer   store.Sealer
 	ev       *recorder
+	batches  bool // the events take the agent's batches (batchRecorder)
 	relays   *Relays
 	agent    *Agent
 }
@@ -290,7 +325,11 @@ func (p *peer) start() {
 	}
 	p.relays = NewRelays(opts, nil, nil)
 	p.relays.AllowLocalRelays() // the test relays are on loopback
-	p.agent, err = New(Options{Store: st, Relays: p.relays, Events: p.ev, PostQuantum: true, ReceiptDelay: p.delay, Rotation: p.rot, Restored: p.restored})
+	var ev Events = p.ev
+	if p.batches {
+		ev = batchRecorder{p.ev}
+	}
+	p.agent, err = New(Options{Store: st, Relays: p.relays, Events: ev, PostQuantum: true, ReceiptDelay: p.delay, Rotation: p.rot, Restored: p.restored})
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -390,6 +429,7 @@ func TestQuotaMarker(t *testing.T) {
 func TestConnectAndExchange(t *testing.T) {
 	ra, rb := relaytest.Start(t), relaytest.Start(t)
 	a, b := newPeer(t), newPeer(t)
+	a.useBatches() // one side each way: Sent and Delivered, SentWith and DeliveredWith
 	ca, cb := connect(t, a, b, ra, rb)
 
 	n := 1000

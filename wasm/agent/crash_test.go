@@ -24,6 +24,8 @@ func TestRestartSafety(t *testing.T) {
 	ra, rb := relaytest.Start(t), relaytest.Start(t)
 	a, b := newPeer(t), newPeer(t)
 	onCrashFS(t, a, b)
+	a.useBatches()
+	b.useBatches()
 	ca, cb := connect(t, a, b, ra, rb)
 	rng := rand.New(rand.NewPCG(testSeed(t), 2))
 	accepted := map[*peer]map[string]bool{a: {}, b: {}}

@@ -196,6 +196,21 @@ func (p *Profile) storeIncoming(b *store.Batch, m agent.Received, c *Contact, se
 
 // setStatus moves an outgoing message's status forward; p.mu must be held.
 func (p *Profile) setStatus(id string, agentID uint64, s Status, reason string) {
+	var b store.Batch
+	emit := p.addStatus(&b, id, agentID, s, reason)
+	if err := p.st.Apply(&b); err != nil {
+		p.listen(Event{Kind: "problem", Text: fmt.Sprintf("could not save a message status: %v", err)})
+		return
+	}
+	if emit != nil {
+		emit()
+	}
+}
+
+// addStatus adds to b the message record with its status moved forward
+// and returns what to tell the page once b is written (nil: nothing
+// changed); p.mu must be held.
+func (p *Profile) addStatus(b *store.Batch, id string, agentID uint64, s Status, reason string) (emit func()) {
 	var seq uint64
 	if err := getJSON(p.st, idxKey(id, "o", agentID), &seq); err != nil {
 		// Only our own agent's reports (sent, failed) can come before
@@ -209,27 +224,27 @@ func (p *Profile) setStatus(id string, agentID uint64, s Status, reason string) 
 				p.early[id][agentID] = statusUpdate{s, reason}
 			}
 		}
-		return
+		return nil
 	}
 	if seq == 0 { // a body without a message: an edit, deletion or reaction (actionflow.go), a profile update
 		if s == StatusFailed {
 			p.listen(Event{Kind: "problem", Text: "a change could not be sent to the contact: " + reason})
 		}
-		return
+		return nil
 	}
 	rec, err := p.getRecord(id, seq)
 	if err != nil || rank(s) <= rank(rec.Status) || rec.Hidden {
-		return
+		return nil
 	}
 	m := &rec.Message
 	m.Status, m.Reason = s, reason
 	stampStatus(m, s, time.Now().UTC())
-	if err := p.putMessage(m); err != nil {
+	if err := p.addMessage(b, m); err != nil {
 		p.listen(Event{Kind: "problem", Text: fmt.Sprintf("could not save a message status: %v", err)})
-		return
+		return nil
 	}
 	v := p.view(id, rec)
-	p.listen(Event{Kind: "status", Message: &v})
+	return func() { p.listen(Event{Kind: "status", Message: &v}) }
 }
 
 func rank(s Status) int {
@@ -272,6 +287,59 @@ func (e *profileEvents) Delivered(conn agent.ConnID, ids []uint64) {
 	for _, id := range ids {
 		p.setStatus(string(conn), id, StatusDelivered, "")
 	}
+}
+
+var _ agent.BatchEvents = (*profileEvents)(nil)
+
+// SentWith is Sent with the message's record and the removal of its
+// outbox entry in one batch.
+func (e *profileEvents) SentWith(conn agent.ConnID, id uint64, commit func(*store.Batch) error) error {
+	p := e.p()
+	gc, ok := p.groupConnOf(conn)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if ok {
+		p.groupStatus(conn, gc, id, StatusSent)
+		return nil // the agent removes the entry itself
+	}
+	var b store.Batch
+	emit := p.addStatus(&b, string(conn), id, StatusSent, "")
+	if err := commit(&b); err != nil {
+		return err
+	}
+	if emit != nil {
+		emit()
+	}
+	return nil
+}
+
+// DeliveredWith is Delivered with the messages' records and the
+// connection record that counts the receipt in one batch.
+func (e *profileEvents) DeliveredWith(conn agent.ConnID, ids []uint64, commit func(*store.Batch) error) error {
+	p := e.p()
+	gc, ok := p.groupConnOf(conn)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if ok {
+		for _, id := range ids {
+			p.groupStatus(conn, gc, id, StatusDelivered)
+		}
+		return nil // the agent saves the connection record itself
+	}
+	var b store.Batch
+	var emits []func()
+	for _, id := range ids {
+		if emit := p.addStatus(&b, string(conn), id, StatusDelivered, ""); emit != nil {
+			emits = append(emits, emit)
+		}
+	}
+	if err := commit(&b); err != nil {
+		return err
+	}
+	for _, emit := range emits {
+		emit()
+	}
+	return nil
 }
 
 func (e *profileEvents) Failed(conn agent.ConnID, id uint64, err error) {
