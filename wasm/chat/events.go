@@ -261,31 +261,20 @@ func rank(s Status) int {
 	return -1
 }
 
+// Sent and Delivered come from the agent where it has no batch to share
+// (a re-sync's catch-up, a receipt on a new queue): SentWith and
+// DeliveredWith, applying the batch alone.
 func (e *profileEvents) Sent(conn agent.ConnID, id uint64) {
-	p := e.p()
-	gc, ok := p.groupConnOf(conn)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if ok {
-		p.groupStatus(conn, gc, id, StatusSent)
-		return
-	}
-	p.setStatus(string(conn), id, StatusSent, "")
+	e.reportStatusErr(e.SentWith(conn, id, e.st.Apply))
 }
 
 func (e *profileEvents) Delivered(conn agent.ConnID, ids []uint64) {
-	p := e.p()
-	gc, ok := p.groupConnOf(conn)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if ok {
-		for _, id := range ids {
-			p.groupStatus(conn, gc, id, StatusDelivered)
-		}
-		return
-	}
-	for _, id := range ids {
-		p.setStatus(string(conn), id, StatusDelivered, "")
+	e.reportStatusErr(e.DeliveredWith(conn, ids, e.st.Apply))
+}
+
+func (e *profileEvents) reportStatusErr(err error) {
+	if err != nil {
+		e.p().listen(Event{Kind: "problem", Text: fmt.Sprintf("could not save a message status: %v", err)})
 	}
 }
 

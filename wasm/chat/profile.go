@@ -557,19 +557,11 @@ func (p *Profile) SendText(ctx context.Context, id, text string) (Message, error
 	// The message's records go into the agent's transaction (outbox entry,
 	// connection record, then these): one IndexedDB write transaction.
 	var msg Message
-	_, err := p.ag.SendWith(ctx, agent.ConnID(id), encodeText(text), func(agentID uint64, b *store.Batch) error {
+	_, err := p.ag.SendWith(ctx, agent.ConnID(id), encodeText(text), func(agentID uint64, b *store.Batch) (err error) {
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		m, c, err := p.outgoingRecords(b, id, agentID, Message{Text: text}, time.Now().UTC())
-		if err != nil {
-			return err
-		}
-		if err := p.st.Apply(b); err != nil {
-			return err
-		}
-		msg = m
-		p.listen(Event{Kind: "message", Message: &msg, Contact: c})
-		return nil
+		msg, err = p.storeOutgoingIn(b, id, agentID, Message{Text: text}, time.Now().UTC())
+		return err
 	})
 	if errors.Is(err, agent.ErrNoConnection) {
 		return Message{}, fmt.Errorf("%w: %s", ErrNoContact, id)
@@ -583,12 +575,18 @@ func (p *Profile) SendText(ctx context.Context, id, text string) (Message, error
 // storeOutgoingMessage writes an outgoing message record (text or file,
 // from msg); p.mu must be held.
 func (p *Profile) storeOutgoingMessage(id string, agentID uint64, msg Message, t time.Time) (Message, error) {
-	var b store.Batch
-	msg, c, err := p.outgoingRecords(&b, id, agentID, msg, t)
+	return p.storeOutgoingIn(new(store.Batch), id, agentID, msg, t)
+}
+
+// storeOutgoingIn adds an outgoing message's records to b (which may hold
+// the agent's writes before them), applies it and tells the page; p.mu
+// must be held.
+func (p *Profile) storeOutgoingIn(b *store.Batch, id string, agentID uint64, msg Message, t time.Time) (Message, error) {
+	msg, c, err := p.outgoingRecords(b, id, agentID, msg, t)
 	if err != nil {
 		return Message{}, err
 	}
-	if err := p.st.Apply(&b); err != nil {
+	if err := p.st.Apply(b); err != nil {
 		return Message{}, err
 	}
 	p.listen(Event{Kind: "message", Message: &msg, Contact: c})

@@ -70,10 +70,16 @@ func await(ctx context.Context, target js.Value, ok, fail string) (js.Value, err
 		done <- domError(target.Get("error"), fail)
 		return nil
 	})
-	defer okFn.Release()
-	defer failFn.Release()
 	target.Call("addEventListener", ok, okFn)
 	target.Call("addEventListener", fail, failFn)
+	defer func() {
+		// Removed before they are released: an event after a cancelled
+		// wait must not call a released function.
+		target.Call("removeEventListener", ok, okFn)
+		target.Call("removeEventListener", fail, failFn)
+		okFn.Release()
+		failFn.Release()
+	}()
 	select {
 	case err := <-done:
 		return target, err
