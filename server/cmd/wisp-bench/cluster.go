@@ -167,7 +167,7 @@ func (cfg clusterConfig) measure(bin string, spec runSpec, postmaster int) (stor
 		}
 	}
 	cpu0 := g.cpu()
-	d, err := driveRelay(g.addrs, nil, cfg.conns, cfg.queues, cfg.msgs, cfg.size, cfg.lockstep)
+	d, err := driveRelay(g.addrs, nil, cfg.conns, cfg.queues, cfg.msgs, cfg.size, cfg.lockstep, 0)
 	if err != nil {
 		return r, err
 	}

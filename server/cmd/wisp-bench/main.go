@@ -2,8 +2,10 @@
 // baseline measured in the same run.
 //
 //	wisp-bench relay (-addr wisp://... | -spawn) [-proxy] [-lockstep] -conns 100 -queues 1000 -msgs 10 -size 16000
+//	wisp-bench relay (-addr wisp://... | -spawn) [-rate-fraction 0.5,0.25] [-rate 400] -conns 100 -queues 1000 -msgs 10 -size 16000
 //	wisp-bench relay -cluster [-store postgres://...] [-lockstep] -conns 100 -queues 1000 -msgs 10 -size 16000
-//	wisp-bench idle  (-addr wisp://... | -spawn) -conns 10000
+//	wisp-bench idle  -spawn -conns 10000 [-workers 64] [-perf FILE]
+//	wisp-bench start -queues 1000000 [-msg-every 100] [-size 1000] [-starts 5] [-data DIR] [-seed 1] [-workers 1024]
 //	wisp-bench files (-addr wisp://... | -spawn) -size 104857600 -chunk 1048576 -inflight 4
 //	wisp-bench flood (-addr wisp://... | -spawn) -attackers 3 -queues 16 -gets 9000 -duration 15s
 //	wisp-bench drain (-addr wisp://... | -spawn) -conns 100 -queues 100000 -msgs 1 -size 1000
@@ -20,6 +22,22 @@
 // delivered and acknowledged before it sends the next, so that SEND→MSG
 // is measured without queueing behind earlier messages (use it with few
 // queues for latency; without it a sender waits only for OK).
+//
+// relay -rate R1,R2... and -rate-fraction F1,F2... add open-loop runs
+// after the closed run above, whose msgs/s is the peak: at each rate
+// given, then at each fraction of the peak (e.g. -rate-fraction 0.5 is
+// 50 % of peak). Each creates its own -conns connections and -queues
+// queues on the same relay and sends -queues × -msgs messages, the k-th
+// scheduled at k/rate seconds after the first, to queue k%queues, each
+// started on its own goroutine at its scheduled time whatever the
+// earlier ones are doing (at most 65,536 at once). The latency is from
+// the scheduled time to the MSG, so a SEND that starts late (the bench
+// busy, or a slow relay) counts its wait: no coordinated omission. Each
+// reports delivered msgs/s, SEND→MSG p50, p95, p99 and max, the send lag
+// (how late wisp-bench started SENDs: a large one means the client could
+// not keep the pace), and the relay's and wisp-bench's CPU seconds over
+// the whole drive. They go neither with -lockstep nor with -cluster; the
+// JSON lists them under "paced".
 //
 // relay -proxy measures private routing (wire SPEC.md §12): it also
 // spawns a wisp-relay with -proxy-private as the senders' proxy (always a
@@ -55,7 +73,47 @@
 //
 // idle: opens -conns connections that each create and subscribe one queue,
 // then stay idle, and reports the relay's memory per connection next to
-// the bare server holding as many idle connections.
+// the bare server holding as many idle connections. It also reports the
+// connect phase: the wall time until all -conns sessions are connected
+// (WebSocket and handshake), have a queue (NEW) and are subscribed (SUB),
+// -workers sessions at a time, next to the time the bare server takes to
+// accept as many WebSocket connections with as many at once; the CPU
+// seconds of the server and of wisp-bench over each; and the per-session
+// p50/p99 of dial+handshake, NEW and SUB. The recipient keys are generated
+// before (each client makes its own on its own device). The default
+// -workers 64 throttles the phase (sessions wait for each other's
+// round trips): use about -workers 1024 for the connect time; on a small
+// machine wisp-bench's own share of the CPU (its handshakes, 16 KiB
+// blocks to seal and open) is then as large as the relay's, so compare
+// the CPU seconds. -perf FILE records the relay with perf record -g
+// (perf must be installed) during the relay's connect phase; read it
+// with perf report -i FILE.
+//
+// start: the relay's start time with many queues stored. It fills a new
+// data directory (-data DIR to keep it, default a temporary one) with
+// -queues queues through the store package directly (server/relay/store,
+// DIR/queues.db; thousands of queues a second, where NEW over the
+// protocol makes about 1,100), one -size-byte message in every
+// -msg-every-th queue (secured, as after SKEY and SEND), an empty chunk
+// store (DIR/files/chunks.db) and an identity key, which is what
+// wisp-relay finds when it restarts. Every queue's IDs, keys and message
+// follow from -seed and its index. A -data DIR that already holds
+// queues.db is reused (generated earlier with the same -queues,
+// -msg-every, -size and -seed). It then starts wisp-relay once on it and
+// verifies it: the relay's -metrics count every queue and message, a
+// client subscribes to queues 0, queues/2, the last one and the last
+// one with a message with their generated keys and receives their
+// stored messages, and a queue not generated is refused (AUTH). Then it
+// starts wisp-relay -starts times on each of: an empty store (created by
+// a first start, so every start is a restart), the filled store, the
+// filled store with -check-max-size 0 (no start-up consistency check),
+// and on Linux the same two with queues.db evicted from the page cache
+// first (posix_fadvise on that file only, as after a reboot), the rows
+// interleaved, warm ones with the file read through first. Each start
+// reports the time from exec to the "relay address:" line, to the first
+// client session (WebSocket and handshake) and to exit after SIGTERM,
+// and the relay's logged check time of queues.db; the table shows the
+// median and max, the JSON every start.
 //
 // files: uploads -size bytes to the relay's file store in chunks of
 // -chunk bytes (FNEW then FPUT each, -inflight at once on one connection),
@@ -140,6 +198,8 @@ func main() {
 		err = runFlood(os.Args[2:])
 	case "drain":
 		err = runDrain(os.Args[2:])
+	case "start":
+		err = runStart(os.Args[2:])
 	case "bare-server":
 		err = runBareServer()
 	case "bare-files-server":
@@ -154,7 +214,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: wisp-bench relay|idle|files|flood|drain [flags]   (wisp-bench relay -h for flags)")
+	fmt.Fprintln(os.Stderr, "usage: wisp-bench relay|idle|files|flood|drain|start [flags]   (wisp-bench relay -h for flags)")
 	os.Exit(2)
 }
 

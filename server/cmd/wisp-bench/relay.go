@@ -28,6 +28,7 @@ type relayResult struct {
 	P50ms            float64 `json:"p50_ms"`
 	P95ms            float64 `json:"p95_ms"`
 	P99ms            float64 `json:"p99_ms"`
+	Maxms            float64 `json:"max_ms"`
 	RSSBytes         int64   `json:"rss_bytes"`
 	RelayCPUs        float64 `json:"relay_cpu_s"`
 	BaselineMsgsPerS float64 `json:"baseline_msgs_per_s"`
@@ -52,6 +53,53 @@ type relayResult struct {
 	// baseline) and where the PostgreSQL server came from.
 	Runs     []storeRun `json:"runs,omitempty"`
 	Postgres string     `json:"postgres,omitempty"` // "pgtest" (throwaway, fsync on) or "store" (the -store server)
+	// -rate and -rate-fraction: the open-loop runs after the closed one
+	// (whose msgs/s is the peak), in the order given.
+	Paced []pacedRun `json:"paced,omitempty"`
+}
+
+// pacedRun is one open-loop run (relay -rate, -rate-fraction): SENDs
+// scheduled at a fixed pace, latency from each SEND's scheduled time to
+// its MSG (so that a SEND that starts late, behind a slow one, counts
+// its wait: no coordinated omission).
+type pacedRun struct {
+	Fraction float64 `json:"fraction,omitempty"` // of the closed run's msgs/s; 0 for an absolute -rate
+	Rate     float64 `json:"rate"`               // msgs/s scheduled
+	MsgsPerS float64 `json:"msgs_per_s"`         // delivered: messages / (first scheduled SEND to last MSG)
+	P50ms    float64 `json:"p50_ms"`
+	P95ms    float64 `json:"p95_ms"`
+	P99ms    float64 `json:"p99_ms"`
+	Maxms    float64 `json:"max_ms"`
+	// SendLag is how late wisp-bench started SENDs after their
+	// scheduled time (its own delay, included in the latencies): a large
+	// one means the client, not the relay, could not keep the pace.
+	SendLagP99ms float64 `json:"send_lag_p99_ms"`
+	SendLagMaxms float64 `json:"send_lag_max_ms"`
+	RelayCPUs    float64 `json:"relay_cpu_s"` // over the whole drive (connections, NEW, SKEY, SUB, SEND, ACK)
+	BenchCPUs    float64 `json:"bench_cpu_s"` // wisp-bench's own, likewise
+	Msgs         int     `json:"msgs"`
+}
+
+// floatList is a flag of comma-separated positive numbers.
+type floatList []float64
+
+func (l *floatList) String() string {
+	var parts []string
+	for _, f := range *l {
+		parts = append(parts, strconv.FormatFloat(f, 'g', -1, 64))
+	}
+	return strings.Join(parts, ",")
+}
+
+func (l *floatList) Set(v string) error {
+	for _, p := range strings.Split(v, ",") {
+		f, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
+		if err != nil || !(f > 0) || math.IsInf(f, 0) {
+			return fmt.Errorf("%q is not a positive number", p)
+		}
+		*l = append(*l, f)
+	}
+	return nil
 }
 
 func percentile(l []time.Duration, p float64) float64 {
@@ -73,6 +121,9 @@ func runRelay(args []string) error {
 	lockstep := fs.Bool("lockstep", false, "each queue's sender waits until its message is delivered and acknowledged before sending the next (one message in flight per queue end to end: latency without queueing behind earlier messages)")
 	viaProxy := fs.Bool("proxy", false, "private routing: spawn a second relay (-proxy-private) as the senders' proxy; senders connect to it, create one queue there and SKEY/SEND through it (ProxySecure/ProxySend)")
 	cluster := fs.Bool("cluster", false, "compare stores in one run: bbolt with one relay process, PostgreSQL with one process, PostgreSQL with two processes on one database (connection i on process i%2, so every queue's sender and recipient are on different processes), then the echo baseline; implies -spawn")
+	var rates, fractions floatList
+	fs.Var(&rates, "rate", "after the closed run, open-loop runs at these rates (msgs/s, comma-separated): SENDs scheduled at a fixed pace over all queues, latency from the scheduled time (no coordinated omission); each creates its own connections and queues and sends -queues × -msgs messages")
+	fs.Var(&fractions, "rate-fraction", "after the closed run, open-loop runs (as -rate) at these fractions of its msgs/s, the peak (e.g. 0.5,0.25)")
 	storeURL := fs.String("store", "", "with -cluster: a loopback PostgreSQL server (postgres://user@127.0.0.1:5432/db) to use instead of a throwaway one; each PostgreSQL run gets a new database created there (CREATEDB privilege needed) and dropped at the end, and the database of the URL itself is never written to")
 	_ = fs.Parse(args)
 	if *conns < 1 || *queues < 1 || *msgs < 1 || *size < 16 || *size > wire.MaxBodySize {
@@ -80,6 +131,9 @@ func runRelay(args []string) error {
 	}
 	if *storeURL != "" && !*cluster {
 		return errors.New("-store goes with -cluster")
+	}
+	if len(rates)+len(fractions) > 0 && (*lockstep || *cluster) {
+		return errors.New("-rate and -rate-fraction pace SENDs open loop: they go neither with -lockstep nor with -cluster")
 	}
 	if _, err := raiseFileLimit(); err != nil {
 		return err
@@ -121,13 +175,13 @@ func runRelay(args []string) error {
 	if px != nil {
 		proxyAddr = &px.addr
 	}
-	d, err := driveRelay([]wire.Address{addr}, proxyAddr, *conns, *queues, *msgs, *size, *lockstep)
+	d, err := driveRelay([]wire.Address{addr}, proxyAddr, *conns, *queues, *msgs, *size, *lockstep, 0)
 	if err != nil {
 		return err
 	}
 	res.RelayCPUs = (t.process.cpu() - cpu0).Seconds()
 	res.MsgsPerS = float64(total) / d.elapsed.Seconds()
-	res.P50ms, res.P95ms, res.P99ms = percentile(d.lats, 0.50), percentile(d.lats, 0.95), percentile(d.lats, 0.99)
+	res.P50ms, res.P95ms, res.P99ms, res.Maxms = percentile(d.lats, 0.50), percentile(d.lats, 0.95), percentile(d.lats, 0.99), percentile(d.lats, 1)
 	res.RSSBytes = t.process.rss()
 	if px != nil {
 		res.ProxyCPUs = (px.child().cpu() - pcpu0).Seconds()
@@ -150,6 +204,30 @@ func runRelay(args []string) error {
 			}
 			res.DestForwardedIn = int64(m["wisp_relay_forwarded_in_total"])
 		}
+	}
+	// The open-loop runs come after the figures above, which are the
+	// closed run's alone.
+	type pace struct{ rate, fraction float64 }
+	var paces []pace
+	for _, f := range fractions {
+		paces = append(paces, pace{f * res.MsgsPerS, f})
+	}
+	for _, r := range rates {
+		paces = append(paces, pace{r, 0})
+	}
+	for _, p := range paces {
+		cpu0, bcpu0 := t.process.cpu(), selfCPU()
+		d, err := driveRelay([]wire.Address{addr}, proxyAddr, *conns, *queues, *msgs, *size, false, p.rate)
+		if err != nil {
+			return fmt.Errorf("paced run at %.0f msgs/s: %w", p.rate, err)
+		}
+		res.Paced = append(res.Paced, pacedRun{
+			Fraction: p.fraction, Rate: p.rate, Msgs: total,
+			MsgsPerS: float64(total) / d.elapsed.Seconds(),
+			P50ms:    percentile(d.lats, 0.50), P95ms: percentile(d.lats, 0.95), P99ms: percentile(d.lats, 0.99), Maxms: percentile(d.lats, 1),
+			SendLagP99ms: percentile(d.sendLags, 0.99), SendLagMaxms: percentile(d.sendLags, 1),
+			RelayCPUs: (t.process.cpu() - cpu0).Seconds(), BenchCPUs: (selfCPU() - bcpu0).Seconds(),
+		})
 	}
 
 	bare, baddr, err := startBare()
@@ -184,6 +262,16 @@ func runRelay(args []string) error {
 			100*reuse, res.ProxyRoutesOpened, res.ProxyForwarded, res.DestForwardedIn, float64(res.ProxyRSSBytes)/(1<<20), res.ProxyCPUs, res.LimitRetries)
 	}
 	fmt.Println(line)
+	if len(res.Paced) > 0 {
+		fmt.Printf("%-28s %12s %10s %10s %10s %10s %10s %12s %12s\n", "open loop (send→deliver)", "msgs/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "lag p99", "relay CPU s", "bench CPU s")
+		for _, p := range res.Paced {
+			name := fmt.Sprintf("%.0f msgs/s", p.Rate)
+			if p.Fraction > 0 {
+				name = fmt.Sprintf("%.0f%% of peak (%.0f/s)", 100*p.Fraction, p.Rate)
+			}
+			fmt.Printf("%-28s %12.0f %10.2f %10.2f %10.2f %10.2f %10.2f %12.2f %12.2f\n", name, p.MsgsPerS, p.P50ms, p.P95ms, p.P99ms, p.Maxms, p.SendLagP99ms, p.RelayCPUs, p.BenchCPUs)
+		}
+	}
 	return printJSON(res)
 }
 
@@ -276,8 +364,9 @@ type benchQueue struct {
 
 // driveResult is what driveRelay measured.
 type driveResult struct {
-	lats         []time.Duration // SEND→MSG
+	lats         []time.Duration // SEND→MSG (paced: from the scheduled time)
 	elapsed      time.Duration   // first SEND to last MSG
+	sendLags     []time.Duration // paced: each SEND's start after its scheduled time
 	limitRetries int64           // PFWDs refused by the proxy with LIMIT and sent again
 }
 
@@ -288,8 +377,13 @@ type driveResult struct {
 // (one address only), the senders are nconns more connections to the proxy
 // relay, each holding one queue there, that secure and send through it
 // (SPEC §12); the recipients stay on addr either way. With lockstep, a
-// queue's next SEND waits for the previous message's MSG and ACK.
-func driveRelay(addrs []wire.Address, proxy *wire.Address, nconns, nqueues, msgs, size int, lockstep bool) (driveResult, error) {
+// queue's next SEND waits for the previous message's MSG and ACK. With
+// rate > 0 (not with lockstep), SENDs are paced open loop instead: the
+// k-th of all nqueues×msgs is scheduled at k/rate seconds, to queue
+// k%nqueues, and started then (on a goroutine of its own) whatever the
+// earlier ones are doing; its body carries the scheduled time, so the
+// latency counts any delay in starting it.
+func driveRelay(addrs []wire.Address, proxy *wire.Address, nconns, nqueues, msgs, size int, lockstep bool, rate float64) (driveResult, error) {
 	var res driveResult
 	if len(addrs) == 0 || proxy != nil && len(addrs) != 1 {
 		return res, errors.New("driveRelay: one address with a proxy, at least one without")
@@ -445,41 +539,76 @@ func driveRelay(addrs []wire.Address, proxy *wire.Address, nconns, nqueues, msgs
 		}
 		return q.sender.Send(ctx, q.sndID, q.sndKey, body)
 	}
-	start := time.Now()
-	var send errGroup
-	for i, q := range qs {
-		send.Go(func() error {
-			for range msgs {
-				body := make([]byte, size)
-				for attempt := 0; ; attempt++ {
-					binary.BigEndian.PutUint64(body, uint64(time.Now().UnixNano()))
-					err := sendOne(q, body)
-					if errors.Is(err, wire.CodeQuota) && attempt < 1000 {
-						time.Sleep(10 * time.Millisecond)
-						continue
-					}
-					// The proxy's PFWD budget per session (3,000 a minute):
-					// the message was not forwarded.
-					if re := (*client.RouteError)(nil); errors.As(err, &re) && re.Code == wire.CodeLimit && attempt < 1000 {
-						limitRetries.Add(1)
-						time.Sleep(100 * time.Millisecond)
-						continue
-					}
-					if err != nil {
-						return fmt.Errorf("SEND: %w", err)
-					}
-					break
-				}
-				if lockstep {
-					select {
-					case <-delivered[i]:
-					case <-ctx.Done():
-						return ctx.Err()
-					}
-				}
+	// sendRetrying sends body, stamped with the time it is measured
+	// from (at, or the time of each attempt when at is zero).
+	sendRetrying := func(q *benchQueue, body []byte, at time.Time) error {
+		for attempt := 0; ; attempt++ {
+			stamp := at
+			if stamp.IsZero() {
+				stamp = time.Now()
+			}
+			binary.BigEndian.PutUint64(body, uint64(stamp.UnixNano()))
+			err := sendOne(q, body)
+			if errors.Is(err, wire.CodeQuota) && attempt < 1000 {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			// The proxy's PFWD budget per session (3,000 a minute):
+			// the message was not forwarded.
+			if re := (*client.RouteError)(nil); errors.As(err, &re) && re.Code == wire.CodeLimit && attempt < 1000 {
+				limitRetries.Add(1)
+				time.Sleep(100 * time.Millisecond)
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("SEND: %w", err)
 			}
 			return nil
-		})
+		}
+	}
+	start := time.Now()
+	var send errGroup
+	if rate > 0 {
+		// At most this many SENDs at once: beyond, the schedule slips
+		// and the slip shows in the latencies and send lags.
+		inFlight := make(chan struct{}, 1<<16)
+		lags := make([]time.Duration, total)
+		for k := range total {
+			at := start.Add(time.Duration(float64(k) * float64(time.Second) / rate))
+			if d := time.Until(at); d > 0 {
+				time.Sleep(d)
+			}
+			select {
+			case inFlight <- struct{}{}:
+			case <-ctx.Done():
+				return res, ctx.Err()
+			}
+			lags[k] = time.Since(at)
+			q := qs[int(k)%nqueues]
+			send.Go(func() error {
+				defer func() { <-inFlight }()
+				return sendRetrying(q, make([]byte, size), at)
+			})
+		}
+		res.sendLags = lags
+	} else {
+		for i, q := range qs {
+			send.Go(func() error {
+				for range msgs {
+					if err := sendRetrying(q, make([]byte, size), time.Time{}); err != nil {
+						return err
+					}
+					if lockstep {
+						select {
+						case <-delivered[i]:
+						case <-ctx.Done():
+							return ctx.Err()
+						}
+					}
+				}
+				return nil
+			})
+		}
 	}
 	if err := send.Wait(); err != nil {
 		return res, err
