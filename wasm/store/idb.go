@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"strings"
 	"sync/atomic"
 	"syscall/js"
 	"time"
@@ -176,6 +177,97 @@ func (d *IndexedDB) readFile(name string) ([]byte, error) {
 	b := make([]byte, v.Length())
 	js.CopyBytesToGo(b, v)
 	return b, nil
+}
+
+// readFiles returns the contents of several files, read in one
+// transaction; nil for a missing one.
+func (d *IndexedDB) readFiles(names []string) ([][]byte, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	res, err := d.transact("readonly", []any{contentsStore}, func(txn js.Value) []js.Value {
+		contents := txn.Call("objectStore", contentsStore)
+		reqs := make([]js.Value, len(names))
+		for i, name := range names {
+			reqs[i] = contents.Call("get", name)
+		}
+		return reqs
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(names))
+	for i, v := range res {
+		if v.IsUndefined() || v.IsNull() {
+			continue
+		}
+		if !v.InstanceOf(uint8Array) {
+			return nil, fmt.Errorf("store: %s holds no bytes", names[i])
+		}
+		out[i] = make([]byte, v.Length())
+		js.CopyBytesToGo(out[i], v)
+	}
+	return out, nil
+}
+
+// readDirRange lists the entries of dir named from <= n < to (to "": no
+// upper bound) in one transaction, reading only those: a range of the
+// info store's keys (full paths), of which the entries deeper down are
+// skipped.
+func (d *IndexedDB) readDirRange(dir, from, to string) ([]dirEntry, error) {
+	return d.readUnder(dir, from, to, false)
+}
+
+// readTree lists everything under dir, at any depth, in one transaction.
+func (d *IndexedDB) readTree(dir string) ([]dirEntry, error) {
+	return d.readUnder(dir, "", "", true)
+}
+
+// readUnder lists the paths under dir whose part after dir is in [from,
+// to) (to "": no upper bound); only dir's own entries unless deep.
+func (d *IndexedDB) readUnder(dir, from, to string, deep bool) ([]dirEntry, error) {
+	prefix := dir + "/"
+	if dir == "." || dir == "" {
+		prefix = ""
+	}
+	upper := prefix + to
+	if to == "" {
+		if prefix == "" {
+			if deep {
+				return nil, fmt.Errorf("store: listing the whole database")
+			}
+			return d.readDir(dir)
+		}
+		// Every path that starts with prefix sorts below prefix with its
+		// "/" replaced by "0", the next character.
+		upper = prefix[:len(prefix)-1] + "0"
+	}
+	if prefix+from >= upper {
+		return nil, nil
+	}
+	res, err := d.transact("readonly", []any{infoStore}, func(txn js.Value) []js.Value {
+		infos := txn.Call("objectStore", infoStore)
+		r := keyRange.Call("bound", prefix+from, upper, false, true)
+		return []js.Value{infos.Call("getAllKeys", r), infos.Call("getAll", r)}
+	})
+	if err != nil {
+		return nil, err
+	}
+	keys, infos := res[0], res[1]
+	n := keys.Length()
+	if infos.Length() != n {
+		return nil, fmt.Errorf("store: listing %s: %d names for %d entries", dir, n, infos.Length())
+	}
+	var out []dirEntry
+	for i := range n {
+		name := strings.TrimPrefix(keys.Index(i).String(), prefix)
+		if !deep && strings.Contains(name, "/") {
+			continue // deeper down
+		}
+		mode := hackpadfs.FileMode(uint32(infos.Index(i).Get("Mode").Int()))
+		out = append(out, dirEntry{name: name, dir: mode.IsDir()})
+	}
+	return out, nil
 }
 
 // readDir lists a directory's entries in one transaction: a consistent

@@ -13,6 +13,13 @@
 //	rec, err := s.Get("conn/7a1b/msg/00000000000000000042")
 //	keys, err := s.List("conn/7a1b/msg") // children, sorted
 //
+// A long listing is read a page at a time with ListRange, and a page's
+// records with GetMany, each one readonly transaction on IndexedDB, so a
+// page of a conversation costs the page, not the conversation:
+//
+//	keys, err := s.ListRange("conn/7a1b/msg", "00000000000000000100", "00000000000000000150")
+//	recs, err := s.GetMany(keys)
+//
 // Records are kept small (one per message, chunk or state object). Put is
 // atomic: a crash leaves either the old or the new record, never a torn
 // one. Writes that belong together go in one Batch:
@@ -126,6 +133,7 @@ type Store struct {
 	sealer Sealer
 	mu     sync.Mutex      // serialises writes, so a record's last Put wins
 	dirs   map[string]bool // directories known to exist (saves a lookup per Put)
+	cache  cache           // records and listings kept in memory (cache.go)
 }
 
 // Open returns the store rooted at dir (created when missing) and removes
@@ -215,7 +223,9 @@ func (s *Store) Apply(b *Batch) error {
 		}
 	}
 	if tx, ok := s.fs.(txFS); ok {
-		if err := tx.writeFiles(ops); err != nil {
+		err := tx.writeFiles(ops)
+		s.cache.wrote(b.ops, err == nil)
+		if err != nil {
 			return fmt.Errorf("store: put: %w", err)
 		}
 		return nil
@@ -228,9 +238,11 @@ func (s *Store) Apply(b *Batch) error {
 			err = s.replace(op.name, op.data)
 		}
 		if err != nil {
+			s.cache.wrote(b.ops, false)
 			return err
 		}
 	}
+	s.cache.wrote(b.ops, true)
 	return nil
 }
 
@@ -281,7 +293,9 @@ func (s *Store) PutOnce(k Key, value []byte) error {
 	if err := s.mkdirs(path.Dir(name)); err != nil {
 		return err
 	}
-	if err := writeFile(s.fs, name, sealed); err != nil {
+	err = writeFile(s.fs, name, sealed)
+	s.cache.wrote([]batchOp{{k: k, value: value}}, err == nil)
+	if err != nil {
 		return fmt.Errorf("store: put: %w", err)
 	}
 	return nil
@@ -337,6 +351,10 @@ func (s *Store) Get(k Key) ([]byte, error) {
 	if !k.Valid() {
 		return nil, fmt.Errorf("%w: %q", ErrBadKey, k)
 	}
+	if v, ok := s.cache.record(k); ok {
+		return v, nil
+	}
+	gen := s.cache.generation()
 	name := s.name(k)
 	var sealed []byte
 	var err error
@@ -355,7 +373,59 @@ func (s *Store) Get(k Key) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, k, err)
 	}
+	s.cache.fillRecord(k, value, gen)
 	return value, nil
+}
+
+// GetMany returns the records under keys, in the same order, nil for a
+// missing one; ErrCorrupt if one does not open. On IndexedDB they are
+// read in one readonly transaction (a consistent snapshot); elsewhere one
+// by one.
+func (s *Store) GetMany(keys []Key) ([][]byte, error) {
+	for _, k := range keys {
+		if !k.Valid() {
+			return nil, fmt.Errorf("%w: %q", ErrBadKey, k)
+		}
+	}
+	out := make([][]byte, len(keys))
+	var missed []int // indexes of the keys the cache does not hold
+	for i, k := range keys {
+		if v, ok := s.cache.record(k); ok {
+			out[i] = v
+		} else {
+			missed = append(missed, i)
+		}
+	}
+	tx, ok := s.fs.(txFS)
+	if !ok || len(missed) == 0 {
+		for _, i := range missed {
+			v, err := s.Get(keys[i])
+			if err != nil && !errors.Is(err, ErrNotFound) {
+				return nil, err
+			}
+			out[i] = v
+		}
+		return out, nil
+	}
+	gen := s.cache.generation()
+	names := make([]string, len(missed))
+	for j, i := range missed {
+		names[j] = s.name(keys[i])
+	}
+	sealed, err := tx.readFiles(names)
+	if err != nil {
+		return nil, fmt.Errorf("store: get: %w", err)
+	}
+	for j, i := range missed {
+		if sealed[j] == nil {
+			continue // missing
+		}
+		if out[i], err = s.sealer.Open(names[j], sealed[j]); err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, keys[i], err)
+		}
+		s.cache.fillRecord(keys[i], out[i], gen)
+	}
+	return out, nil
 }
 
 // Has reports whether a record exists under k, without opening it.
@@ -388,6 +458,7 @@ func (s *Store) DeleteAll(prefix Key) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	clear(s.dirs) // some of them are gone now
+	defer s.cache.removedAll(prefix)
 	if err := hackpadfs.RemoveAll(s.fs, s.name(prefix)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("store: delete all: %w", err)
 	}
@@ -401,6 +472,38 @@ func (s *Store) List(prefix Key) ([]Key, error) {
 	return s.list(prefix, false)
 }
 
+// ListRange returns the keys of the records directly under prefix whose
+// names n satisfy from <= n < to (to "" is no upper bound), sorted. On
+// IndexedDB it reads only the entries in that range, in one readonly
+// transaction; elsewhere it lists prefix and keeps the range.
+func (s *Store) ListRange(prefix Key, from, to string) ([]Key, error) {
+	if !prefix.Valid() {
+		return nil, fmt.Errorf("%w: %q", ErrBadKey, prefix)
+	}
+	dir := s.name(prefix)
+	var entries []dirEntry
+	var err error
+	if tx, ok := s.fs.(txFS); ok {
+		entries, err = tx.readDirRange(dir, from, to)
+	} else {
+		entries, err = readDir(s.fs, dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: list: %w", err)
+	}
+	var keys []Key
+	for _, e := range entries {
+		if e.dir || strings.HasPrefix(e.name, ".") || e.name < from || (to != "" && e.name >= to) {
+			continue
+		}
+		if k := prefix.Join(e.name); k.Valid() {
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+	return keys, nil
+}
+
 // ListDirs returns the keys of the sub-directories directly under prefix,
 // sorted.
 func (s *Store) ListDirs(prefix Key) ([]Key, error) {
@@ -411,6 +514,16 @@ func (s *Store) list(prefix Key, dirs bool) ([]Key, error) {
 	if prefix != "" && !prefix.Valid() {
 		return nil, fmt.Errorf("%w: %q", ErrBadKey, prefix)
 	}
+	if !dirs {
+		if names, ok := s.cache.list(prefix); ok {
+			keys := make([]Key, len(names))
+			for i, n := range names {
+				keys[i] = prefix.Join(n)
+			}
+			return keys, nil
+		}
+	}
+	gen := s.cache.generation()
 	dir := s.dir
 	if prefix != "" {
 		dir = s.name(prefix)
@@ -430,7 +543,44 @@ func (s *Store) list(prefix Key, dirs bool) ([]Key, error) {
 		}
 	}
 	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+	if !dirs {
+		names := make([]string, len(keys))
+		for i, k := range keys {
+			names[i] = k.Base()
+		}
+		s.cache.fillList(prefix, names, gen)
+	}
 	return keys, nil
+}
+
+// readTree lists everything under dir, at any depth, with names relative
+// to dir: on IndexedDB in one transaction.
+func readTree(fsys hackpadfs.FS, dir string) ([]dirEntry, error) {
+	if tx, ok := fsys.(txFS); ok {
+		return tx.readTree(dir)
+	}
+	var out []dirEntry
+	var walk func(rel string) error
+	walk = func(rel string) error {
+		entries, err := readDir(fsys, path.Join(dir, rel))
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			name := path.Join(rel, e.name)
+			out = append(out, dirEntry{name: name, dir: e.dir})
+			if e.dir {
+				if err := walk(name); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	if err := walk(""); err != nil {
+		return nil, fmt.Errorf("store: list: %w", err)
+	}
+	return out, nil
 }
 
 // FileNames returns the names of the files (not directories) directly in
@@ -469,7 +619,14 @@ type dirEntry struct {
 type txFS interface {
 	writeFiles(ops []fileOp) error
 	readFile(name string) ([]byte, error)
+	// readFiles returns the files' contents in order, nil for a missing one.
+	readFiles(names []string) ([][]byte, error)
 	readDir(dir string) ([]dirEntry, error)
+	// readDirRange lists the entries of dir named from <= n < to (to ""
+	// is no upper bound).
+	readDirRange(dir, from, to string) ([]dirEntry, error)
+	// readTree lists everything under dir, names relative to it.
+	readTree(dir string) ([]dirEntry, error)
 }
 
 // readDir lists dir (nothing when it is missing). Through hackpadfs, an

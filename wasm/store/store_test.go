@@ -154,6 +154,205 @@ func testStore(t *testing.T, newFS func(t *testing.T) hackpadfs.FS) {
 		}
 	})
 
+	t.Run("list range and get many", func(t *testing.T) {
+		s, err := Open(newFS(t), "p", newSealer(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Siblings whose names sort around the range's bounds, a deeper
+		// record inside the range, and a directory beside the records.
+		for _, k := range []Key{"c/a/m/01", "c/a/m/02", "c/a/m/03", "c/a/m/04", "c/a/m/02x/deep", "c/a/m0", "c/a/m-1", "c/a/n", "c/b/m/02"} {
+			if err := s.Put(k, []byte("value of "+k)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, tc := range []struct {
+			from, to string
+			want     []Key
+		}{
+			{"", "", []Key{"c/a/m/01", "c/a/m/02", "c/a/m/03", "c/a/m/04"}},
+			{"02", "04", []Key{"c/a/m/02", "c/a/m/03"}},
+			{"02", "", []Key{"c/a/m/02", "c/a/m/03", "c/a/m/04"}},
+			{"", "02", []Key{"c/a/m/01"}},
+			{"04", "04", nil},
+			{"05", "01", nil},
+			{"1", "", nil},
+		} {
+			got, err := s.ListRange("c/a/m", tc.from, tc.to)
+			if err != nil || !slices.Equal(got, tc.want) {
+				t.Errorf("ListRange(c/a/m, %q, %q) = %v, %v, want %v", tc.from, tc.to, got, err, tc.want)
+			}
+		}
+		if got, err := s.ListRange("c/z/m", "", ""); err != nil || len(got) != 0 {
+			t.Errorf("ListRange of a missing directory = %v, %v", got, err)
+		}
+		if _, err := s.ListRange("../c", "", ""); !errors.Is(err, ErrBadKey) {
+			t.Errorf("ListRange(../c): %v, want ErrBadKey", err)
+		}
+
+		keys := []Key{"c/a/m/03", "c/a/m/01", "c/b/m/02"}
+		got, err := s.GetMany(keys)
+		if err != nil || len(got) != len(keys) {
+			t.Fatalf("GetMany = %q, %v", got, err)
+		}
+		for i, k := range keys {
+			if string(got[i]) != "value of "+string(k) {
+				t.Errorf("GetMany[%d] = %q, want the value of %s", i, got[i], k)
+			}
+		}
+		if got, err := s.GetMany(nil); err != nil || len(got) != 0 {
+			t.Errorf("GetMany(nil) = %q, %v", got, err)
+		}
+		if got, err := s.GetMany([]Key{"c/a/m/01", "c/a/m/09"}); err != nil || len(got) != 2 || got[0] == nil || got[1] != nil {
+			t.Errorf("GetMany with a missing record = %q, %v, want it nil", got, err)
+		}
+		if _, err := s.GetMany([]Key{"c/a/m/01", "c//x"}); !errors.Is(err, ErrBadKey) {
+			t.Errorf("GetMany with a bad key: %v, want ErrBadKey", err)
+		}
+	})
+
+	t.Run("cache", func(t *testing.T) {
+		fsys := newFS(t)
+		sealer := newSealer(t)
+		s, err := Open(fsys, "p", sealer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Records named state and listings of directories named out are
+		// kept, as the agent asks.
+		s.Cache(func(k Key) bool { return k.Base() == "state" }, func(k Key) bool { return k.Base() == "out" })
+		s.Cache(func(k Key) bool { return k == "profile" }, nil)
+		// The truth: a second Store on the same files, without a cache.
+		check := func(step string) {
+			t.Helper()
+			plain, err := Open(fsys, "p", sealer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range []Key{"profile", "conn/a/state", "conn/b/state", "conn/a/other"} {
+				got, gerr := s.Get(k)
+				want, werr := plain.Get(k)
+				if !bytes.Equal(got, want) || errors.Is(gerr, ErrNotFound) != errors.Is(werr, ErrNotFound) {
+					t.Errorf("%s: Get(%s) = %q, %v; the files hold %q, %v", step, k, got, gerr, want, werr)
+				}
+				if many, err := s.GetMany([]Key{k}); err != nil || !bytes.Equal(many[0], want) {
+					t.Errorf("%s: GetMany(%s) = %q, %v; the files hold %q", step, k, many, err, want)
+				}
+			}
+			for _, d := range []Key{"conn/a/out", "conn/b/out", "conn/a"} {
+				got, gerr := s.List(d)
+				want, werr := plain.List(d)
+				if !slices.Equal(got, want) || (gerr == nil) != (werr == nil) {
+					t.Errorf("%s: List(%s) = %v, %v; the files list %v, %v", step, d, got, gerr, want, werr)
+				}
+			}
+		}
+		check("empty")
+		steps := []struct {
+			name string
+			do   func() error
+		}{
+			{"put", func() error { return s.Put("conn/a/state", []byte("a1")) }},
+			{"put outbox", func() error { return s.Put("conn/a/out/002", []byte("m2")) }},
+			{"batch", func() error {
+				var b Batch
+				b.Put("conn/a/out/001", []byte("m1"))
+				b.Put("conn/a/state", []byte("a2"))
+				b.Put("conn/b/state", []byte("b1"))
+				b.Put("profile", []byte("p1"))
+				b.Put("conn/a/other", []byte("o1"))
+				return s.Apply(&b)
+			}},
+			{"replace and delete", func() error {
+				var b Batch
+				b.Delete("conn/a/out/002")
+				b.Put("conn/a/out/003", []byte("m3"))
+				b.Put("conn/a/state", []byte("a3"))
+				b.Delete("conn/b/state")
+				return s.Apply(&b)
+			}},
+			{"refused batch", func() error {
+				var b Batch
+				b.Put("conn/a/state", []byte("never"))
+				b.Put("conn/a/out/../x", []byte("bad"))
+				if err := s.Apply(&b); !errors.Is(err, ErrBadKey) {
+					return fmt.Errorf("a bad batch: %v", err)
+				}
+				return nil
+			}},
+			{"put once", func() error { return s.PutOnce("conn/a/out/004", []byte("m4")) }},
+			{"delete", func() error { return s.Delete("conn/a/out/001") }},
+			{"delete all", func() error { return s.DeleteAll("conn/a") }},
+			{"again", func() error { return s.Put("conn/a/state", []byte("a4")) }},
+		}
+		for _, st := range steps {
+			if err := st.do(); err != nil {
+				t.Fatalf("%s: %v", st.name, err)
+			}
+			check(st.name)
+		}
+		// A value handed out is a copy.
+		v, _ := s.Get("conn/a/state")
+		v[0] = 'X'
+		if again, _ := s.Get("conn/a/state"); string(again) != "a4" {
+			t.Errorf("the cached record changed with a returned copy: %q", again)
+		}
+		// Reads are served from memory: with the record's file garbled
+		// behind the store's back (which nothing may do), the cached record
+		// still reads, and one that is not kept fails.
+		if err := s.Put("conn/a/other", []byte("o2")); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []Key{"conn/a/state", "conn/a/other"} {
+			if err := writeFile(fsys, path.Join("p", string(k)), []byte("garbled")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if v, err := s.Get("conn/a/state"); err != nil || string(v) != "a4" {
+			t.Errorf("a cached record was read again: %q, %v", v, err)
+		}
+		if _, err := s.Get("conn/a/other"); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("a record that is not kept: %v, want ErrCorrupt", err)
+		}
+
+		if err := s.DeleteAll("conn/a"); err != nil { // the garbled files
+			t.Fatal(err)
+		}
+
+		// Preload fills the records and listings under a prefix.
+		if err := s.Put("conn/c/state", []byte("c1")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Put("conn/c/out/009", []byte("m9")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Put("conn/d/state", []byte("d1")); err != nil {
+			t.Fatal(err)
+		}
+		fresh, err := Open(fsys, "p", sealer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh.Cache(func(k Key) bool { return k.Base() == "state" }, func(k Key) bool { return k.Base() == "out" })
+		if err := fresh.Preload("conn"); err != nil {
+			t.Fatal(err)
+		}
+		if err := fresh.Preload("nothing"); err != nil {
+			t.Errorf("Preload of a missing prefix: %v", err)
+		}
+		for _, k := range []Key{"conn/c/state", "conn/d/state"} {
+			if err := writeFile(fsys, path.Join("p", string(k)), []byte("garbled")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if v, err := fresh.GetMany([]Key{"conn/c/state", "conn/d/state"}); err != nil || string(v[0]) != "c1" || string(v[1]) != "d1" {
+			t.Errorf("preloaded records: %q, %v", v, err)
+		}
+		if got, _ := fresh.List("conn/c/out"); !slices.Equal(got, []Key{"conn/c/out/009"}) {
+			t.Errorf("preloaded listing: %v", got)
+		}
+	})
+
 	t.Run("batch", func(t *testing.T) {
 		fsys := newFS(t)
 		s, err := Open(fsys, "p", newSealer(t))
