@@ -197,6 +197,10 @@ func New(opts Options) (*Agent, error) {
 	if !opts.HoldOutbox {
 		close(a.resumed)
 	}
+	// Each message sent or received reads its connection's record, and
+	// each pass of an outbox worker lists its outbox: kept in memory
+	// (store.Cache), they cost no storage transaction after the first.
+	opts.Store.Cache(isConnKey, isOutboxDir)
 	opts.Relays.setHandler(a.handleMessage)
 	opts.Relays.setConnected(a.pokeAll)
 	return a, nil
@@ -232,6 +236,10 @@ func (a *Agent) Start(ctx context.Context) error {
 		}
 	}
 	var subs []relaySub
+	// Every connection record and outbox listing, in two transactions.
+	if err := a.store.Preload("conn"); err != nil {
+		return err
+	}
 	dirs, err := a.store.ListDirs("conn")
 	if err != nil {
 		return err

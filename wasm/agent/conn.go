@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/wisp-chat/wisp/crypto/box"
@@ -130,6 +131,25 @@ func connKey(id ConnID) store.Key   { return store.Key("conn").Join(string(id), 
 func outboxDir(id ConnID) store.Key { return store.Key("conn").Join(string(id), "out") }
 func outboxKey(id ConnID, n uint64) store.Key {
 	return outboxDir(id).Join(fmt.Sprintf("%020d", n))
+}
+
+// isConnKey reports whether k is a connection record's key (connKey).
+func isConnKey(k store.Key) bool {
+	return k.Base() == "state" && parentKey(k) != "" && parentKey(parentKey(k)) == "conn"
+}
+
+// isOutboxDir reports whether k is an outbox's directory (outboxDir).
+func isOutboxDir(k store.Key) bool {
+	return k.Base() == "out" && parentKey(k) != "" && parentKey(parentKey(k)) == "conn"
+}
+
+// parentKey returns k without its last segment ("" for one segment).
+func parentKey(k store.Key) store.Key {
+	i := strings.LastIndexByte(string(k), '/')
+	if i < 0 {
+		return ""
+	}
+	return k[:i]
 }
 
 func (a *Agent) loadConn(id ConnID) (*connRecord, error) {

@@ -637,22 +637,3 @@ func (p *Profile) MessageInfo(id string, seq uint64) (MessageInfo, error) {
 		SentAt: m.SentAt, DeliveredAt: m.DeliveredAt, ReceivedAt: m.ReceivedAt, Edited: m.Edited, EditedAt: m.EditedAt,
 		Deleted: m.Deleted, Recipients: m.Recipients, DeliveredTo: m.DeliveredTo}, nil
 }
-
-// visibleBefore reads up to n messages that are not tombstones from the
-// end of keys, oldest first (Messages, past tombstones); p.mu held.
-func (p *Profile) visibleBefore(id string, keys []store.Key, n int) ([]Message, error) {
-	var out []Message
-	for i := len(keys) - 1; i >= 0 && len(out) < n; i-- {
-		var r messageRecord
-		if err := getJSON(p.st, keys[i], &r); err != nil {
-			return nil, err
-		}
-		if r.Hidden {
-			continue
-		}
-		p.fillStored(id, &r)
-		out = append(out, p.view(id, &r))
-	}
-	slices.Reverse(out)
-	return out, nil
-}

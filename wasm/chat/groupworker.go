@@ -543,9 +543,28 @@ func (p *Profile) groupDrops(ctx context.Context, id string) (bool, error) {
 // again (a receiver drops a copy it has), shown and applied, and Next
 // moves past it, so a seq is never signed twice.
 func (p *Profile) repairGroups() error {
-	dirs, err := p.st.ListDirs("c")
+	all, err := p.st.ListDirs("c")
 	if err != nil {
 		return err
+	}
+	// The chats that are groups, found in one read (most chats are not,
+	// and a lookup of a missing record is a transaction of its own).
+	var ids []string
+	var keys []store.Key
+	for _, d := range all {
+		if validContactID(d.Base()) {
+			ids, keys = append(ids, d.Base()), append(keys, groupKey(d.Base()))
+		}
+	}
+	recs, err := p.st.GetMany(keys)
+	if err != nil {
+		return err
+	}
+	var dirs []store.Key
+	for i, r := range recs {
+		if r != nil {
+			dirs = append(dirs, contactDir(ids[i]))
+		}
 	}
 	// Who joined our open invitations (an admission a crash cut short is
 	// finished with it). Read before p.mu: the agent takes its own locks.

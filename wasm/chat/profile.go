@@ -108,6 +108,8 @@ func openProfile(ctx context.Context, m *Manager, id string, key vault.Key, l Li
 	if err != nil {
 		return nil, err
 	}
+	// Contact records are read for every event and every listing.
+	st.Cache(isContactKey, nil)
 	p := &Profile{m: m, id: id, key: key, st: st, listen: l, early: map[string]map[uint64]statusUpdate{}, deleted: map[string]bool{}, delays: map[string]string{},
 		fcs: map[wire.Address]*client.FileClient{}, gconns: map[agent.ConnID]groupConn{}, gwork: map[string]bool{}, gwake: make(chan struct{}, 1)}
 	if err := getJSON(st, "profile", &p.rec); err != nil {
@@ -380,6 +382,11 @@ func (p *Profile) connect(incognito bool, call func(relay wire.Address, info []b
 
 func contactDir(id string) store.Key { return store.Key("c").Join(id) }
 func contactKey(id string) store.Key { return contactDir(id).Join("contact") }
+
+// isContactKey reports whether k is a chat's record (contactKey).
+func isContactKey(k store.Key) bool {
+	return k.Base() == "contact" && strings.HasPrefix(string(k), "c/") && strings.Count(string(k), "/") == 2
+}
 func msgKey(id string, seq uint64) store.Key {
 	return contactDir(id).Join("m", fmt.Sprintf("%020d", seq))
 }
@@ -403,26 +410,36 @@ func (p *Profile) contact(id string) (*Contact, error) {
 
 func (p *Profile) saveContact(c *Contact) error { return putJSON(p.st, contactKey(c.ID), c) }
 
-// Contacts lists the contacts, most recent activity first.
+// Contacts lists the contacts, most recent activity first. Their records
+// are read in one go (store.GetMany), and kept in memory (openProfile).
 func (p *Profile) Contacts() ([]Contact, error) {
 	dirs, err := p.st.ListDirs("c")
 	if err != nil {
 		return nil, err
 	}
+	keys := make([]store.Key, 0, len(dirs))
+	for _, d := range dirs {
+		if validContactID(d.Base()) {
+			keys = append(keys, contactKey(d.Base()))
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make([]Contact, 0, len(dirs))
-	for _, d := range dirs {
-		c, err := p.contact(d.Base())
-		if errors.Is(err, store.ErrNotFound) {
-			continue
+	recs, err := p.st.GetMany(keys)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Contact, 0, len(recs))
+	for _, b := range recs {
+		if b == nil {
+			continue // a chat whose creation did not finish, or deleted meanwhile
 		}
-		if err != nil {
+		var c Contact
+		if err := json.Unmarshal(b, &c); err != nil {
 			return nil, err
 		}
-		cc := *c
-		cc.Delay = p.delays[cc.ID]
-		out = append(out, cc)
+		c.Delay = p.delays[c.ID]
+		out = append(out, c)
 	}
 	sort.Slice(out, func(i, j int) bool { return activity(out[i]).After(activity(out[j])) })
 	return out, nil
@@ -681,6 +698,12 @@ func (p *Profile) getMessage(id string, seq uint64) (*Message, error) {
 
 // Messages returns up to limit messages of a conversation with Seq below
 // before (0: the newest), oldest first, for paging back through history.
+//
+// It reads a page, not the conversation: the keys in a window of
+// positions just below before (store.ListRange), widened until it holds
+// limit records or reaches the first position, then those records in one
+// read (store.GetMany). Records deleted for us (tombstones) do not count,
+// so older pages are read until limit visible messages are found.
 func (p *Profile) Messages(id string, before uint64, limit int) ([]Message, error) {
 	if !validContactID(id) {
 		return nil, fmt.Errorf("%w: %q", ErrNoContact, id)
@@ -688,37 +711,80 @@ func (p *Profile) Messages(id string, before uint64, limit int) ([]Message, erro
 	if limit <= 0 || limit > 200 {
 		limit = 50
 	}
-	keys, err := p.st.List(contactDir(id).Join("m"))
-	if err != nil {
-		return nil, err
-	}
-	end := len(keys)
-	if before > 0 {
-		end = sort.Search(len(keys), func(i int) bool { return keys[i] >= msgKey(id, before) })
-	}
-	start := max(0, end-limit)
-	out := make([]Message, 0, end-start)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, k := range keys[start:end] {
-		var r messageRecord
-		if err := getJSON(p.st, k, &r); err != nil {
-			return nil, err
+	end := before // positions below end; 0: every position
+	if end == 0 {
+		c, err := p.contact(id)
+		if errors.Is(err, store.ErrNotFound) {
+			return []Message{}, nil
 		}
-		p.fillStored(id, &r)
-		if r.Hidden {
-			continue // deleted for us (actionflow.go)
-		}
-		out = append(out, p.view(id, &r))
-	}
-	if len(out) < limit && start > 0 { // tombstones left room for older messages
-		older, err := p.visibleBefore(id, keys[:start], limit-len(out))
 		if err != nil {
 			return nil, err
 		}
-		out = append(older, out...)
+		end = c.NextSeq
+	}
+	out := []Message{}
+	for first := true; len(out) < limit; first = false {
+		// The newest page has no upper bound: a record a crash left at
+		// the contact's next position (nextPos) is shown as before.
+		keys, err := p.keysBelow(id, end, limit-len(out), first && before == 0)
+		if err != nil {
+			return nil, err
+		}
+		if len(keys) == 0 {
+			break
+		}
+		recs, err := p.st.GetMany(keys)
+		if err != nil {
+			return nil, err
+		}
+		page := make([]Message, 0, len(recs))
+		for _, b := range recs {
+			if b == nil {
+				continue // gone since the listing
+			}
+			var r messageRecord
+			if err := json.Unmarshal(b, &r); err != nil {
+				return nil, err
+			}
+			p.fillStored(id, &r)
+			if r.Hidden {
+				continue // deleted for us (actionflow.go)
+			}
+			page = append(page, p.view(id, &r))
+		}
+		out = append(page, out...)
+		end = seqOf(keys[0])
 	}
 	return out, nil
+}
+
+// keysBelow returns the keys of the last n message records of chat id at
+// positions below end (any position when open), oldest first; p.mu held.
+func (p *Profile) keysBelow(id string, end uint64, n int, open bool) ([]store.Key, error) {
+	to := fmt.Sprintf("%020d", end)
+	if open {
+		to = ""
+	}
+	for window := uint64(n); ; {
+		from := uint64(0)
+		if end > window {
+			from = end - window
+		}
+		keys, err := p.st.ListRange(contactDir(id).Join("m"), fmt.Sprintf("%020d", from), to)
+		if err != nil {
+			return nil, err
+		}
+		if len(keys) >= n || from == 0 {
+			return keys[max(0, len(keys)-n):], nil
+		}
+		if window >= end/4 {
+			window = end
+		} else {
+			window *= 4
+		}
+	}
 }
 
 // reconcile creates records for messages queued by the agent whose
