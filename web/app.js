@@ -1,8 +1,9 @@
-// app.js — the Wisp page: starts the core worker, routes between the
-// screens and hands the core's events to them. The core (Go, in
+// app.js — the Wisp page: takes the core worker boot.js started, routes
+// between the screens and hands the core's events to them. The core (Go, in
 // worker.js) owns all state; the screens only show it. Each screen is its
 // own module:
 //
+//   boot.js         starts the core worker and fetches config.json before the rest has loaded
 //   onboarding.js   welcome, create a profile, import a backup, unlock, wiped storage
 //   chats.js        the layout and the chat list
 //   connect.js      one-time links, "I have a link", pending invitations, joining
@@ -12,8 +13,9 @@
 //   settings.js     profile, relays, notifications, storage, backup, about
 //   notify.js       notifications, the unread count in the title and the app badge
 //   groups.js, members.js  what a group adds
-import { CoreClient, CoreError } from "./rpc.js";
-import { h, $, mount, scriptURL, screen, toast } from "./dom.js";
+import { CoreError } from "./rpc.js";
+import { started } from "./boot.js";
+import { h, $, mount, screen, toast } from "./dom.js";
 import { registerServiceWorker } from "./sw-register.js";
 import { say } from "./errors.js";
 import { errorLine, setError, showError, busy } from "./form.js";
@@ -53,17 +55,20 @@ export function fatal(message) {
 async function boot() {
   takeInviteFromURL();
   restoreInvite();
-  let worker;
+  let core, relays;
   try {
-    worker = new Worker(scriptURL("./worker.js"), { name: "wisp-core" });
+    ({ core, relays } = started());
   } catch (err) {
     fatal(`This browser could not start a Web Worker (${err.message}).`);
     return;
   }
-  const core = new CoreClient(worker);
   state.core = core;
   core.addEventListener("fatal", (e) => fatal(`The Wisp core stopped: ${e.detail.message}.`));
   core.addEventListener("core-event", (e) => onCoreEvent(e.detail.name, e.detail.data));
+  if (core.stopped) { // before this module had loaded (boot.js starts the core first)
+    fatal(`The Wisp core stopped: ${core.stopped}.`);
+    return;
+  }
   $("#status").textContent = "Starting the encrypted core…";
   const timeout = new Promise((_, reject) =>
     setTimeout(() => reject(new Error("the core did not answer within a minute")), STARTUP_TIMEOUT_MS));
@@ -72,8 +77,7 @@ async function boot() {
     state.version = info;
     $("#core-version").textContent = `${info.version} (${info.go}${info.revision ? ", " + info.revision.slice(0, 12) : ""})`;
     $("#status").textContent = "Opening your storage…";
-    const relays = await fetchPresetRelays();
-    const res = await core.call("init", { origin: location.origin, relays });
+    const res = await core.call("init", { origin: location.origin, relays: await relays });
     state.profiles = res.profiles ?? [];
     $("#status").textContent = "ready";
     document.documentElement.dataset.state = "ready";
@@ -89,17 +93,6 @@ async function boot() {
     if (document.visibilityState === "visible") state.core.call("network.reconnect").catch(() => {});
   });
   await route();
-}
-
-async function fetchPresetRelays() {
-  try {
-    const res = await fetch("./config.json", { cache: "no-cache" });
-    if (!res.ok) return [];
-    const cfg = await res.json();
-    return Array.isArray(cfg.relays) ? cfg.relays : [];
-  } catch {
-    return [];
-  }
 }
 
 /** Moves an invitation from the URL into memory, so it does not linger in the address bar. */
@@ -128,6 +121,7 @@ export async function route() {
 // ---------- screens ----------
 
 export async function unlock(id, passphrase) {
+  performance.mark("wisp-unlock"); // with "wisp-chats", for BenchmarkLargeProfile
   const got = await takeLock(id);
   if (!got) return showOtherTab(id, passphrase);
   try {
@@ -145,6 +139,7 @@ async function enterProfile() {
   state.limits = await state.core.call("limits").catch(() => state.limits);
   await loadContacts();
   showMain();
+  performance.mark("wisp-chats");
   updateUnreadTotal();
   if (state.invite) return showLink();
   const open = lastOpen();

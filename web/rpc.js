@@ -33,6 +33,11 @@ export class CoreClient extends EventTarget {
     worker.addEventListener("messageerror", () => this.#fail("the core sent a message that could not be read"));
   }
 
+  /** Why the core stopped, or null while it runs. */
+  get stopped() {
+    return this.#dead;
+  }
+
   /**
    * Calls method with params (a JSON-serialisable value) and, for file
    * uploads, a Blob the core reads in slices; resolves with the result.

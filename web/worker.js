@@ -18,6 +18,8 @@ const scripts = self.trustedTypes?.createPolicy("wisp", {
     throw new TypeError("Wisp loads only its own scripts");
   },
 });
+// The core's download starts first; compiling it is most of a first load.
+const coreResponse = fetch("./core.wasm");
 const wasmExec = "./wasm_exec.js";
 importScripts(scripts ? scripts.createScriptURL(wasmExec) : wasmExec);
 
@@ -71,7 +73,7 @@ self.onmessage = (e) => {
 async function start() {
   const go = new Go();
   const ready = new Promise((resolve) => { self.wispCoreReady = resolve; });
-  const response = await fetch("./core.wasm");
+  const response = await coreResponse;
   if (!response.ok) throw new Error(`core.wasm: HTTP ${response.status}`);
   const { instance } = await WebAssembly.instantiateStreaming(response, go.importObject);
   go.run(instance).then(

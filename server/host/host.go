@@ -168,7 +168,7 @@ func New(cfg Config) (*Handler, error) {
 }
 
 // TrustedTypesPolicy is the one Trusted Types policy the page and its
-// workers may create (web/app.js, web/worker.js, web/sw-register.js): it
+// workers may create (web/dom.js, web/worker.js, web/qrworker.js): it
 // turns the names of the bundle's own scripts into script URLs for
 // new Worker, importScripts and serviceWorker.register.
 const TrustedTypesPolicy = "wisp"
