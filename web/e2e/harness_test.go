@@ -234,6 +234,8 @@ type tab struct {
 	allowErrors bool
 	// expected lists console errors a test provokes on purpose (substrings).
 	expected []string
+	// crashed: the renderer was crashed on purpose; close only closes.
+	crashed bool
 
 	once    sync.Once
 	closeFn func()
@@ -288,8 +290,10 @@ func openTab(t testing.TB, parent context.Context, name string, opts ...chromedp
 		t.Fatalf("installing the CSP probe: %v", err)
 	}
 	p.closeFn = func() {
-		p.screenshot(name)
-		p.check()
+		if !p.crashed {
+			p.screenshot(name)
+			p.check()
+		}
 		cancelTimeout()
 		cancel()
 	}
