@@ -20,6 +20,13 @@
 //	keys, err := s.ListRange("conn/7a1b/msg", "00000000000000000100", "00000000000000000150")
 //	recs, err := s.GetMany(keys)
 //
+// Records and listings read again and again are kept in memory with Cache
+// (written through by every write, see cache.go), and Preload reads all
+// of them under a prefix in two transactions:
+//
+//	s.Cache(func(k store.Key) bool { return k.Base() == "state" }, nil)
+//	err = s.Preload("conn")
+//
 // Records are kept small (one per message, chunk or state object). Put is
 // atomic: a crash leaves either the old or the new record, never a torn
 // one. Writes that belong together go in one Batch:
