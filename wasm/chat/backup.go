@@ -112,6 +112,13 @@ const (
 	recordHeader = 2 + 4
 )
 
+// An import writes its records in batches of at most this many records or
+// bytes (one IndexedDB transaction each).
+const (
+	importBatchRecords = 500
+	importBatchBytes   = 8 << 20
+)
+
 // backupLimits are the bounds a backup is checked against. The exported
 // functions use defaultBackupLimits; tests lower them to reach them.
 type backupLimits struct {
@@ -455,6 +462,21 @@ func (m *Manager) writeImport(ctx context.Context, f *backupFile, oldKey vault.K
 	if err != nil {
 		return "", err
 	}
+	// In batches: on IndexedDB a batch is one transaction, where a record
+	// each made an import of a year of history take most of a minute. A
+	// crash midway leaves records without the profile's key file (written
+	// last), which nothing lists.
+	var batch store.Batch
+	var plain [][]byte // cleared once written
+	size := 0
+	flush := func() error {
+		err := st.Apply(&batch)
+		for _, pt := range plain {
+			clear(pt)
+		}
+		batch, plain, size = store.Batch{}, plain[:0], 0
+		return err
+	}
 	for _, r := range f.records {
 		if err := ctx.Err(); err != nil {
 			return "", err
@@ -463,11 +485,16 @@ func (m *Manager) writeImport(ctx context.Context, f *backupFile, oldKey vault.K
 		if err != nil {
 			return "", fmt.Errorf("chat: importing: %w", err) // verified above: unreachable
 		}
-		err = st.Put(r.name, pt)
-		clear(pt)
-		if err != nil {
-			return "", fmt.Errorf("chat: importing: %w", err)
+		batch.Put(r.name, pt)
+		plain = append(plain, pt)
+		if size += len(pt); batch.Len() >= importBatchRecords || size >= importBatchBytes {
+			if err := flush(); err != nil {
+				return "", fmt.Errorf("chat: importing: %w", err)
+			}
 		}
+	}
+	if err := flush(); err != nil {
+		return "", fmt.Errorf("chat: importing: %w", err)
 	}
 	// Its connections re-sync their encryption at the first unlock: the
 	// ratchet states in a backup may be older than the contacts' (resync.go).
