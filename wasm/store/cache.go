@@ -36,6 +36,9 @@ type cache struct {
 	gen     uint64           // counts writes
 	touched map[Key]uint64   // the last write of each kept record and directory
 	cleared uint64           // the last DeleteAll
+	// complete lists the prefixes Preload read whole: a kept directory
+	// under one that has no listing has no files (it did not exist).
+	complete []Key
 }
 
 // Cache makes s keep, in memory, the plaintext of every record whose key
@@ -112,9 +115,24 @@ func (c *cache) list(dir Key) ([]string, bool) {
 	defer c.mu.Unlock()
 	names, ok := c.lists[dir]
 	if !ok {
-		return nil, false
+		return nil, c.knownEmpty(dir)
 	}
 	return slices.Clone(names), true
+}
+
+// knownEmpty reports whether dir, which has no listing in the cache, is
+// a kept directory under a prefix Preload read whole, and so has no
+// files; c.mu held.
+func (c *cache) knownEmpty(dir Key) bool {
+	if !match(c.dirs, dir) {
+		return false
+	}
+	for _, p := range c.complete {
+		if strings.HasPrefix(string(dir), string(p)+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // fillList keeps a listing read from the file system, unless a write
@@ -142,6 +160,9 @@ func (c *cache) wrote(ops []batchOp, ok bool) {
 	if c.recs == nil {
 		return
 	}
+	if !ok {
+		c.complete = nil // a listing dropped below is no longer known empty
+	}
 	for _, o := range ops {
 		dir := parent(o.k)
 		if match(c.records, o.k) {
@@ -154,6 +175,9 @@ func (c *cache) wrote(ops []batchOp, ok bool) {
 			delete(c.recs, o.k)
 			delete(c.lists, dir)
 			continue
+		}
+		if _, cached := c.lists[dir]; !cached && c.knownEmpty(dir) {
+			c.lists[dir] = []string{} // the first file of a new directory
 		}
 		if match(c.records, o.k) {
 			if o.delete {
@@ -201,7 +225,9 @@ func (c *cache) removedAll(prefix Key) {
 
 // Preload reads everything under prefix that the cache keeps (Cache): the
 // listings of the directories and the records, in two transactions on
-// IndexedDB whatever their number. A missing prefix loads nothing.
+// IndexedDB whatever their number. A kept directory under prefix that does
+// not exist is then known to list nothing, until a write fails. A missing
+// prefix loads nothing.
 func (s *Store) Preload(prefix Key) error {
 	if !prefix.Valid() {
 		return fmt.Errorf("%w: %q", ErrBadKey, prefix)
@@ -238,6 +264,11 @@ func (s *Store) Preload(prefix Key) error {
 		slices.Sort(names)
 		c.fillList(dir, names, gen)
 	}
+	c.mu.Lock()
+	if c.gen == gen && c.cleared <= gen { // nothing at all was written meanwhile
+		c.complete = append(c.complete, prefix)
+	}
+	c.mu.Unlock()
 	_, err = s.GetMany(keys) // fills the records
 	return err
 }

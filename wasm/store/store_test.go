@@ -351,6 +351,26 @@ func testStore(t *testing.T, newFS func(t *testing.T) hackpadfs.FS) {
 		if got, _ := fresh.List("conn/c/out"); !slices.Equal(got, []Key{"conn/c/out/009"}) {
 			t.Errorf("preloaded listing: %v", got)
 		}
+		// conn/d has no outbox: known empty without a read, and a first
+		// write makes its listing.
+		if err := hackpadfs.MkdirAll(fsys, "p/conn/d/out", 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := writeFile(fsys, path.Join("p", "conn/d/out/zzz"), []byte("behind the store's back")); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := fresh.List("conn/d/out"); err != nil || len(got) != 0 {
+			t.Errorf("a preloaded prefix's missing directory lists %v, %v; want nothing, unread", got, err)
+		}
+		if err := fresh.Put("conn/d/out/001", []byte("m1")); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := fresh.List("conn/d/out"); !slices.Equal(got, []Key{"conn/d/out/001"}) {
+			t.Errorf("after the first write to a new directory: %v", got)
+		}
+		if got, _ := fresh.List("conn/e/out"); len(got) != 0 {
+			t.Errorf("another missing directory: %v", got)
+		}
 	})
 
 	t.Run("batch", func(t *testing.T) {
