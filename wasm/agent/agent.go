@@ -1384,6 +1384,35 @@ func (a *Agent) flushReceipts(id ConnID) {
 	}
 }
 
+// Route is where a connection receives: what Connection says of it
+// without decoding the ratchet (the security code), for passes over every
+// connection.
+type Route struct {
+	State State
+	// Relay receives the connection's messages; NextRelay, while a
+	// rotation to another relay is under way.
+	Relay, NextRelay string
+}
+
+// Route returns where connection id receives.
+func (a *Agent) Route(id ConnID) (Route, error) {
+	h, err := a.handle(id)
+	if err != nil {
+		return Route{}, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c, err := a.loadConn(id)
+	if err != nil {
+		return Route{}, err
+	}
+	r := Route{State: c.State, Relay: c.Rcv.Relay}
+	if c.NextRcv != nil {
+		r.NextRelay = c.NextRcv.Relay
+	}
+	return r, nil
+}
+
 // Info describes a connection.
 type Info struct {
 	ID       ConnID

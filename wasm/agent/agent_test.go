@@ -395,6 +395,13 @@ func connect(t testing.TB, a, b *peer, ra, rb *relaytest.Relay) (ConnID, ConnID)
 	if len(ia.SecurityCode) != 32 || string(ia.SecurityCode) != string(ib.SecurityCode) {
 		t.Errorf("security codes differ: %x vs %x", ia.SecurityCode, ib.SecurityCode)
 	}
+	// Route is Connection's view of where it receives.
+	if r, err := a.agent.Route(ca); err != nil || r.State != ia.State || r.Relay != ia.Relay || r.NextRelay != ia.NextRelay || r.Relay == "" {
+		t.Errorf("Route = %+v, %v; Connection says %s on %q (next %q)", r, err, ia.State, ia.Relay, ia.NextRelay)
+	}
+	if _, err := a.agent.Route("nope"); err == nil {
+		t.Error("Route of an unknown connection")
+	}
 	return ca, cb
 }
 

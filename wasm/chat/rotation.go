@@ -81,8 +81,8 @@ func (p *Profile) RelayUsage() []RelayUse {
 	p.mu.Unlock()
 	count := map[string]int{}
 	for _, id := range p.ag.Connections() {
-		if info, err := p.ag.Connection(id); err == nil && info.Relay != "" {
-			count[info.Relay]++
+		if r, err := p.ag.Route(id); err == nil && r.Relay != "" {
+			count[r.Relay]++
 		}
 	}
 	out := make([]RelayUse, 0, len(count)+len(listed))
@@ -129,8 +129,8 @@ func (p *Profile) moveOff() {
 			return // no relay to move to
 		}
 		for _, id := range p.ag.Connections() {
-			info, err := p.ag.Connection(id)
-			if err != nil || info.State != agent.StateConnected || info.NextRelay != "" || info.Relay == "" || slices.Contains(listed, info.Relay) {
+			r, err := p.ag.Route(id)
+			if err != nil || r.State != agent.StateConnected || r.NextRelay != "" || r.Relay == "" || slices.Contains(listed, r.Relay) {
 				continue
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
