@@ -3,7 +3,10 @@
 package e2e
 
 import (
+	"cmp"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
 	cdppage "github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/profiler"
 	"github.com/chromedp/chromedp"
 )
 
@@ -181,7 +186,8 @@ func observe(p *tab, click, done string) float64 {
 //	                 system (runtime.MemStats.Sys: the wasm linear memory)
 //	                 after both, read from Settings
 //
-// Reported as medians over the iterations. Building the profile takes a
+// Reported as medians over the iterations. With WISP_PROFILE_UNLOCK=FILE
+// it then profiles one more unlock (profileUnlock). Building the profile takes a
 // minute or two and is not timed; the first unlock after the import (which
 // re-synchronises every contact's encryption) is not timed either. Run it
 // with: go test -tags e2e -run '^$' -bench LargeProfile -benchtime 5x ./web/e2e/
@@ -246,4 +252,58 @@ func BenchmarkLargeProfile(b *testing.B) {
 	b.Logf("load→ready %v ms; unlock→list %v ms; open conversation %v ms; heap %v MiB; sys %v MiB\n"+
 		"core calls of the last unlock [method, start ms, took ms]: %s\ncore calls of the last opening: %s",
 		load, unlock, open, heap, sys, unlockCalls, openCalls)
+	if out := os.Getenv("WISP_PROFILE_UNLOCK"); out != "" {
+		profileUnlock(b, p, out)
+	}
+}
+
+// profileUnlock locks the profile through Settings and records a CPU
+// profile of the core's worker (DevTools Profiler, 100 µs sampling) from
+// Open on the unlock screen to the chat list. It writes the profile to out
+// (open it in Chromium's DevTools, Performance panel) and logs the
+// functions with the most samples of their own. The core is built
+// stripped (-s), so its functions show as wasm-function[index]; an
+// unstripped build of the same source names the same indexes.
+func profileUnlock(b *testing.B, p *tab, out string) {
+	p.click("Settings")
+	p.click("Lock")
+	p.click("Cancel") // "Set a passphrase first?": lock without one
+	p.waitVisible("#unlock")
+	w, cancel := coreWorker(b, p)
+	defer cancel()
+	if _, err := chromedp.Call(w, profiler.Enable, cdp.Empty{}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := chromedp.Call(w, profiler.SetSamplingInterval, profiler.SetSamplingIntervalParams{Interval: 100}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := chromedp.Call(w, profiler.Start, cdp.Empty{}); err != nil {
+		b.Fatal(err)
+	}
+	took := observe(p, `document.querySelector("#unlock button[type=submit]")`,
+		fmt.Sprintf(`document.querySelectorAll("#contacts .contact").length === %d`, largeContacts))
+	res, err := chromedp.Call(w, profiler.Stop, cdp.Empty{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	raw, err := json.Marshal(res.Profile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(out, raw, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	self := map[string]int64{}
+	var total int64
+	for _, n := range res.Profile.Nodes {
+		self[n.CallFrame.FunctionName] += n.HitCount
+		total += n.HitCount
+	}
+	names := slices.Collect(maps.Keys(self))
+	slices.SortFunc(names, func(x, y string) int { return cmp.Compare(self[y], self[x]) })
+	var top strings.Builder
+	for _, name := range names[:min(25, len(names))] {
+		fmt.Fprintf(&top, " %.1f%% %s;", 100*float64(self[name])/float64(max(total, 1)), name)
+	}
+	b.Logf("unlock → chat list %.0f ms, profiled (%d samples, written to %s); most samples of their own:%s", took, total, out, top.String())
 }
