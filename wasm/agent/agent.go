@@ -1406,11 +1406,15 @@ func (a *Agent) Route(id ConnID) (Route, error) {
 	if err != nil {
 		return Route{}, err
 	}
+	return routeOf(c), nil
+}
+
+func routeOf(c *connRecord) Route {
 	r := Route{State: c.State, Relay: c.Rcv.Relay}
 	if c.NextRcv != nil {
 		r.NextRelay = c.NextRcv.Relay
 	}
-	return r, nil
+	return r
 }
 
 // Info describes a connection.
@@ -1446,10 +1450,8 @@ func (a *Agent) Connection(id ConnID) (Info, error) {
 	if err != nil {
 		return Info{}, err
 	}
-	info := Info{ID: c.ID, State: c.State, Created: c.Created, PeerInfo: c.PeerInfo, Relay: c.Rcv.Relay}
-	if c.NextRcv != nil {
-		info.NextRelay = c.NextRcv.Relay
-	}
+	r := routeOf(c)
+	info := Info{ID: c.ID, State: r.State, Created: c.Created, PeerInfo: c.PeerInfo, Relay: r.Relay, NextRelay: r.NextRelay}
 	info.Undecryptable = int(c.BadOpens)
 	switch {
 	case c.Resync != nil && c.Resync.Failed != "":

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/wisp-chat/wisp/crypto/box"
@@ -134,23 +133,10 @@ func outboxKey(id ConnID, n uint64) store.Key {
 }
 
 // isConnKey reports whether k is a connection record's key (connKey).
-func isConnKey(k store.Key) bool {
-	return k.Base() == "state" && parentKey(k) != "" && parentKey(parentKey(k)) == "conn"
-}
+func isConnKey(k store.Key) bool { return k.Base() == "state" && k.Dir().Dir() == "conn" }
 
 // isOutboxDir reports whether k is an outbox's directory (outboxDir).
-func isOutboxDir(k store.Key) bool {
-	return k.Base() == "out" && parentKey(k) != "" && parentKey(parentKey(k)) == "conn"
-}
-
-// parentKey returns k without its last segment ("" for one segment).
-func parentKey(k store.Key) store.Key {
-	i := strings.LastIndexByte(string(k), '/')
-	if i < 0 {
-		return ""
-	}
-	return k[:i]
-}
+func isOutboxDir(k store.Key) bool { return k.Base() == "out" && k.Dir().Dir() == "conn" }
 
 func (a *Agent) loadConn(id ConnID) (*connRecord, error) {
 	b, err := a.store.Get(connKey(id))

@@ -872,3 +872,28 @@ func FuzzImportBackup(f *testing.F) {
 		}
 	})
 }
+
+// TestBackupImportBatches imports a profile whose records fill several of
+// the import's batches, ending one by the record count and one by the
+// byte count (importBatchRecords, importBatchBytes), and finds every
+// record as it was.
+func TestBackupImportBatches(t *testing.T) {
+	src := bkManager(t)
+	p := bkProfile(t, src, "")
+	for i := range 2*importBatchRecords + 7 {
+		if err := p.st.Put(store.Key(fmt.Sprintf("bulk/small/%05d", i)), []byte(fmt.Sprintf("record %d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	big := importBatchBytes/3 + 1 // three of them end a batch by size
+	for i := range 4 {
+		if err := p.st.Put(store.Key(fmt.Sprintf("bulk/big/%d", i)), bytes.Repeat([]byte{byte('a' + i)}, big)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := bkRecords(t, p)
+	q := bkImportUnlock(t, bkManager(t), bkExport(t, src, p.id, bkBackup))
+	if got := bkRecords(t, q); !reflect.DeepEqual(got, want) {
+		t.Errorf("records differ: got %d, want %d", len(got), len(want))
+	}
+}

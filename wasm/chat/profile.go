@@ -385,7 +385,7 @@ func contactKey(id string) store.Key { return contactDir(id).Join("contact") }
 
 // isContactKey reports whether k is a chat's record (contactKey).
 func isContactKey(k store.Key) bool {
-	return k.Base() == "contact" && strings.HasPrefix(string(k), "c/") && strings.Count(string(k), "/") == 2
+	return k.Base() == "contact" && k.Dir().Dir() == "c"
 }
 func msgKey(id string, seq uint64) store.Key {
 	return contactDir(id).Join("m", fmt.Sprintf("%020d", seq))

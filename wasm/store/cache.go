@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"fmt"
-	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -69,15 +68,6 @@ func match(preds []func(Key) bool, k Key) bool {
 		}
 	}
 	return false
-}
-
-// parent returns the directory of k ("" at the top level).
-func parent(k Key) Key {
-	d := path.Dir(string(k))
-	if d == "." {
-		return ""
-	}
-	return Key(d)
 }
 
 // generation returns the write count, to pass to fillRecord or fillList
@@ -164,7 +154,7 @@ func (c *cache) wrote(ops []batchOp, ok bool) {
 		c.complete = nil // a listing dropped below is no longer known empty
 	}
 	for _, o := range ops {
-		dir := parent(o.k)
+		dir := o.k.Dir()
 		if match(c.records, o.k) {
 			c.touched[o.k] = c.gen
 		}
@@ -252,7 +242,7 @@ func (s *Store) Preload(prefix Key) error {
 			}
 			continue
 		}
-		if d := parent(k); match(c.dirs, d) {
+		if d := k.Dir(); match(c.dirs, d) {
 			lists[d] = append(lists[d], k.Base())
 		}
 		if match(c.records, k) {

@@ -245,40 +245,30 @@ func (d *IndexedDB) readUnder(dir, from, to string, deep bool) ([]dirEntry, erro
 	if prefix+from >= upper {
 		return nil, nil
 	}
-	res, err := d.transact("readonly", []any{infoStore}, func(txn js.Value) []js.Value {
-		infos := txn.Call("objectStore", infoStore)
-		r := keyRange.Call("bound", prefix+from, upper, false, true)
-		return []js.Value{infos.Call("getAllKeys", r), infos.Call("getAll", r)}
+	return d.listInfos(dir, false, keyRange.Call("bound", prefix+from, upper, false, true), func(key string) (string, bool) {
+		name := strings.TrimPrefix(key, prefix)
+		return name, deep || !strings.Contains(name, "/") // deeper down unless deep
 	})
-	if err != nil {
-		return nil, err
-	}
-	keys, infos := res[0], res[1]
-	n := keys.Length()
-	if infos.Length() != n {
-		return nil, fmt.Errorf("store: listing %s: %d names for %d entries", dir, n, infos.Length())
-	}
-	var out []dirEntry
-	for i := range n {
-		name := strings.TrimPrefix(keys.Index(i).String(), prefix)
-		if !deep && strings.Contains(name, "/") {
-			continue // deeper down
-		}
-		mode := hackpadfs.FileMode(uint32(infos.Index(i).Get("Mode").Int()))
-		out = append(out, dirEntry{name: name, dir: mode.IsDir()})
-	}
-	return out, nil
 }
 
 // readDir lists a directory's entries in one transaction: a consistent
 // snapshot, so an entry renamed or removed meanwhile cannot make it fail.
 // A missing directory lists nothing.
 func (d *IndexedDB) readDir(dir string) ([]dirEntry, error) {
+	return d.listInfos(dir, true, keyRange.Call("only", dir), func(key string) (string, bool) { return path.Base(key), true })
+}
+
+// listInfos reads, in one transaction, the paths r selects in the info
+// store (by path) or its Parent index (by parent), with their infos, and
+// makes an entry of each that name keeps, named as name says.
+func (d *IndexedDB) listInfos(dir string, byParent bool, r js.Value, name func(path string) (string, bool)) ([]dirEntry, error) {
 	res, err := d.transact("readonly", []any{infoStore}, func(txn js.Value) []js.Value {
-		idx := txn.Call("objectStore", infoStore).Call("index", parentIndex)
-		only := keyRange.Call("only", dir)
-		// Both in (Parent, path) order: the i-th key names the i-th value.
-		return []js.Value{idx.Call("getAllKeys", only), idx.Call("getAll", only)}
+		src := txn.Call("objectStore", infoStore)
+		if byParent {
+			src = src.Call("index", parentIndex)
+		}
+		// Both in the same order: the i-th key names the i-th value.
+		return []js.Value{src.Call("getAllKeys", r), src.Call("getAll", r)}
 	})
 	if err != nil {
 		return nil, err
@@ -288,10 +278,14 @@ func (d *IndexedDB) readDir(dir string) ([]dirEntry, error) {
 	if infos.Length() != n {
 		return nil, fmt.Errorf("store: listing %s: %d names for %d entries", dir, n, infos.Length())
 	}
-	out := make([]dirEntry, n)
+	out := make([]dirEntry, 0, n)
 	for i := range n {
+		nm, keep := name(keys.Index(i).String())
+		if !keep {
+			continue
+		}
 		mode := hackpadfs.FileMode(uint32(infos.Index(i).Get("Mode").Int()))
-		out[i] = dirEntry{name: path.Base(keys.Index(i).String()), dir: mode.IsDir()}
+		out = append(out, dirEntry{name: nm, dir: mode.IsDir()})
 	}
 	return out, nil
 }

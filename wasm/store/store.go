@@ -132,6 +132,15 @@ func (k Key) Join(segs ...string) Key {
 // Base returns the last segment of k.
 func (k Key) Base() string { return path.Base(string(k)) }
 
+// Dir returns k without its last segment ("" for a key of one segment).
+func (k Key) Dir() Key {
+	d := path.Dir(string(k))
+	if d == "." {
+		return ""
+	}
+	return Key(d)
+}
+
 // Store is a set of encrypted records under one directory of a file system.
 // It is safe for concurrent use.
 type Store struct {

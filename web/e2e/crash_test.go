@@ -4,12 +4,12 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -149,11 +149,11 @@ func crash(t *testing.T, p *tab) {
 }
 
 func jsonList(xs []string) string {
-	quoted := make([]string, len(xs))
-	for i, x := range xs {
-		quoted[i] = fmt.Sprintf("%q", x)
+	b, err := json.Marshal(xs)
+	if err != nil {
+		panic(err) // a []string always marshals
 	}
-	return "[" + strings.Join(quoted, ",") + "]"
+	return string(b)
 }
 
 func duplicates(xs []string) []string {
